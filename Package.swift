@@ -1,0 +1,48 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The library product (Optim + COptimKernels) has no package dependency and no unsafe flag,
+// so that any package can depend on it by version. The command-line tool and the tests
+// bring their own dependencies.
+let package = Package(
+    name: "swift-optim",
+    products: [
+        .library(name: "Optim", targets: ["Optim"]),
+        .executable(name: "optim", targets: ["OptimCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        .target(
+            name: "COptimKernels",
+            cxxSettings: [.define("OPTIM_KERNELS_BUILD")]
+        ),
+        .target(
+            name: "Optim",
+            dependencies: ["COptimKernels"]
+        ),
+        .target(
+            name: "OptimGolden",
+            dependencies: ["Optim"]
+        ),
+        .executableTarget(
+            name: "OptimCLI",
+            dependencies: [
+                "Optim",
+                "OptimGolden",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "OptimTests",
+            dependencies: [
+                "Optim",
+                "OptimGolden",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+    ],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,35 @@
+// The chunk scheduler: workers claim chunks of the launch range with an atomic counter and
+// walk the tensors that each chunk overlaps.
+#include <algorithm>
+
+#include "COptimKernels.h"
+
+extern "C" void optim_plan_reset(optim_plan *plan, int64_t begin, int64_t end) {
+    plan->range_begin = begin;
+    plan->range_end = end;
+    __atomic_store_n(&plan->next_chunk, 0, __ATOMIC_RELAXED);
+}
+
+extern "C" void optim_plan_work(optim_plan *plan) {
+    const int64_t chunk = plan->chunk_elements;
+    const int64_t *offsets = plan->offsets;
+    const int64_t *offsets_end = offsets + plan->tensor_count + 1;
+    for (;;) {
+        const int64_t index = __atomic_fetch_add(&plan->next_chunk, 1, __ATOMIC_RELAXED);
+        int64_t begin = plan->range_begin + index * chunk;
+        if (begin >= plan->range_end) return;
+        const int64_t end = std::min(begin + chunk, plan->range_end);
+        // The last tensor that starts at or before `begin`; zero-size tensors before it
+        // share its offset and are passed over.
+        int32_t t = int32_t(std::upper_bound(offsets, offsets_end, begin) - offsets) - 1;
+        while (begin < end) {
+            const optim_tensor *tensor = plan->tensors + t;
+            const int64_t tensor_begin = offsets[t];
+            const int64_t segment_end = std::min(end, offsets[t + 1]);
+            if (segment_end > begin)
+                tensor->kernel(tensor, begin - tensor_begin, segment_end - tensor_begin);
+            begin = std::max(begin, segment_end);
+            ++t;
+        }
+    }
+}

@@ -1,0 +1,102 @@
+// Instantiates every rule for every storage dtype and instruction-set tier, and hands out
+// the kernel tables. A table holds one specialized loop per combination of the rule's flags,
+// so that options cost no branch in the element loop.
+#include <array>
+#include <utility>
+
+#include "COptimKernels.h"
+#include "Rules/Adam.h"
+#include "Rules/SGD.h"
+#include "SegmentLoop.h"
+
+namespace optim {
+namespace {
+
+#define OPTIM_DEFINE_TIER(NAME, ATTRIBUTES)                                              \
+    struct NAME {                                                                        \
+        template <class Rule, class Storage, unsigned F>                                 \
+        ATTRIBUTES static void segment(const optim_tensor *t, int64_t b, int64_t e) {    \
+            run_segment<Rule, Storage, F>(t, b, e);                                      \
+        }                                                                                \
+    };
+
+OPTIM_DEFINE_TIER(BaselineTier, )
+#if defined(__x86_64__)
+OPTIM_DEFINE_TIER(AVX2Tier, __attribute__((target("arch=x86-64-v3"))))
+// min_vector_width lets the 16-float vectors use zmm registers: the x86-64-v4 tuning
+// otherwise prefers 256-bit operations.
+OPTIM_DEFINE_TIER(AVX512Tier, __attribute__((target("arch=x86-64-v4"), min_vector_width(512))))
+#endif
+
+template <class Tier, class Rule, class Storage, unsigned... F>
+constexpr std::array<optim_segment_fn, sizeof...(F)> make_table(std::integer_sequence<unsigned, F...>) {
+    return {{&Tier::template segment<Rule, Storage, F>...}};
+}
+
+template <class Tier, class Rule, class Storage> struct Table {
+    static constexpr std::array<optim_segment_fn, (1u << Rule::flag_bits)> entries =
+        make_table<Tier, Rule, Storage>(std::make_integer_sequence<unsigned, (1u << Rule::flag_bits)>{});
+};
+template <class Tier, class Rule, class Storage>
+constexpr std::array<optim_segment_fn, (1u << Rule::flag_bits)> Table<Tier, Rule, Storage>::entries;
+
+template <class Tier, class Rule> const optim_segment_fn *table_for(optim_dtype dtype) {
+    switch (dtype) {
+    case OPTIM_DTYPE_FLOAT32: return Table<Tier, Rule, Float32Storage>::entries.data();
+    case OPTIM_DTYPE_FLOAT64: return Table<Tier, Rule, Float64Storage>::entries.data();
+    case OPTIM_DTYPE_FLOAT16: return Table<Tier, Rule, Float16Storage>::entries.data();
+    case OPTIM_DTYPE_BFLOAT16: return Table<Tier, Rule, BFloat16Storage>::entries.data();
+    }
+    return nullptr;
+}
+
+template <class Rule> const optim_segment_fn *table_for(optim_dtype dtype, optim_isa isa) {
+#if defined(__x86_64__)
+    switch (isa) {
+    case OPTIM_ISA_AVX512: return table_for<AVX512Tier, Rule>(dtype);
+    case OPTIM_ISA_AVX2: return table_for<AVX2Tier, Rule>(dtype);
+    case OPTIM_ISA_BASELINE: break;
+    }
+#else
+    (void)isa;
+#endif
+    return table_for<BaselineTier, Rule>(dtype);
+}
+
+}  // namespace
+}  // namespace optim
+
+extern "C" const optim_segment_fn *optim_kernel_table(optim_rule rule, optim_dtype dtype,
+                                                      optim_isa isa, uint32_t *flag_bits) {
+    using namespace optim;
+    switch (rule) {
+    case OPTIM_RULE_SGD:
+        *flag_bits = SGDRule::flag_bits;
+        return table_for<SGDRule>(dtype, isa);
+    case OPTIM_RULE_ADAM:
+        *flag_bits = AdamRule::flag_bits;
+        return table_for<AdamRule>(dtype, isa);
+    case OPTIM_RULE_BANDWIDTH_PROBE:
+        *flag_bits = BandwidthProbeRule::flag_bits;
+        return table_for<BandwidthProbeRule>(dtype, isa);
+    }
+    *flag_bits = 0;
+    return nullptr;
+}
+
+extern "C" optim_isa optim_isa_best_supported(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return OPTIM_ISA_AVX512;
+    if (__builtin_cpu_supports("x86-64-v3")) return OPTIM_ISA_AVX2;
+#endif
+    return OPTIM_ISA_BASELINE;
+}
+
+extern "C" int32_t optim_isa_tier_count(void) {
+#if defined(__x86_64__)
+    return 3;
+#else
+    return 1;
+#endif
+}

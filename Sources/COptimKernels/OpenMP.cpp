@@ -1,0 +1,45 @@
+// The OpenMP bridge. The library targets cannot pass -fopenmp (SwiftPM refuses unsafe flags
+// in a dependency taken by version), so the runtime is opened at run time and entered through
+// GOMP_parallel, the GCC-compatible entry point that both LLVM's libomp and GCC's libgomp
+// export.
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "COptimKernels.h"
+
+extern "C" int32_t optim_openmp_open(const char *const *candidates, int32_t count,
+                                     optim_openmp_runtime *runtime, char *message,
+                                     size_t message_size) {
+    size_t used = 0;
+    if (message_size > 0) message[0] = 0;
+    for (int32_t i = 0; i < count; ++i) {
+        void *handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+        if (handle) {
+            void *entry = dlsym(handle, "GOMP_parallel");
+            if (entry) {
+                runtime->handle = handle;
+                runtime->parallel =
+                    reinterpret_cast<void (*)(void (*)(void *), void *, unsigned, unsigned)>(entry);
+                return i;
+            }
+            dlclose(handle);
+            if (used < message_size)
+                used += snprintf(message + used, message_size - used, "%s%s: no GOMP_parallel",
+                                 used ? "; " : "", candidates[i]);
+            continue;
+        }
+        const char *reason = dlerror();
+        if (used < message_size)
+            used += snprintf(message + used, message_size - used, "%s%s", used ? "; " : "",
+                             reason ? reason : candidates[i]);
+    }
+    return -1;
+}
+
+static void optim_openmp_worker(void *plan) { optim_plan_work(static_cast<optim_plan *>(plan)); }
+
+extern "C" void optim_openmp_run(const optim_openmp_runtime *runtime, optim_plan *plan,
+                                 int32_t threads) {
+    runtime->parallel(optim_openmp_worker, plan, unsigned(threads), 0);
+}

@@ -1,0 +1,52 @@
+// Vector types and helpers shared by the element loops.
+#ifndef OPTIM_VECTORS_H
+#define OPTIM_VECTORS_H
+
+#include <stdint.h>
+#include <string.h>
+
+// Fused multiply-add changes bits, and clang would contract a*b+c in the AVX2 and AVX-512
+// tiers but not in the baseline tier. The rules are written operation by operation and no
+// tier contracts them, so every tier and every machine computes the same bits.
+#pragma clang fp contract(off)
+
+#define OPTIM_INLINE static inline __attribute__((always_inline))
+
+// Helpers take and return vectors by value. They are always inlined into the tier that calls
+// them, so no call crosses between code built for different vector ABIs.
+#pragma clang diagnostic ignored "-Wpsabi"
+
+namespace optim {
+
+// 16 floats or 8 doubles: one AVX-512 register, two AVX2 registers, four SSE registers.
+typedef float VFloat __attribute__((ext_vector_type(16)));
+typedef double VDouble __attribute__((ext_vector_type(8)));
+typedef uint32_t VU32 __attribute__((ext_vector_type(16)));
+typedef int32_t VI32 __attribute__((ext_vector_type(16)));
+typedef uint16_t VU16 __attribute__((ext_vector_type(16)));
+
+template <class To, class From> OPTIM_INLINE To bit_cast_vector(const From &value) {
+    static_assert(sizeof(To) == sizeof(From), "bit cast between sizes");
+    To result;
+    memcpy(&result, &value, sizeof(To));
+    return result;
+}
+
+// Lane-wise choice: mask lanes are all ones (take a) or all zeros (take b).
+OPTIM_INLINE VU32 select_bits(const VI32 &mask, const VU32 &a, const VU32 &b) {
+    const VU32 m = bit_cast_vector<VU32>(mask);
+    return (m & a) | (~m & b);
+}
+
+// IEEE maximum: NaN if either operand is NaN, like torch.maximum.
+template <class V> OPTIM_INLINE V maximum(const V &a, const V &b) {
+    return __builtin_elementwise_maximum(a, b);
+}
+
+template <class V> OPTIM_INLINE V square_root(const V &a) {
+    return __builtin_elementwise_sqrt(a);
+}
+
+}  // namespace optim
+
+#endif

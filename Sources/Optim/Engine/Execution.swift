@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+
+/// How the engine spreads a launch over threads.
+public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// Every chunk on the calling thread.
+    case serial
+    /// `DispatchQueue.concurrentPerform`, one iteration per thread.
+    case dispatch
+    /// An OpenMP runtime (libomp, or GCC's libgomp), loaded at run time.
+    case openMP = "openmp"
+
+    public var description: String { rawValue }
+}
+
+/// The instruction-set tier of the element loops. All tiers compute the same bits; forcing a
+/// lower tier is for testing that and for measuring.
+public enum InstructionSet: String, CaseIterable, Sendable, Comparable, CustomStringConvertible {
+    /// x86-64 baseline (SSE2); the only tier on other architectures.
+    case baseline
+    /// x86-64-v3: AVX2, FMA, F16C (FMA is not used: it would change bits).
+    case avx2
+    /// x86-64-v4: AVX-512 with 512-bit vectors.
+    case avx512
+
+    /// The highest tier this CPU runs.
+    public static var best: InstructionSet { Kernels.bestInstructionSet }
+
+    /// The tiers this CPU runs, lowest first.
+    public static var supported: [InstructionSet] {
+        let best = self.best
+        return allCases.filter { $0 <= best }
+    }
+
+    public static func < (a: InstructionSet, b: InstructionSet) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+
+    public var description: String { rawValue }
+}
+
+/// Where and how an optimizer runs its element loops: thread count, backend, instruction set,
+/// and the size below which work stays on the calling thread.
+///
+/// The defaults come from the environment: `OPTIM_NUM_THREADS` (default: every core),
+/// `OPTIM_BACKEND` (`dispatch`, `openmp` or `serial`; default `dispatch`) and `OPTIM_ISA`
+/// (`baseline`, `avx2` or `avx512`; default: the best the CPU runs). Results are bitwise the
+/// same for every choice.
+public struct Execution: Sendable, Equatable, CustomStringConvertible {
+    /// Threads a launch may use (at least 1).
+    public let threads: Int
+    /// How threads are started.
+    public let backend: Backend
+    /// The tier of the element loops.
+    public let instructionSet: InstructionSet
+    /// Launches with fewer elements run on the calling thread: waking threads would cost more
+    /// than it saves.
+    public let serialThreshold: Int
+    /// Elements per chunk that a thread claims at a time.
+    public let chunkElements: Int
+
+    /// The default serial threshold, in elements (see Docs/engine.md for its measurement).
+    public static let defaultSerialThreshold = 32_768
+    /// The default chunk, in elements.
+    public static let defaultChunkElements = 65_536
+
+    /// Validates and builds an execution; throws if the CPU lacks `instructionSet` or no OpenMP
+    /// runtime can be loaded for `.openMP`.
+    public init(threads: Int = Execution.coreCount, backend: Backend = .dispatch,
+                instructionSet: InstructionSet = .best,
+                serialThreshold: Int = Execution.defaultSerialThreshold,
+                chunkElements: Int = Execution.defaultChunkElements) throws {
+        guard threads >= 1 else {
+            throw OptimError(.invalidArgument, "thread count must be at least 1, got \(threads)")
+        }
+        guard serialThreshold >= 0 else {
+            throw OptimError(.invalidArgument, "serial threshold must not be negative, got \(serialThreshold)")
+        }
+        guard chunkElements >= 1 else {
+            throw OptimError(.invalidArgument, "chunk size must be at least 1 element, got \(chunkElements)")
+        }
+        guard instructionSet <= InstructionSet.best else {
+            throw OptimError(.unavailable,
+                             "this CPU does not run the \(instructionSet) tier; it runs: \(InstructionSet.supported.map(\.rawValue).joined(separator: ", "))")
+        }
+        if backend == .openMP, case .failure(let error) = OpenMPRuntime.shared {
+            throw error
+        }
+        self.threads = threads
+        self.backend = backend
+        self.instructionSet = instructionSet
+        self.serialThreshold = serialThreshold
+        self.chunkElements = chunkElements
+    }
+
+    /// The OpenMP library this execution uses, when its backend is OpenMP.
+    public var openMPRuntimeLibrary: String? {
+        guard backend == .openMP, case .success(let runtime) = OpenMPRuntime.shared else { return nil }
+        return runtime.library
+    }
+
+    /// The cores this process may run on.
+    public static var coreCount: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// The execution the environment asks for (`OPTIM_NUM_THREADS`, `OPTIM_BACKEND`,
+    /// `OPTIM_ISA`); throws on a value it cannot use.
+    public static func fromEnvironment() throws -> Execution {
+        func value(_ name: String) -> String? {
+            guard let raw = getenv(name) else { return nil }
+            let text = String(cString: raw).trimmingCharacters()
+            return text.isEmpty ? nil : text
+        }
+        var threads = coreCount
+        if let text = value("OPTIM_NUM_THREADS") {
+            guard let parsed = Int(text), parsed >= 1 else {
+                throw OptimError(.invalidArgument, "OPTIM_NUM_THREADS must be a positive integer, got '\(text)'")
+            }
+            threads = parsed
+        }
+        var backend = Backend.dispatch
+        if let text = value("OPTIM_BACKEND") {
+            guard let parsed = Backend(rawValue: text.lowercased()) else {
+                throw OptimError(.invalidArgument,
+                                 "OPTIM_BACKEND must be one of \(Backend.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+            }
+            backend = parsed
+        }
+        var isa = InstructionSet.best
+        if let text = value("OPTIM_ISA") {
+            guard let parsed = InstructionSet(rawValue: text.lowercased()) else {
+                throw OptimError(.invalidArgument,
+                                 "OPTIM_ISA must be one of \(InstructionSet.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+            }
+            isa = parsed
+        }
+        return try Execution(threads: threads, backend: backend, instructionSet: isa)
+    }
+
+    public var description: String {
+        "\(threads) thread\(threads == 1 ? "" : "s"), \(backend), \(instructionSet)"
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters() -> String {
+        var scalars = Substring(self)
+        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
+        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
+        return String(scalars)
+    }
+}

@@ -1,0 +1,146 @@
+internal import COptimKernels
+
+// The one file that imports the kernel target: everything else in the library speaks Swift.
+
+typealias SGDKernelScalars = optim_sgd_scalars
+typealias AdamKernelScalars = optim_adam_scalars
+typealias ProbeKernelScalars = optim_probe_scalars
+typealias KernelTensor = optim_tensor
+typealias KernelPlan = optim_plan
+typealias SegmentFunction = optim_segment_fn
+
+/// The element-wise rules of the kernel target.
+enum KernelRule {
+    case sgd
+    case adam
+    case bandwidthProbe
+
+    var cValue: optim_rule {
+        switch self {
+        case .sgd: OPTIM_RULE_SGD
+        case .adam: OPTIM_RULE_ADAM
+        case .bandwidthProbe: OPTIM_RULE_BANDWIDTH_PROBE
+        }
+    }
+}
+
+enum SGDFlags {
+    static let maximize = UInt32(OPTIM_SGD_MAXIMIZE)
+    static let weightDecay = UInt32(OPTIM_SGD_WEIGHT_DECAY)
+    static let momentum = UInt32(OPTIM_SGD_MOMENTUM)
+    static let momentumInit = UInt32(OPTIM_SGD_MOMENTUM_INIT)
+    static let nesterov = UInt32(OPTIM_SGD_NESTEROV)
+}
+
+enum AdamFlags {
+    static let maximize = UInt32(OPTIM_ADAM_MAXIMIZE)
+    static let weightDecay = UInt32(OPTIM_ADAM_WEIGHT_DECAY)
+    static let decoupled = UInt32(OPTIM_ADAM_DECOUPLED)
+    static let amsgrad = UInt32(OPTIM_ADAM_AMSGRAD)
+}
+
+enum Kernels {
+    static let maxStateSlots = Int(OPTIM_MAX_STATE)
+
+    /// The specialized loops of `rule` for one dtype and tier, indexed by flags.
+    static func table(_ rule: KernelRule, dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
+        var bits: UInt32 = 0
+        let base = optim_kernel_table(rule.cValue, dtype.cValue, isa.cValue, &bits)!
+        return UnsafeBufferPointer(start: base, count: 1 << Int(bits))
+    }
+
+    static var bestInstructionSet: InstructionSet {
+        switch optim_isa_best_supported() {
+        case OPTIM_ISA_AVX512: .avx512
+        case OPTIM_ISA_AVX2: .avx2
+        default: .baseline
+        }
+    }
+
+    static var compiledTierCount: Int { Int(optim_isa_tier_count()) }
+
+    static func reset(_ plan: UnsafeMutablePointer<KernelPlan>, range: Range<Int>) {
+        optim_plan_reset(plan, Int64(range.lowerBound), Int64(range.upperBound))
+    }
+
+    static func work(_ plan: UnsafeMutablePointer<KernelPlan>) {
+        optim_plan_work(plan)
+    }
+
+    static func convert(from source: UnsafeBufferPointer<Double>, to destination: UnsafeMutableRawPointer, dtype: DType) {
+        optim_convert_from_double(source.baseAddress, destination, Int64(source.count), dtype.cValue)
+    }
+
+    static func convert(from source: UnsafeRawPointer, dtype: DType, to destination: UnsafeMutableBufferPointer<Double>) {
+        optim_convert_to_double(source, destination.baseAddress, Int64(destination.count), dtype.cValue)
+    }
+
+    static func hash(_ bytes: UnsafeRawPointer, byteCount: Int, seed: UInt64) -> UInt64 {
+        optim_hash_bytes(bytes, Int64(byteCount), seed)
+    }
+}
+
+/// An opened OpenMP runtime.
+struct OpenMPRuntime: @unchecked Sendable {
+    let library: String
+    private let runtime: optim_openmp_runtime
+
+    /// The libraries tried, in order: LLVM's libomp (Debian's libomp-dev), Intel's name for
+    /// it, then GCC's libgomp, which exports the same entry point.
+    static let defaultCandidates = ["libomp.so.5", "libomp.so", "libiomp5.so", "libgomp.so.1", "libomp.dylib"]
+
+    static func open(candidates: [String]) -> Result<OpenMPRuntime, OptimError> {
+        var runtime = optim_openmp_runtime()
+        var message = [CChar](repeating: 0, count: 2048)
+        let cStrings = candidates.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        let status = cStrings.map { UnsafePointer($0) }.withUnsafeBufferPointer { names in
+            optim_openmp_open(names.baseAddress, Int32(names.count), &runtime, &message, message.count)
+        }
+        guard status >= 0 else {
+            let detail = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return .failure(OptimError(.unavailable, """
+                the OpenMP backend needs an OpenMP runtime and none could be loaded (\(detail)); \
+                install the system package libomp-dev (apt-get install libomp-dev), or use the \
+                dispatch backend
+                """))
+        }
+        return .success(OpenMPRuntime(library: candidates[Int(status)], runtime: runtime))
+    }
+
+    /// The process's runtime, opened on first use.
+    static let shared: Result<OpenMPRuntime, OptimError> = open(candidates: defaultCandidates)
+
+    func run(_ plan: UnsafeMutablePointer<KernelPlan>, threads: Int) {
+        withUnsafePointer(to: runtime) { optim_openmp_run($0, plan, Int32(threads)) }
+    }
+}
+
+extension DType {
+    var cValue: optim_dtype {
+        switch self {
+        case .float32: OPTIM_DTYPE_FLOAT32
+        case .float64: OPTIM_DTYPE_FLOAT64
+        case .float16: OPTIM_DTYPE_FLOAT16
+        case .bfloat16: OPTIM_DTYPE_BFLOAT16
+        }
+    }
+}
+
+extension InstructionSet {
+    var cValue: optim_isa {
+        switch self {
+        case .baseline: OPTIM_ISA_BASELINE
+        case .avx2: OPTIM_ISA_AVX2
+        case .avx512: OPTIM_ISA_AVX512
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif

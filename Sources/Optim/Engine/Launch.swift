@@ -1,0 +1,81 @@
+import Dispatch
+
+/// The buffers of one multi-tensor launch (tensor descriptors, element offsets, per-tensor
+/// scalars and the plan), kept across steps so that a step in steady state allocates nothing.
+final class LaunchBuffers {
+    private(set) var capacity = 0
+    private(set) var scalarStride = 0
+    private(set) var descriptors: UnsafeMutablePointer<KernelTensor>
+    private(set) var offsets: UnsafeMutablePointer<Int64>
+    private(set) var scalars: UnsafeMutableRawPointer
+    let plan: UnsafeMutablePointer<KernelPlan>
+
+    init() {
+        descriptors = .allocate(capacity: 1)
+        offsets = .allocate(capacity: 1)
+        scalars = .allocate(byteCount: 64, alignment: 64)
+        plan = .allocate(capacity: 1)
+        plan.initialize(to: KernelPlan())
+    }
+
+    deinit {
+        descriptors.deallocate()
+        offsets.deallocate()
+        scalars.deallocate()
+        plan.deallocate()
+    }
+
+    /// Makes room for `tensors` descriptors and scalar blocks of `stride` bytes; allocates only
+    /// when the launch outgrows what it had.
+    func reserve(tensors: Int, scalarStride stride: Int) {
+        if tensors > capacity || stride > scalarStride {
+            let newCapacity = max(tensors, capacity)
+            let newStride = max(stride, scalarStride)
+            descriptors.deallocate()
+            offsets.deallocate()
+            scalars.deallocate()
+            descriptors = .allocate(capacity: max(newCapacity, 1))
+            descriptors.initialize(repeating: KernelTensor(), count: max(newCapacity, 1))
+            offsets = .allocate(capacity: newCapacity + 1)
+            scalars = .allocate(byteCount: max(newCapacity * newStride, 64), alignment: 64)
+            capacity = newCapacity
+            scalarStride = newStride
+        }
+    }
+
+    /// Points the plan at the first `count` descriptors.
+    func preparePlan(count: Int, chunkElements: Int) {
+        plan.pointee.tensors = UnsafePointer(descriptors)
+        plan.pointee.offsets = UnsafePointer(offsets)
+        plan.pointee.tensor_count = Int32(count)
+        plan.pointee.chunk_elements = Int64(chunkElements)
+    }
+
+    /// Runs the elements `range` of the launch with `execution`.
+    func run(range: Range<Int>, execution: Execution) {
+        Kernels.reset(plan, range: range)
+        let chunks = (range.count + execution.chunkElements - 1) / execution.chunkElements
+        let threads = min(execution.threads, chunks)
+        if threads <= 1 || execution.backend == .serial || range.count < execution.serialThreshold {
+            Kernels.work(plan)
+            return
+        }
+        let plan = SharedPlan(pointer: self.plan)
+        switch execution.backend {
+        case .serial:
+            Kernels.work(plan.pointer)
+        case .dispatch:
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in Kernels.work(plan.pointer) }
+        case .openMP:
+            // Execution's initializer refuses .openMP when no runtime loads.
+            guard case .success(let runtime) = OpenMPRuntime.shared else { fatalError("unreachable") }
+            runtime.run(plan.pointer, threads: threads)
+        }
+    }
+}
+
+/// The plan, handed to worker threads. Workers only claim chunks through its atomic counter
+/// and write disjoint elements.
+private struct SharedPlan: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<KernelPlan>
+}

@@ -1,0 +1,24 @@
+/// The error every throwing entry point of the library raises. `message` says what was wrong
+/// and why; a step that throws has changed no parameter and no state.
+public struct OptimError: Error, CustomStringConvertible, Equatable, Sendable {
+    public enum Kind: String, Sendable {
+        /// An optimizer or scheduler option is out of its domain.
+        case invalidOption
+        /// A tensor, shape, array or argument does not fit what the call needs.
+        case invalidArgument
+        /// A gradient does not match its parameter (shape, dtype, layout).
+        case gradientMismatch
+        /// The machine cannot run what was asked (an instruction set, an OpenMP runtime).
+        case unavailable
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,199 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Adam (Kingma & Ba, 2015), with AMSGrad (Reddi et al., 2018) and optional decoupled weight
+/// decay (Loshchilov & Hutter, 2019), as `torch.optim.Adam`.
+///
+/// For each parameter `p` with gradient `g`, at its `t`-th update:
+///
+///     g ← maximize ? −g : g
+///     p ← p · (1 − lr · weightDecay)                     (decoupledWeightDecay)
+///     g ← g + weightDecay · p                            (otherwise, if weightDecay ≠ 0)
+///     m ← m + (1 − β₁) · (g − m)
+///     v ← β₂ · v + (1 − β₂) · g²
+///     v̂ ← amsgrad ? (vmax ← max(vmax, v)) : v
+///     p ← p − (lr / (1 − β₁ᵗ)) · m / (√v̂ / √(1 − β₂ᵗ) + ε)
+///
+/// Bias corrections and step sizes are computed per tensor in `Double`, the element math in
+/// the storage's math type (see ``DType``), operation by operation without fused
+/// multiply-add. State: `exp_avg` (m), `exp_avg_sq` (v), `max_exp_avg_sq` (vmax, with
+/// amsgrad) and the update count `step`. Defaults are torch 2.15's.
+public final class Adam: Optimizer {
+    /// Options of Adam and AdamW, with torch's defaults for Adam.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Learning rate (default 1e-3).
+        public var lr: Double
+        /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
+        public var betas: (Double, Double)
+        /// Added to the denominator for numerical stability (default 1e-8).
+        public var eps: Double
+        /// Weight decay: an L2 penalty, or decoupled decay with `decoupledWeightDecay` (default 0).
+        public var weightDecay: Double
+        /// Use the maximum of past second moments (default false).
+        public var amsgrad: Bool
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+        /// Decay the parameter directly, as AdamW, instead of adding an L2 term to the gradient
+        /// (default false).
+        public var decoupledWeightDecay: Bool
+
+        public init(lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+                    weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false,
+                    decoupledWeightDecay: Bool = false) {
+            self.lr = lr
+            self.betas = betas
+            self.eps = eps
+            self.weightDecay = weightDecay
+            self.amsgrad = amsgrad
+            self.maximize = maximize
+            self.decoupledWeightDecay = decoupledWeightDecay
+        }
+
+        public static func == (a: Options, b: Options) -> Bool {
+            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.weightDecay == b.weightDecay
+                && a.amsgrad == b.amsgrad && a.maximize == b.maximize
+                && a.decoupledWeightDecay == b.decoupledWeightDecay
+        }
+    }
+
+    let engine: ElementwiseEngine<AdamAlgorithm>
+    private let defaults: Options
+
+    /// Adam over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// Adam over parameter groups, each with its changes to `defaults`. `execution` defaults to
+    /// the environment's (``Execution/fromEnvironment()``).
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
+                                       implementation: implementation)
+        self.defaults = defaults
+    }
+
+    public var paramGroups: [ParameterGroup<Options>] { engine.groups }
+    public func setOptions(_ options: Options, group: Int) throws { try engine.setOptions(options, group: group) }
+    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws { try engine.addGroup(group, defaults: defaults) }
+    public var execution: Execution {
+        get { engine.execution }
+        set { engine.execution = newValue }
+    }
+    public var implementation: Implementation {
+        get { engine.implementation }
+        set { engine.implementation = newValue }
+    }
+    public func step() throws { try engine.step() }
+    @discardableResult
+    public func step(_ closure: () throws -> Double) throws -> Double {
+        let loss = try closure()
+        try engine.step()
+        return loss
+    }
+    public func zeroGrad(setToNone: Bool) { engine.zeroGrad(setToNone: setToNone) }
+    /// The state of `parameter` (`step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`), or nil
+    /// before its first update.
+    public func state(for parameter: Tensor) -> ParameterState? { engine.state(for: parameter) }
+}
+
+/// AdamW (Loshchilov & Hutter, 2019), as `torch.optim.AdamW`: ``Adam`` with decoupled weight
+/// decay, whose default is 1e-2.
+///
+///     p ← p · (1 − lr · weightDecay), then the Adam update of ``Adam``.
+public final class AdamW: Optimizer {
+    public typealias Options = Adam.Options
+
+    /// AdamW's defaults: Adam's, with `weightDecay` 1e-2 and `decoupledWeightDecay` true.
+    public static let defaultOptions = Options(weightDecay: 1e-2, decoupledWeightDecay: true)
+
+    let engine: ElementwiseEngine<AdamAlgorithm>
+    private let defaults: Options
+
+    /// AdamW over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = AdamW.defaultOptions,
+                            execution: Execution? = nil, implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// AdamW over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = AdamW.defaultOptions,
+                execution: Execution? = nil, implementation: Implementation = .multiTensor) throws {
+        guard defaults.decoupledWeightDecay else {
+            throw OptimError(.invalidOption, "AdamW always decouples weight decay; use Adam for an L2 penalty")
+        }
+        engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
+                                       implementation: implementation)
+        self.defaults = defaults
+    }
+
+    public var paramGroups: [ParameterGroup<Options>] { engine.groups }
+    public func setOptions(_ options: Options, group: Int) throws { try engine.setOptions(options, group: group) }
+    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws { try engine.addGroup(group, defaults: defaults) }
+    public var execution: Execution {
+        get { engine.execution }
+        set { engine.execution = newValue }
+    }
+    public var implementation: Implementation {
+        get { engine.implementation }
+        set { engine.implementation = newValue }
+    }
+    public func step() throws { try engine.step() }
+    @discardableResult
+    public func step(_ closure: () throws -> Double) throws -> Double {
+        let loss = try closure()
+        try engine.step()
+        return loss
+    }
+    public func zeroGrad(setToNone: Bool) { engine.zeroGrad(setToNone: setToNone) }
+    /// The state of `parameter`, as ``Adam/state(for:)``.
+    public func state(for parameter: Tensor) -> ParameterState? { engine.state(for: parameter) }
+}
+
+enum AdamAlgorithm: ElementwiseAlgorithm {
+    typealias Options = Adam.Options
+    typealias Scalars = AdamKernelScalars
+
+    static let rule = KernelRule.adam
+    static let stateNames = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        try Check.epsilon(o.eps)
+        try Check.beta(o.betas.0, index: 0)
+        try Check.beta(o.betas.1, index: 1)
+        try Check.nonNegative(o.weightDecay, "weight_decay")
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { slot < 2 || o.amsgrad }
+
+    static func flags(_ o: Options, freshState: Bool) -> UInt32 {
+        var flags: UInt32 = 0
+        if o.maximize { flags |= AdamFlags.maximize }
+        if o.weightDecay != 0 {
+            flags |= AdamFlags.weightDecay
+            if o.decoupledWeightDecay { flags |= AdamFlags.decoupled }
+        }
+        if o.amsgrad { flags |= AdamFlags.amsgrad }
+        return flags
+    }
+
+    /// torch's per-tensor scalars, in `Double` as torch computes them in Python.
+    static func scalars(_ o: Options, step: Int) -> Scalars {
+        let t = Double(step)
+        let biasCorrection1 = 1 - pow(o.betas.0, t)
+        let biasCorrection2 = 1 - pow(o.betas.1, t)
+        return Scalars(one_minus_beta1: 1 - o.betas.0, beta2: o.betas.1, one_minus_beta2: 1 - o.betas.1,
+                       eps: o.eps, weight_decay: o.weightDecay, decay_factor: 1 - o.lr * o.weightDecay,
+                       negative_step_size: -(o.lr / biasCorrection1),
+                       bias_correction2_sqrt: pow(biasCorrection2, 0.5))
+    }
+}

@@ -1,0 +1,74 @@
+/// Options every optimizer has: the learning rate, which schedulers drive.
+public protocol OptimizerOptions: Sendable {
+    /// The learning rate.
+    var lr: Double { get set }
+}
+
+/// Which code path an optimizer's step takes. Both give the same bits.
+///
+/// - `forLoop` is torch's `foreach=False`: one launch per parameter tensor, in order.
+/// - `multiTensor` is torch's `foreach=True`: one launch for every parameter of every group,
+///   grouped by dtype, cut into chunks and spread over threads. It is already a single fused
+///   pass over each element (torch's foreach path makes several), so torch's `fused=True`
+///   maps to it too.
+public enum Implementation: String, CaseIterable, Sendable, CustomStringConvertible {
+    case forLoop = "forloop"
+    case multiTensor = "foreach"
+
+    public var description: String { rawValue }
+}
+
+/// A parameter group: parameters that share options.
+public struct ParameterGroup<Options: OptimizerOptions>: @unchecked Sendable {
+    /// The parameters, in order.
+    public let parameters: [Tensor]
+    /// The group's options (the optimizer's defaults with the group's changes applied).
+    public internal(set) var options: Options
+}
+
+/// A parameter group to build: parameters, and changes to the optimizer's default options.
+///
+///     let adam = try Adam(groups: [
+///         .init(backbone),
+///         .init(head) { $0.lr = 1e-3 },
+///     ], defaults: .init(lr: 1e-2))
+public struct ParameterGroupSpec<Options: OptimizerOptions> {
+    public let parameters: [Tensor]
+    public let configure: (inout Options) -> Void
+
+    public init(_ parameters: [Tensor], _ configure: @escaping (inout Options) -> Void = { _ in }) {
+        self.parameters = parameters
+        self.configure = configure
+    }
+}
+
+/// What every optimizer of the library does.
+public protocol Optimizer: AnyObject {
+    associatedtype Options: OptimizerOptions
+
+    /// The parameter groups and their options.
+    var paramGroups: [ParameterGroup<Options>] { get }
+    /// Replaces a group's options; throws, changing nothing, if they are invalid.
+    func setOptions(_ options: Options, group: Int) throws
+    /// Threads, backend and instruction set of the element loops.
+    var execution: Execution { get set }
+    /// The for-loop or multi-tensor path.
+    var implementation: Implementation { get set }
+
+    /// Applies one update to every parameter that has a gradient. Throws, changing nothing, if
+    /// a gradient does not match its parameter.
+    func step() throws
+    /// Calls `closure` (which computes the loss and the gradients), then steps; returns the
+    /// closure's loss.
+    @discardableResult
+    func step(_ closure: () throws -> Double) throws -> Double
+    /// Drops every gradient (`setToNone`, the default, as torch) or fills them with zeros.
+    func zeroGrad(setToNone: Bool)
+}
+
+extension Optimizer {
+    public func zeroGrad() { zeroGrad(setToNone: true) }
+
+    /// The learning rate of each group.
+    public var learningRates: [Double] { paramGroups.map(\.options.lr) }
+}

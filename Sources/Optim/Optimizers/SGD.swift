@@ -1,0 +1,118 @@
+/// Stochastic gradient descent with momentum, as `torch.optim.SGD`.
+///
+/// For each parameter `p` with gradient `g`, at learning rate `lr`:
+///
+///     g ← maximize ? −g : g
+///     g ← g + weightDecay · p                           (if weightDecay ≠ 0)
+///     b ← g                                             (first step, if momentum ≠ 0)
+///     b ← momentum · b + (1 − dampening) · g            (later steps)
+///     g ← nesterov ? g + momentum · b : b               (if momentum ≠ 0)
+///     p ← p − lr · g
+///
+/// Nesterov momentum follows Sutskever et al. (2013), in torch's formulation. State:
+/// `momentum_buffer` (only when momentum ≠ 0). Defaults are torch 2.15's.
+public final class SGD: Optimizer {
+    /// SGD's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Learning rate (torch: `lr`, default 1e-3).
+        public var lr: Double
+        /// Momentum factor (default 0: plain SGD).
+        public var momentum: Double
+        /// Dampening of the gradient's contribution to the momentum buffer (default 0).
+        public var dampening: Double
+        /// L2 penalty added to the gradient (torch: `weight_decay`, default 0).
+        public var weightDecay: Double
+        /// Nesterov momentum; needs momentum > 0 and zero dampening (default false).
+        public var nesterov: Bool
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 1e-3, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0,
+                    nesterov: Bool = false, maximize: Bool = false) {
+            self.lr = lr
+            self.momentum = momentum
+            self.dampening = dampening
+            self.weightDecay = weightDecay
+            self.nesterov = nesterov
+            self.maximize = maximize
+        }
+    }
+
+    let engine: ElementwiseEngine<SGDAlgorithm>
+    private let defaults: Options
+
+    /// SGD over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// SGD over parameter groups, each with its changes to `defaults`. `execution` defaults to
+    /// the environment's (``Execution/fromEnvironment()``).
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
+                                       implementation: implementation)
+        self.defaults = defaults
+    }
+
+    public var paramGroups: [ParameterGroup<Options>] { engine.groups }
+    public func setOptions(_ options: Options, group: Int) throws { try engine.setOptions(options, group: group) }
+    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws { try engine.addGroup(group, defaults: defaults) }
+    public var execution: Execution {
+        get { engine.execution }
+        set { engine.execution = newValue }
+    }
+    public var implementation: Implementation {
+        get { engine.implementation }
+        set { engine.implementation = newValue }
+    }
+    public func step() throws { try engine.step() }
+    @discardableResult
+    public func step(_ closure: () throws -> Double) throws -> Double {
+        let loss = try closure()
+        try engine.step()
+        return loss
+    }
+    public func zeroGrad(setToNone: Bool) { engine.zeroGrad(setToNone: setToNone) }
+    /// The state of `parameter` (`momentum_buffer`), or nil before its first update.
+    public func state(for parameter: Tensor) -> ParameterState? { engine.state(for: parameter) }
+}
+
+enum SGDAlgorithm: ElementwiseAlgorithm {
+    typealias Options = SGD.Options
+    typealias Scalars = SGDKernelScalars
+
+    static let rule = KernelRule.sgd
+    static let stateNames = ["momentum_buffer"]
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        try Check.nonNegative(o.momentum, "momentum")
+        try Check.finite(o.dampening, "dampening")
+        try Check.nonNegative(o.weightDecay, "weight_decay")
+        if o.nesterov && (o.momentum <= 0 || o.dampening != 0) {
+            throw OptimError(.invalidOption, "Nesterov momentum requires a momentum and zero dampening")
+        }
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { o.momentum != 0 }
+
+    static func flags(_ o: Options, freshState: Bool) -> UInt32 {
+        var flags: UInt32 = 0
+        if o.maximize { flags |= SGDFlags.maximize }
+        if o.weightDecay != 0 { flags |= SGDFlags.weightDecay }
+        if o.momentum != 0 {
+            flags |= SGDFlags.momentum
+            if freshState { flags |= SGDFlags.momentumInit }
+            if o.nesterov { flags |= SGDFlags.nesterov }
+        }
+        return flags
+    }
+
+    static func scalars(_ o: Options, step: Int) -> Scalars {
+        Scalars(negative_lr: -o.lr, momentum: o.momentum, one_minus_dampening: 1 - o.dampening,
+                weight_decay: o.weightDecay)
+    }
+}

@@ -1,0 +1,166 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A dense, contiguous, row-major array of numbers in CPU memory, with an optional gradient.
+///
+/// Storage that the tensor allocates is 64-byte aligned (a cache line, and an AVX-512 vector).
+/// A tensor can also wrap memory that the caller owns, without copying, so that buffers of
+/// another framework can be optimized in place.
+///
+/// A tensor is a reference type, like a torch tensor: optimizers update parameters in place,
+/// and `grad` is read at each `step()`. It is not synchronized; do not mutate a tensor from
+/// one thread while an optimizer steps it on another.
+public final class Tensor: @unchecked Sendable {
+    /// The extent of each dimension; empty for a scalar.
+    public let shape: [Int]
+    /// The element type.
+    public let dtype: DType
+    /// Where the storage lives.
+    public let device: Device
+    /// The number of elements: the product of `shape`.
+    public let count: Int
+    /// The gradient an optimizer step reads; `nil` when the parameter has none. It must have
+    /// this tensor's shape and dtype.
+    public var grad: Tensor?
+
+    let storage: TensorStorage
+
+    /// The first byte of the elements.
+    public var baseAddress: UnsafeMutableRawPointer { storage.base }
+    /// The size of the elements in bytes.
+    public var byteCount: Int { count * dtype.byteWidth }
+
+    init(shape: [Int], dtype: DType, storage: TensorStorage) {
+        self.shape = shape
+        self.dtype = dtype
+        self.device = .cpu
+        self.count = shape.reduce(1, *)
+        self.storage = storage
+    }
+
+    /// A tensor of zeros.
+    public static func zeros(_ shape: [Int], dtype: DType = .float32) throws -> Tensor {
+        let count = try Tensor.elementCount(shape)
+        let storage = TensorStorage(allocatingBytes: count * dtype.byteWidth)
+        storage.base.initializeMemory(as: UInt8.self, repeating: 0, count: count * dtype.byteWidth)
+        return Tensor(shape: shape, dtype: dtype, storage: storage)
+    }
+
+    /// A tensor holding `values` (row-major) converted to `dtype` by rounding to nearest, ties
+    /// to even. `shape` defaults to one dimension of `values.count`.
+    public convenience init(_ values: [Double], shape: [Int]? = nil, dtype: DType = .float32) throws {
+        let shape = shape ?? [values.count]
+        let count = try Tensor.elementCount(shape)
+        guard count == values.count else {
+            throw OptimError(.invalidArgument,
+                             "shape \(shape) holds \(count) elements but \(values.count) values were given")
+        }
+        let storage = TensorStorage(allocatingBytes: count * dtype.byteWidth)
+        values.withUnsafeBufferPointer { Kernels.convert(from: $0, to: storage.base, dtype: dtype) }
+        self.init(shape: shape, dtype: dtype, storage: storage)
+    }
+
+    /// A tensor holding `values` (row-major) converted to `dtype`.
+    public convenience init(_ values: [Float], shape: [Int]? = nil, dtype: DType = .float32) throws {
+        try self.init(values.map(Double.init), shape: shape, dtype: dtype)
+    }
+
+    /// Wraps `count(shape)` elements of `dtype` at `pointer` without copying. The memory must
+    /// stay valid, and be used by nobody else while an optimizer steps, until the tensor is
+    /// released; `onRelease` runs then (to give the buffer back to its owner).
+    public convenience init(wrapping pointer: UnsafeMutableRawPointer, shape: [Int], dtype: DType,
+                            onRelease: (@Sendable () -> Void)? = nil) throws {
+        _ = try Tensor.elementCount(shape)
+        guard Int(bitPattern: pointer) % dtype.byteWidth == 0 else {
+            throw OptimError(.invalidArgument,
+                             "memory at \(pointer) is not aligned to the \(dtype.byteWidth)-byte elements of \(dtype)")
+        }
+        self.init(shape: shape, dtype: dtype, storage: TensorStorage(borrowing: pointer, onRelease: onRelease))
+    }
+
+    /// The elements, row-major, converted exactly to `Double`.
+    public func toArray() -> [Double] {
+        [Double](unsafeUninitializedCapacity: count) { buffer, initialized in
+            Kernels.convert(from: storage.base, dtype: dtype, to: buffer)
+            initialized = count
+        }
+    }
+
+    /// The elements, row-major, as `Float` (exact for every dtype but `float64`).
+    public func toFloatArray() -> [Float] { toArray().map(Float.init) }
+
+    /// A new tensor with a copy of these elements (no gradient).
+    public func clone() -> Tensor {
+        let copy = TensorStorage(allocatingBytes: byteCount)
+        copy.base.copyMemory(from: storage.base, byteCount: byteCount)
+        return Tensor(shape: shape, dtype: dtype, storage: copy)
+    }
+
+    /// Overwrites the elements with those of `other`, which must have the same shape and dtype.
+    public func copy(from other: Tensor) throws {
+        guard other.shape == shape, other.dtype == dtype else {
+            throw OptimError(.invalidArgument,
+                             "cannot copy a \(other.dtype) tensor of shape \(other.shape) into a \(dtype) tensor of shape \(shape)")
+        }
+        storage.base.copyMemory(from: other.storage.base, byteCount: byteCount)
+    }
+
+    /// Sets every element to zero.
+    public func zero() {
+        storage.base.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+    }
+
+    /// A hash of the element bytes: equal tensors (bit for bit) give equal hashes.
+    public func bitHash(seed: UInt64 = 0) -> UInt64 {
+        Kernels.hash(storage.base, byteCount: byteCount, seed: seed)
+    }
+
+    static func elementCount(_ shape: [Int]) throws -> Int {
+        var count = 1
+        for extent in shape {
+            guard extent >= 0 else {
+                throw OptimError(.invalidArgument, "shape \(shape) has a negative extent")
+            }
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            guard !overflow else { throw OptimError(.invalidArgument, "shape \(shape) has too many elements") }
+            count = product
+        }
+        return count
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor(\(dtype), shape: \(shape))" }
+}
+
+/// The memory of a tensor: allocated (64-byte aligned, freed with the storage) or borrowed.
+final class TensorStorage: @unchecked Sendable {
+    static let alignment = 64
+
+    let base: UnsafeMutableRawPointer
+    private let owned: Bool
+    private let onRelease: (@Sendable () -> Void)?
+
+    init(allocatingBytes byteCount: Int) {
+        // Never a zero-size allocation, so that every tensor has a valid, unique address.
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, TensorStorage.alignment),
+                                                alignment: TensorStorage.alignment)
+        owned = true
+        onRelease = nil
+    }
+
+    init(borrowing pointer: UnsafeMutableRawPointer, onRelease: (@Sendable () -> Void)?) {
+        base = pointer
+        owned = false
+        self.onRelease = onRelease
+    }
+
+    deinit {
+        if owned { base.deallocate() } else { onRelease?() }
+    }
+}

@@ -1,0 +1,211 @@
+import ArgumentParser
+import Foundation
+import Optim
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Times optimizer steps on the benchmark workloads, beside a bandwidth probe.",
+        discussion: """
+            For every combination of the listed workloads, dtypes, thread counts, backends and \
+            implementations: builds the workload's parameters and gradients (fixed seed), runs the \
+            warm-up steps, times each of the measured steps, hashes the final parameters, then runs \
+            the bandwidth probe (Adam's memory traffic, almost no arithmetic) over as many elements \
+            with the same threads and backend.
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument { case table, json }
+    enum OptimizerName: String, ExpressibleByArgument, CaseIterable { case adam, adamw, sgd }
+
+    @Option(help: "Optimizer: adam, adamw or sgd (momentum 0.9).")
+    var optimizer: OptimizerName = .adam
+
+    @Option(help: "Workloads: tiny10k, resnet50, gpt2small, big64m (comma-separated).")
+    var workload = CommaList<Workload>([.tiny10k, .resnet50])
+
+    @Option(help: "Thread counts (comma-separated; default 1 and every core).")
+    var threads = CommaList<Int>(Array(Set([1, Execution.coreCount])).sorted())
+
+    @Option(help: "Backends: serial, dispatch, openmp (comma-separated).")
+    var backend = CommaList<Backend>([.dispatch, .openMP])
+
+    @Option(help: "Implementations: foreach, forloop (comma-separated).")
+    var implementation = CommaList<Implementation>([.multiTensor, .forLoop])
+
+    @Option(help: "Storage dtypes: float32, float64, float16, bfloat16 (comma-separated).")
+    var dtype = CommaList<DType>([.float32])
+
+    @Option(help: "Instruction-set tier (default: the best this CPU runs).")
+    var isa: InstructionSet?
+
+    @Option(help: "Measured steps per configuration.")
+    var steps = 10
+
+    @Option(help: "Untimed steps first (the first one creates the state).")
+    var warmup = 2
+
+    @Option(help: "Output: table or json (one object per line).")
+    var format: Format = .table
+
+    @Flag(inversion: .prefixedNo, help: "Run the bandwidth probe after each configuration.")
+    var probe = true
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+        guard threads.values.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--threads must be positive") }
+    }
+
+    func run() throws {
+        let isa = self.isa ?? .best
+        let openMP: String
+        do {
+            openMP = try Execution(threads: 1, backend: .openMP).openMPRuntimeLibrary ?? "none"
+        } catch {
+            openMP = "unavailable"
+        }
+        print("# optim bench: element loops compiled for \(InstructionSet.allCases.map(\.rawValue).joined(separator: ", ")) "
+              + "(x86-64 baseline, x86-64-v3, x86-64-v4), running \(isa) (best on this CPU: \(InstructionSet.best)); "
+              + "OpenMP runtime: \(openMP); \(Execution.coreCount) cores")
+        var rows: [BenchRow] = []
+        for workload in workload.values {
+            for dtype in dtype.values {
+                for threads in threads.values {
+                    for backend in backend.values {
+                        for implementation in implementation.values {
+                            let execution = try Execution(threads: threads, backend: backend, instructionSet: isa)
+                            let row = try measure(workload: workload, dtype: dtype, execution: execution,
+                                                  implementation: implementation)
+                            rows.append(row)
+                            if format == .json { print(row.json) }
+                            fflush(nil)
+                        }
+                    }
+                }
+            }
+        }
+        if format == .table { print(BenchRow.table(rows)) }
+    }
+
+    private func measure(workload: Workload, dtype: DType, execution: Execution,
+                         implementation: Implementation) throws -> BenchRow {
+        let shapes = workload.shapes
+        var generator = SplitMix64(seed: 0x5EED)
+        let parameters = try shapes.map { try randomTensor($0, dtype: dtype, scale: 1, &generator) }
+        for parameter in parameters {
+            parameter.grad = try randomTensor(parameter.shape, dtype: dtype, scale: 1e-2, &generator)
+        }
+        let stepper: () throws -> Void
+        let bytesPerElement: Int
+        switch optimizer {
+        case .adam:
+            let adam = try Adam(parameters, execution: execution, implementation: implementation)
+            stepper = { try adam.step() }
+            bytesPerElement = 7 * dtype.byteWidth
+        case .adamw:
+            let adamW = try AdamW(parameters, execution: execution, implementation: implementation)
+            stepper = { try adamW.step() }
+            bytesPerElement = 7 * dtype.byteWidth
+        case .sgd:
+            let sgd = try SGD(parameters, options: .init(lr: 1e-3, momentum: 0.9), execution: execution,
+                              implementation: implementation)
+            stepper = { try sgd.step() }
+            bytesPerElement = 5 * dtype.byteWidth
+        }
+        for _ in 0..<warmup { try stepper() }
+        var times: [Double] = []
+        for _ in 0..<steps {
+            let start = monotonicNanoseconds()
+            try stepper()
+            times.append(Double(monotonicNanoseconds() - start) / 1e6)
+        }
+        times.sort()
+        var checksum: UInt64 = 0
+        for parameter in parameters { checksum = parameter.bitHash(seed: checksum) }
+        let count = parameters.reduce(0) { $0 + $1.count }
+        let medianMs = median(sorted: times)
+        var probeResult: BandwidthProbe.Result?
+        if probe {
+            probeResult = try BandwidthProbe.measure(elements: count, execution: execution, repetitions: max(steps, 5))
+        }
+        return BenchRow(optimizer: optimizer.rawValue, workload: workload.rawValue, dtype: dtype.rawValue,
+                        threads: execution.threads, backend: execution.backend.rawValue,
+                        implementation: implementation.rawValue, isa: execution.instructionSet.rawValue,
+                        tensors: parameters.count, params: count, steps: steps,
+                        msMedian: medianMs, msMin: times[0],
+                        gbPerSecond: Double(bytesPerElement * count) / (medianMs * 1e6),
+                        probeGBPerSecond: probeResult?.gigabytesPerSecond,
+                        probeNsPerElement: probeResult?.nanosecondsPerElement,
+                        checksum: String(format: "%016llx", checksum))
+    }
+}
+
+struct BenchRow {
+    let optimizer, workload, dtype: String
+    let threads: Int
+    let backend, implementation, isa: String
+    let tensors, params, steps: Int
+    let msMedian, msMin, gbPerSecond: Double
+    let probeGBPerSecond, probeNsPerElement: Double?
+    let checksum: String
+
+    var json: String {
+        func number(_ value: Double?) -> String {
+            guard let value, value.isFinite else { return "null" }
+            return String(format: "%.6g", value)
+        }
+        return """
+            {"optimizer":"\(optimizer)","workload":"\(workload)","dtype":"\(dtype)","threads":\(threads),\
+            "backend":"\(backend)","implementation":"\(implementation)","isa":"\(isa)","tensors":\(tensors),\
+            "params":\(params),"steps":\(steps),"ms_per_step_median":\(number(msMedian)),\
+            "ms_per_step_min":\(number(msMin)),"gb_per_s":\(number(gbPerSecond)),\
+            "probe_gb_per_s":\(number(probeGBPerSecond)),"probe_ns_per_element":\(number(probeNsPerElement)),\
+            "checksum":"\(checksum)"}
+            """
+    }
+
+    static func table(_ rows: [BenchRow]) -> String {
+        let header = ["optimizer", "workload", "dtype", "threads", "backend", "impl", "tensors", "params",
+                      "ms median", "ms min", "GB/s", "probe GB/s", "checksum"]
+        let cells = rows.map { r in
+            [r.optimizer, r.workload, r.dtype, "\(r.threads)", r.backend, r.implementation, "\(r.tensors)",
+             "\(r.params)", String(format: "%.3f", r.msMedian), String(format: "%.3f", r.msMin),
+             String(format: "%.1f", r.gbPerSecond), r.probeGBPerSecond.map { String(format: "%.1f", $0) } ?? "-",
+             r.checksum]
+        }
+        let widths = header.indices.map { column in
+            ([header[column]] + cells.map { $0[column] }).map(\.count).max()!
+        }
+        func line(_ values: [String]) -> String {
+            zip(values, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        return ([line(header)] + cells.map(line)).joined(separator: "\n")
+    }
+}
+
+/// A fixed-seed generator (SplitMix64), so that every run sees the same gradients.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func nextSigned() -> Double { Double(Int64(bitPattern: next()) >> 11) * 0x1p-52 }
+}
+
+func randomTensor(_ shape: [Int], dtype: DType, scale: Double, _ generator: inout SplitMix64) throws -> Tensor {
+    let tensor = try Tensor.zeros(shape, dtype: dtype)
+    if dtype == .float32 {
+        let values = tensor.baseAddress.bindMemory(to: Float.self, capacity: tensor.count)
+        for index in 0..<tensor.count { values[index] = Float(generator.nextSigned() * scale) }
+        return tensor
+    }
+    let values = (0..<tensor.count).map { _ in generator.nextSigned() * scale }
+    return try Tensor(values, shape: shape, dtype: dtype)
+}

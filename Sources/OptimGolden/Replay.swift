@@ -1,0 +1,162 @@
+import Foundation
+import Optim
+
+/// The outcome of replaying one golden case.
+public enum ReplayOutcome: Equatable {
+    /// Every compared value was within tolerance; `maxError` is the largest absolute difference.
+    case pass(maxError: Double)
+    case fail(String)
+    case skip(String)
+}
+
+/// Replays golden cases on this library.
+public struct GoldenReplayer {
+    public var execution: Execution
+    public var implementation: Implementation
+
+    public init(execution: Execution, implementation: Implementation) {
+        self.execution = execution
+        self.implementation = implementation
+    }
+
+    public func replay(_ golden: GoldenCase) -> ReplayOutcome {
+        do {
+            return try replayThrowing(golden)
+        } catch let error as GoldenError {
+            return .fail(error.message)
+        } catch {
+            return .fail("\(error)")
+        }
+    }
+
+    private func replayThrowing(_ golden: GoldenCase) throws -> ReplayOutcome {
+        guard golden.objective == nil, golden.steps.allSatisfy({ $0.grads != nil }) else {
+            return .skip("closure-driven \(golden.optimizer) is not implemented yet")
+        }
+        let usesSparse = golden.steps.contains { step in
+            step.grads!.contains { if case .sparse = $0 { true } else { false } }
+        }
+        let parameters = try zip(golden.initialParams, golden.shapes).map { data, shape in
+            try Tensor(data, shape: shape, dtype: golden.dtype)
+        }
+        let groups = try golden.groups.map { group in
+            (try group.params.map { index -> Tensor in
+                guard parameters.indices.contains(index) else {
+                    throw GoldenError("group refers to parameter \(index) of \(parameters.count)")
+                }
+                return parameters[index]
+            }, group.options)
+        }
+        let optimizer: ReplayedOptimizer
+        do {
+            guard let made = try makeOptimizer(golden.optimizer, groups: groups, execution: execution,
+                                               implementation: implementation) else {
+                return .skip("\(golden.optimizer) is not implemented yet")
+            }
+            optimizer = made
+        } catch let error as OptimError {
+            return .fail("the optimizer refused the case's options: \(error.message)")
+        }
+        if usesSparse {
+            return .skip("sparse gradients for \(golden.optimizer) are not implemented yet")
+        }
+
+        var maxError = 0.0
+        for (stepIndex, step) in golden.steps.enumerated() {
+            guard step.grads!.count == parameters.count, step.params.count == parameters.count else {
+                throw GoldenError("step \(stepIndex) has \(step.grads!.count) gradients and \(step.params.count) parameters for \(parameters.count) parameters")
+            }
+            for (parameter, grad) in zip(parameters, step.grads!) {
+                switch grad {
+                case .none: parameter.grad = nil
+                case .dense(let values): parameter.grad = try Tensor(values, shape: parameter.shape, dtype: golden.dtype)
+                case .sparse: break
+                }
+            }
+            try optimizer.step()
+            for (index, parameter) in parameters.enumerated() {
+                if let failure = compare(parameter.toArray(), step.params[index], golden, &maxError) {
+                    return .fail("step=\(stepIndex + 1) param=\(index) \(failure)")
+                }
+            }
+        }
+
+        for (index, expected) in golden.state.enumerated() where index < parameters.count {
+            let state = optimizer.state(for: parameters[index])
+            for key in expected.keys.sorted() {
+                let want = expected[key]!
+                if want is NSNull { continue }
+                let wantValues = try numbers(want, "state \(key)")
+                let got: [Double]
+                if key == "step" {
+                    guard let state else { return .fail("param=\(index) state step: missing, want \(wantValues[0])") }
+                    got = [Double(state.step)]
+                } else {
+                    guard let tensor = state?[key] else {
+                        return .fail("param=\(index) state \(key): not kept by this optimizer")
+                    }
+                    got = tensor.toArray()
+                }
+                if let failure = compare(got, wantValues, golden, &maxError) {
+                    return .fail("state param=\(index) key=\(key) \(failure)")
+                }
+            }
+        }
+        return .pass(maxError: maxError)
+    }
+
+    /// nil when every value matches within the case's tolerance; otherwise the first mismatch.
+    private func compare(_ got: [Double], _ want: [Double], _ golden: GoldenCase, _ maxError: inout Double) -> String? {
+        guard got.count == want.count else { return "has \(got.count) values, want \(want.count)" }
+        for (index, (g, w)) in zip(got, want).enumerated() {
+            if g.isNaN && w.isNaN { continue }
+            if g == w { continue }
+            let error = abs(g - w)
+            guard error <= golden.atol + golden.rtol * abs(w) else {
+                return "index=\(index) got=\(g) want=\(w)"
+            }
+            maxError = max(maxError, error)
+        }
+        return nil
+    }
+}
+
+/// Constructor options torch refuses (or accepts), from a file with an "errors" list.
+public struct GoldenErrorCase {
+    public let optimizer: String
+    public let options: [String: Any]
+    /// torch's error, or nil where torch accepted the options.
+    public let torchError: String?
+
+    public var id: String {
+        let keys = options.keys.sorted().map { "\($0)=\(options[$0]!)" }.joined(separator: ",")
+        return "errors/\(optimizer)/\(keys)"
+    }
+
+    public static func load(data: Data) throws -> [GoldenErrorCase] {
+        guard let root = try JSONSerialization.jsonObject(with: quotingNonFiniteNumbers(data)) as? [String: Any],
+              let list = root["errors"] as? [[String: Any]] else { return [] }
+        return list.map {
+            GoldenErrorCase(optimizer: $0["optimizer"] as? String ?? "?",
+                            options: $0["options"] as? [String: Any] ?? [:],
+                            torchError: $0["error"] as? String)
+        }
+    }
+
+    /// Builds the optimizer over one parameter with these options: passes when this library
+    /// refuses what torch refused and accepts what torch accepted.
+    public func check(execution: Execution) -> ReplayOutcome {
+        let parameter = try! Tensor([0.5, -0.5], dtype: .float32)
+        do {
+            guard try makeOptimizer(optimizer, groups: [([parameter], options)], execution: execution,
+                                    implementation: .multiTensor) != nil else {
+                return .skip("\(optimizer) is not implemented yet")
+            }
+            return torchError == nil ? .pass(maxError: 0) : .fail("accepted options that torch refuses (\(torchError!))")
+        } catch let error as OptimError {
+            return torchError != nil ? .pass(maxError: 0) : .fail("refused options that torch accepts: \(error.message)")
+        } catch {
+            return .fail("\(error)")
+        }
+    }
+}
