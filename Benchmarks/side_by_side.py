@@ -30,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -113,16 +114,44 @@ def json_objects(text):
     return rows
 
 
+def busy_cpu_seconds():
+    """CPU seconds spent busy by the whole machine since boot (Linux), else None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def children_cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+LAST_OTHER_LOAD = {"value": None}
+
+
 def run(cmd, timeout, env=None):
-    """Run cmd; return (returncode, stdout, stderr, seconds). returncode None on timeout."""
+    """Run cmd; return (returncode, stdout, stderr, seconds). returncode None on timeout.
+
+    Also notes in LAST_OTHER_LOAD the average number of cores that other processes kept
+    busy meanwhile (machine busy time less the child's), a sign of a noisy run."""
+    busy0, child0 = busy_cpu_seconds(), children_cpu_seconds()
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        return proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0
+        result = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-        return None, out, err, time.perf_counter() - t0
+        result = None, out, err
+    secs = time.perf_counter() - t0
+    busy1, child1 = busy_cpu_seconds(), children_cpu_seconds()
+    LAST_OTHER_LOAD["value"] = (round(max(0.0, (busy1 - busy0) - (child1 - child0)) / secs, 2)
+                                if busy0 is not None and busy1 is not None and secs > 0 else None)
+    return result + (secs,)
 
 
 def tail(text, lines=8):
@@ -140,6 +169,9 @@ class Runner:
 
     # -- bookkeeping -------------------------------------------------------------------
     def record(self, row):
+        if row.get("kind") in ("result", "error"):
+            # Cores kept busy by other processes during the run: above ~0.2, suspect noise.
+            row["other_load"] = LAST_OTHER_LOAD["value"]
         self.rows.append(row)
         self.out_file.write(json.dumps(row) + "\n")
         self.out_file.flush()
@@ -282,6 +314,10 @@ def fmt_ms(x):
     return f"{x:.3f}" if x < 10 else f"{x:.2f}" if x < 100 else f"{x:.1f}"
 
 
+def fmt_ratio(x):
+    return f"{x:.2f}x" if x >= 0.1 else f"{x:.2g}x"
+
+
 def summarize(rows):
     """Markdown table: per workload and contender, stats over rounds of the per-run median."""
     results = [r for r in rows if r.get("kind") == "result"
@@ -301,8 +337,8 @@ def summarize(rows):
                      f"alternating rounds, {meta.get('date', '')}")
         lines.append("")
     lines.append("| workload | contender | runs | ms/step (median of runs) | min | max | GB/s "
-                 "| vs faster peer | vs probe |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+                 "| vs faster peer | vs probe | others' load |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in workloads:
         groups = {}
         for r in results:
@@ -316,7 +352,9 @@ def summarize(rows):
             bpe = rs[0].get("bytes_per_element") or peer_bench.BYTES_PER_F32_ELEMENT.get(
                 rs[0].get("optimizer") or meta.get("optimizer"), 28)
             med = statistics.median(ms)
+            loads = [r["other_load"] for r in rs if isinstance(r.get("other_load"), (int, float))]
             stats[key] = dict(n=len(ms), med=med, lo=min(ms), hi=max(ms),
+                              load=max(loads) if loads else None,
                               gbs=(bpe * params / (med * 1e6)) if params and med > 0 else None)
         peers = {k: s for k, s in stats.items() if k[0] == "peer"}
         fastest_peer = min(peers.items(), key=lambda kv: kv[1]["med"]) if peers else None
@@ -325,15 +363,21 @@ def summarize(rows):
             s = stats[key]
             vs_peer = vs_probe = ""
             if key[0] == "ours" and fastest_peer:
-                vs_peer = f"{fastest_peer[1]['med'] / s['med']:.2f}x ({fastest_peer[0][1]})"
+                vs_peer = f"{fmt_ratio(fastest_peer[1]['med'] / s['med'])} ({fastest_peer[0][1]})"
             if key[0] in ("ours", "peer") and probe:
-                vs_probe = f"{probe['med'] / s['med']:.2f}x"
+                vs_probe = fmt_ratio(probe["med"] / s["med"])
             gbs = f"{s['gbs']:.1f}" if s["gbs"] else ""
+            load = f"{s['load']:.2f}" if s["load"] is not None else ""
             lines.append(f"| {w} | {key[1]} | {s['n']} | {fmt_ms(s['med'])} | {fmt_ms(s['lo'])} "
-                         f"| {fmt_ms(s['hi'])} | {gbs} | {vs_peer} | {vs_probe} |")
+                         f"| {fmt_ms(s['hi'])} | {gbs} | {vs_peer} | {vs_probe} | {load} |")
     lines.append("")
-    lines.append("vs faster peer: the faster peer's ms / ours (above 1: ours is faster). "
-                 "vs probe: probe ms / contender ms (1.00x: at the C AVX-512 probe's speed).")
+    lines.append("ms/step: median over runs of each run's median step time; min, max: the "
+                 "lowest and highest of those per-run medians. GB/s: minimum traffic at the "
+                 "median. vs faster peer: the faster peer's ms / ours (above 1: ours is "
+                 "faster). vs probe: probe ms / contender ms (1.00x: the C AVX-512 probe's "
+                 "speed over the same element count in one flat array). others' load: the "
+                 "most cores that other processes kept busy during one of the runs (the "
+                 "machine may be shared; above ~0.2 suspect noise).")
     if errors:
         lines.append("")
         lines.append(f"{len(errors)} failed run(s): "

@@ -39,10 +39,10 @@ OPTIM_INLINE void run_segment(const optim_tensor *tensor, int64_t begin, int64_t
     if (i < end) {
         const int64_t n = end - i;
         Element bp[width] = {}, bg[width] = {}, bs[states > 0 ? states : 1][width] = {};
-        memcpy(bp, param + i, n * sizeof(Element));
-        memcpy(bg, grad + i, n * sizeof(Element));
+        copy_small(bp, param + i, n * sizeof(Element));
+        copy_small(bg, grad + i, n * sizeof(Element));
         for (int k = 0; k < states; ++k)
-            if (Rule::reads_state(F, k)) memcpy(bs[k], state[k] + i, n * sizeof(Element));
+            if (Rule::reads_state(F, k)) copy_small(bs[k], state[k] + i, n * sizeof(Element));
         Vector p, g, s[states > 0 ? states : 1];
         Storage::load(p, bp);
         Storage::load(g, bg);
@@ -50,11 +50,11 @@ OPTIM_INLINE void run_segment(const optim_tensor *tensor, int64_t begin, int64_t
             if (Rule::reads_state(F, k)) Storage::load(s[k], bs[k]);
         Rule::template apply<F>(p, g, s, scalars);
         Storage::store(bp, p);
-        memcpy(param + i, bp, n * sizeof(Element));
+        copy_small(param + i, bp, n * sizeof(Element));
         for (int k = 0; k < states; ++k)
             if (Rule::writes_state(F, k)) {
                 Storage::store(bs[k], s[k]);
-                memcpy(state[k] + i, bs[k], n * sizeof(Element));
+                copy_small(state[k] + i, bs[k], n * sizeof(Element));
             }
     }
 }

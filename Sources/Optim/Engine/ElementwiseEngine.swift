@@ -19,47 +19,48 @@ protocol ElementwiseAlgorithm {
 }
 
 /// The state an optimizer keeps for one parameter: the number of updates it received and its
-/// state tensors, named as torch names them.
-public final class ParameterState: @unchecked Sendable {
+/// state tensors, named as torch names them. The tensors are the optimizer's own: changing
+/// them changes the optimizer's state.
+public struct ParameterState: @unchecked Sendable {
     /// Updates applied to this parameter so far.
-    public internal(set) var step: Int = 0
-    let names: [String]
-    var slots: [Tensor?]
+    public let step: Int
+    /// The state tensors that exist, by torch's names (for example `exp_avg`).
+    public let tensors: [String: Tensor]
 
-    init(names: [String]) {
-        self.names = names
-        self.slots = Array(repeating: nil, count: names.count)
-    }
-
-    /// The state tensor torch calls `name` (for example `exp_avg`), if it exists.
-    public subscript(name: String) -> Tensor? {
-        names.firstIndex(of: name).flatMap { slots[$0] }
-    }
-
-    /// The state tensors that exist, by torch's names.
-    public var tensors: [String: Tensor] {
-        var result: [String: Tensor] = [:]
-        for (name, slot) in zip(names, slots) { if let slot { result[name] = slot } }
-        return result
-    }
+    /// The state tensor torch calls `name`, if it exists.
+    public subscript(name: String) -> Tensor? { tensors[name] }
 }
 
 /// The shared core of the element-wise optimizers: parameter groups, per-parameter state,
 /// gradient checks, the launch buffers, and both code paths.
+///
+/// A step builds the launch's tensor descriptors once and then, as long as every parameter
+/// keeps the same gradient tensor (or has none, as before) and the options keep their flags,
+/// only advances step counts and rewrites one scalar block per (group, step count): the Swift
+/// side of a step costs a few nanoseconds per tensor.
 final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
-    private struct Entry {
-        let parameter: Tensor
-        let group: Int
-        var state: ParameterState?
-    }
-
     private(set) var groups: [ParameterGroup<Algorithm.Options>]
-    private var entries: [Entry] = []
-    private let buffers = LaunchBuffers()
-    private var active: [Int] = []
-    private var groupFlags: [UInt32] = []
-    var execution: Execution { didSet { tablesISA = nil } }
+    private var parameters: [Tensor] = []
+    private var groupOf: [Int] = []
+    private var stepCounts: [Int] = []
+    /// `slotCount` state tensors per parameter, in parameter order.
+    private var slots: [Tensor?] = []
+    private let slotCount = Algorithm.stateNames.count
+
+    var execution: Execution { didSet { launchIsCurrent = false; tablesISA = nil } }
     var implementation: Implementation
+
+    // The launch of the previous step, reused while it stays valid.
+    private let buffers = LaunchBuffers()
+    private var launchIsCurrent = false
+    /// For each parameter, the gradient the launch was built with (nil: not in the launch).
+    private var launchGrads: [ObjectIdentifier?] = []
+    private var launchPositions: [Int] = []
+    /// The active parameters in launch order.
+    private var active: [Int] = []
+    /// One scalar block per (group, step count) run of the launch.
+    private var blockKeys: [(group: Int, step: Int)] = []
+    private var launchTotal = 0
     private var tables: [UnsafeBufferPointer<SegmentFunction?>] = []
     private var tablesISA: InstructionSet?
 
@@ -83,19 +84,27 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         var options = defaults
         spec.configure(&options)
         try Algorithm.validate(options)
+        var inGroup = Set<ObjectIdentifier>()
         for parameter in spec.parameters {
-            guard seen.insert(ObjectIdentifier(parameter)).inserted else {
+            guard !seen.contains(ObjectIdentifier(parameter)), inGroup.insert(ObjectIdentifier(parameter)).inserted else {
                 throw OptimError(.invalidArgument,
-                                 "some parameters appear in more than one parameter group (\(parameter))")
+                                 "some parameters appear more than once in the parameter groups (\(parameter))")
             }
         }
+        seen.formUnion(inGroup)
         let index = groups.count
         groups.append(ParameterGroup(parameters: spec.parameters, options: options))
-        entries.append(contentsOf: spec.parameters.map { Entry(parameter: $0, group: index, state: nil) })
+        parameters.append(contentsOf: spec.parameters)
+        groupOf.append(contentsOf: repeatElement(index, count: spec.parameters.count))
+        stepCounts.append(contentsOf: repeatElement(0, count: spec.parameters.count))
+        slots.append(contentsOf: repeatElement(nil, count: spec.parameters.count * slotCount))
+        launchGrads.append(contentsOf: repeatElement(nil, count: spec.parameters.count))
+        launchPositions.append(contentsOf: repeatElement(-1, count: spec.parameters.count))
+        launchIsCurrent = false
     }
 
     func addGroup(_ spec: ParameterGroupSpec<Algorithm.Options>, defaults: Algorithm.Options) throws {
-        var seen = Set(entries.map { ObjectIdentifier($0.parameter) })
+        var seen = Set(parameters.map(ObjectIdentifier.init))
         try addGroup(spec, defaults: defaults, seen: &seen)
     }
 
@@ -105,23 +114,85 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
         try Algorithm.validate(options)
         groups[group].options = options
+        launchIsCurrent = false
     }
 
     func state(for parameter: Tensor) -> ParameterState? {
-        entries.first { $0.parameter === parameter }?.state
+        guard let index = parameters.firstIndex(where: { $0 === parameter }), stepCounts[index] > 0 else { return nil }
+        var tensors: [String: Tensor] = [:]
+        for slot in 0..<slotCount {
+            if let tensor = slots[index * slotCount + slot] { tensors[Algorithm.stateNames[slot]] = tensor }
+        }
+        return ParameterState(step: stepCounts[index], tensors: tensors)
     }
 
     func zeroGrad(setToNone: Bool) {
-        for entry in entries {
-            if setToNone { entry.parameter.grad = nil } else { entry.parameter.grad?.zero() }
+        for parameter in parameters {
+            if setToNone { parameter.grad = nil } else { parameter.grad?.zero() }
         }
     }
 
     func step() throws {
+        if !(launchIsCurrent && reuseLaunch()) {
+            try buildLaunch()
+        }
+        guard !active.isEmpty else { return }
+        switch implementation {
+        case .multiTensor:
+            buffers.run(range: 0..<launchTotal, execution: execution)
+        case .forLoop:
+            let offsets = buffers.offsets
+            for position in active.indices {
+                buffers.run(range: Int(offsets[position])..<Int(offsets[position + 1]), execution: execution)
+            }
+        }
+    }
+
+    /// Advances the previous launch when every parameter still has the gradient it had then
+    /// (a replaced gradient tensor is re-checked and re-pointed). Returns false, having changed
+    /// nothing, when the launch must be rebuilt.
+    private func reuseLaunch() -> Bool {
+        for index in parameters.indices {
+            let grad = parameters[index].grad
+            let expected = launchGrads[index]
+            guard let grad else {
+                if expected == nil { continue } else { return false }
+            }
+            guard let expected else { return false }
+            if ObjectIdentifier(grad) != expected {
+                guard grad.shape == parameters[index].shape, grad.dtype == parameters[index].dtype else { return false }
+                buffers.descriptors[launchPositions[index]].grad = UnsafeRawPointer(grad.storage.base)
+                launchGrads[index] = ObjectIdentifier(grad)
+            }
+        }
+        for index in active { stepCounts[index] += 1 }
+        let stride = MemoryLayout<Algorithm.Scalars>.stride
+        for block in blockKeys.indices {
+            blockKeys[block].step += 1
+            let key = blockKeys[block]
+            (buffers.scalars + block * stride).assumingMemoryBound(to: Algorithm.Scalars.self).pointee =
+                Algorithm.scalars(groups[key.group].options, step: key.step)
+        }
+        // Fresh-state flags hold for the step that created the state only.
+        if hadFreshState {
+            for position in active.indices {
+                let index = active[position]
+                buffers.descriptors[position].kernel = tables[parameters[index].dtype.ordinal][Int(groupFlags[groupOf[index]])]
+            }
+            hadFreshState = false
+        }
+        return true
+    }
+
+    private var groupFlags: [UInt32] = []
+    private var hadFreshState = false
+
+    /// Checks every gradient, creates missing state, and fills the launch's descriptors.
+    private func buildLaunch() throws {
         // Check everything first: a step that throws must change nothing.
         active.removeAll(keepingCapacity: true)
-        for index in entries.indices {
-            let parameter = entries[index].parameter
+        for index in parameters.indices {
+            let parameter = parameters[index]
             guard let grad = parameter.grad else { continue }
             guard grad.shape == parameter.shape, grad.dtype == parameter.dtype else {
                 throw OptimError(.gradientMismatch, """
@@ -131,82 +202,60 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             }
             active.append(index)
         }
-        guard !active.isEmpty else { return }
         refreshTables()
+        groupFlags = groups.map { Algorithm.flags($0.options, freshState: false) }
+        hadFreshState = false
+        for index in launchGrads.indices {
+            launchGrads[index] = nil
+            launchPositions[index] = -1
+        }
+        blockKeys.removeAll(keepingCapacity: true)
 
-        groupFlags.removeAll(keepingCapacity: true)
-        for group in groups { groupFlags.append(Algorithm.flags(group.options, freshState: false)) }
-
-        let scalarStride = MemoryLayout<Algorithm.Scalars>.stride
-        buffers.reserve(tensors: active.count, scalarStride: scalarStride)
-        let descriptors = buffers.descriptors
+        let stride = MemoryLayout<Algorithm.Scalars>.stride
+        buffers.reserve(tensors: active.count, scalarStride: stride)
         let offsets = buffers.offsets
-        let scalarBase = buffers.scalars
-        var scalarBlocks = 0
-        var lastKey = (group: -1, step: -1)
         var total = 0
         offsets[0] = 0
         for (position, index) in active.enumerated() {
-            let group = entries[index].group
+            let group = groupOf[index]
             let options = groups[group].options
-            let parameter = entries[index].parameter
-            let (state, fresh) = ensureState(at: index, options: options)
-            state.step += 1
-
-            if lastKey.group != group || lastKey.step != state.step {
-                scalarBase.advanced(by: scalarBlocks * scalarStride)
-                    .bindMemory(to: Algorithm.Scalars.self, capacity: 1)
-                    .initialize(to: Algorithm.scalars(options, step: state.step))
-                scalarBlocks += 1
-                lastKey = (group, state.step)
+            let parameter = parameters[index]
+            let grad = parameter.grad!
+            var fresh = false
+            for slot in 0..<slotCount where slots[index * slotCount + slot] == nil && Algorithm.usesSlot(slot, options) {
+                // Shape and dtype come from a parameter that exists, so this cannot fail.
+                slots[index * slotCount + slot] = try! Tensor.zeros(parameter.shape, dtype: parameter.dtype)
+                fresh = true
+            }
+            stepCounts[index] += 1
+            if blockKeys.last.map({ $0.group != group || $0.step != stepCounts[index] }) ?? true {
+                (buffers.scalars + blockKeys.count * stride).bindMemory(to: Algorithm.Scalars.self, capacity: 1)
+                    .initialize(to: Algorithm.scalars(options, step: stepCounts[index]))
+                blockKeys.append((group, stepCounts[index]))
             }
             let flags = fresh ? Algorithm.flags(options, freshState: true) : groupFlags[group]
+            hadFreshState = hadFreshState || fresh
 
-            let descriptor = descriptors.advanced(by: position)
-            descriptor.pointee.param = parameter.storage.base
-            descriptor.pointee.grad = UnsafeRawPointer(parameter.grad!.storage.base)
-            withUnsafeMutableBytes(of: &descriptor.pointee.state) { slots in
-                let pointers = slots.bindMemory(to: UnsafeMutableRawPointer?.self)
-                for slot in 0..<Kernels.maxStateSlots {
-                    pointers[slot] = slot < state.slots.count ? state.slots[slot]?.storage.base : nil
-                }
+            var descriptor = KernelTensor()
+            descriptor.param = parameter.storage.base
+            descriptor.grad = UnsafeRawPointer(grad.storage.base)
+            withUnsafeMutableBytes(of: &descriptor.state) { raw in
+                let pointers = raw.bindMemory(to: UnsafeMutableRawPointer?.self)
+                for slot in 0..<slotCount { pointers[slot] = slots[index * slotCount + slot]?.storage.base }
             }
-            descriptor.pointee.count = Int64(parameter.count)
-            descriptor.pointee.scalars = UnsafeRawPointer(scalarBase.advanced(by: (scalarBlocks - 1) * scalarStride))
-            descriptor.pointee.kernel = tables[parameter.dtype.ordinal][Int(flags)]
+            descriptor.count = Int64(parameter.count)
+            descriptor.scalars = UnsafeRawPointer(buffers.scalars + (blockKeys.count - 1) * stride)
+            descriptor.kernel = tables[parameter.dtype.ordinal][Int(flags)]
+            buffers.descriptors[position] = descriptor
+
+            launchGrads[index] = ObjectIdentifier(grad)
+            launchPositions[index] = position
             total += parameter.count
             offsets[position + 1] = Int64(total)
         }
+        launchTotal = total
         buffers.preparePlan(count: active.count, chunkElements: execution.chunkElements)
-
-        switch implementation {
-        case .multiTensor:
-            buffers.run(range: 0..<total, execution: execution)
-        case .forLoop:
-            for position in active.indices {
-                buffers.run(range: Int(offsets[position])..<Int(offsets[position + 1]), execution: execution)
-            }
-        }
-    }
-
-    /// The parameter's state, created (zeros, in the parameter's dtype) on its first update or
-    /// when options turn on a slot it did not have; `fresh` tells the rule that it was created now.
-    private func ensureState(at index: Int, options: Algorithm.Options) -> (ParameterState, fresh: Bool) {
-        let parameter = entries[index].parameter
-        let state: ParameterState
-        if let existing = entries[index].state {
-            state = existing
-        } else {
-            state = ParameterState(names: Algorithm.stateNames)
-            entries[index].state = state
-        }
-        var fresh = false
-        for slot in 0..<Algorithm.stateNames.count where state.slots[slot] == nil && Algorithm.usesSlot(slot, options) {
-            // Shape and dtype come from a parameter that exists, so this cannot fail.
-            state.slots[slot] = try! Tensor.zeros(parameter.shape, dtype: parameter.dtype)
-            fresh = true
-        }
-        return (state, fresh)
+        launchIsCurrent = true
     }
 
     private func refreshTables() {

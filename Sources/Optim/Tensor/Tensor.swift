@@ -146,10 +146,24 @@ final class TensorStorage: @unchecked Sendable {
     private let owned: Bool
     private let onRelease: (@Sendable () -> Void)?
 
+    /// Allocations from this size on are aligned to 2 MiB and offered to the kernel for
+    /// transparent huge pages: optimizer steps stream through several large arrays at once, and
+    /// 4 KiB pages then cost a TLB miss every 1,024 floats of each stream.
+    static let hugePageThreshold = 4 << 20
+    static let hugePageSize = 2 << 20
+
     init(allocatingBytes byteCount: Int) {
         // Never a zero-size allocation, so that every tensor has a valid, unique address.
-        base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, TensorStorage.alignment),
-                                                alignment: TensorStorage.alignment)
+        if byteCount >= TensorStorage.hugePageThreshold {
+            let rounded = (byteCount + TensorStorage.hugePageSize - 1) / TensorStorage.hugePageSize * TensorStorage.hugePageSize
+            base = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: TensorStorage.hugePageSize)
+            #if os(Linux)
+            _ = madvise(base, rounded, MADV_HUGEPAGE)
+            #endif
+        } else {
+            base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, TensorStorage.alignment),
+                                                    alignment: TensorStorage.alignment)
+        }
         owned = true
         onRelease = nil
     }

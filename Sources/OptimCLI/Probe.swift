@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Optim
+
+struct Probe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probe",
+        abstract: "Measures the engine's memory bandwidth with Adam's traffic (4 reads, 3 writes per element)."
+    )
+
+    @Option(help: "Elements per array (comma-separated list).")
+    var elements = CommaList<Int>([25_557_032, 124_439_808])
+
+    @Option(help: "Thread counts (comma-separated).")
+    var threads = CommaList<Int>(Array(Set([1, Execution.coreCount])).sorted())
+
+    @Option(help: "Backends (comma-separated).")
+    var backend = CommaList<Backend>([.dispatch, .openMP])
+
+    @Option(help: "Elements per chunk (comma-separated).")
+    var chunk = CommaList<Int>([Execution.defaultChunkElements])
+
+    @Option(help: "Instruction-set tier (default: the best this CPU runs).")
+    var isa: InstructionSet?
+
+    @Option(help: "Timed passes.")
+    var repetitions = 10
+
+    func run() throws {
+        print("elements    threads  backend   chunk    ms median  ms min    ns/element  GB/s")
+        for elements in elements.values {
+            for threads in threads.values {
+                for backend in backend.values {
+                    for chunk in chunk.values {
+                        let execution = try Execution(threads: threads, backend: backend, instructionSet: isa ?? .best,
+                                                      chunkElements: chunk)
+                        let result = try BandwidthProbe.measure(elements: elements, execution: execution,
+                                                                repetitions: repetitions)
+                        print(String(format: "%-11d %-8d %-9@ %-8d %-10.3f %-9.3f %-11.3f %.1f", elements, threads,
+                                     backend.rawValue, chunk, result.medianMilliseconds, result.minimumMilliseconds,
+                                     result.nanosecondsPerElement, result.gigabytesPerSecond))
+                    }
+                }
+            }
+        }
+    }
+}
