@@ -41,7 +41,9 @@ let package = Package(
                 "Optim",
                 "OptimGolden",
                 .product(name: "PropertyBased", package: "swift-property-based"),
-            ]
+            ],
+            // Reference files read by path at test time (see TestSupport.swift).
+            exclude: ["Fixtures"]
         ),
     ],
     cxxLanguageStandard: .cxx17

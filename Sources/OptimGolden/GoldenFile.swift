@@ -3,7 +3,7 @@ import Optim
 
 /// A file of reference trajectories in the `optim-golden/1` format (see Docs/golden.md):
 /// optimizer cases, each a list of steps with the gradients given and the parameters expected.
-public struct GoldenFile {
+public struct GoldenFile: @unchecked Sendable {
     public let cases: [GoldenCase]
 
     public init(contentsOf url: URL, allowingNoCases: Bool = false) throws {
@@ -43,14 +43,14 @@ public struct GoldenError: Error, CustomStringConvertible {
 }
 
 /// A gradient given for one parameter at one step.
-public enum GoldenGradient {
+public enum GoldenGradient: Sendable {
     case none
     case dense([Double])
     /// Rows of a row-sparse gradient; rows may repeat and are summed.
     case sparse(indices: [Int], values: [Double])
 }
 
-public struct GoldenStep {
+public struct GoldenStep: Sendable {
     /// One gradient per parameter (gradient-driven cases).
     public let grads: [GoldenGradient]?
     /// The loss `step(closure)` returned and the closure calls it made (closure-driven cases).
@@ -60,7 +60,8 @@ public struct GoldenStep {
     public let params: [[Double]]
 }
 
-public struct GoldenCase {
+/// Immutable once parsed; `Any` holds only JSON values.
+public struct GoldenCase: @unchecked Sendable {
     public let id: String
     public let optimizer: String
     public let dtype: DType

@@ -99,6 +99,14 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
         self.chunkElements = chunkElements
     }
 
+    /// Opens an OpenMP runtime from the first of `libraries` that loads, and returns its name;
+    /// throws, naming the package to install, when none does. The OpenMP backend itself uses
+    /// the process's runtime, found among libomp, libiomp5 and libgomp.
+    @discardableResult
+    public static func openOpenMPRuntime(libraries: [String]) throws -> String {
+        try OpenMPRuntime.open(candidates: libraries).get().library
+    }
+
     /// The OpenMP library this execution uses, when its backend is OpenMP.
     public var openMPRuntimeLibrary: String? {
         guard backend == .openMP, case .success(let runtime) = OpenMPRuntime.shared else { return nil }

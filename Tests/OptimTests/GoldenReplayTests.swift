@@ -1,0 +1,93 @@
+import Foundation
+import Optim
+import OptimGolden
+import Testing
+
+/// Replays PyTorch 2.15's reference trajectories for the optimizers built so far, on every
+/// thread count, backend and implementation the acceptance criteria name.
+@Suite struct GoldenReplayTests {
+    static let implemented: Set<String> = ["SGD", "Adam", "AdamW"]
+    static let file = try! GoldenFile(contentsOf: fixtures.appendingPathComponent("optimizers.json"))
+    static let cases = file.cases.filter { implemented.contains($0.optimizer) }
+
+    static let configurations: [(threads: Int, backend: Backend, implementation: Implementation)] =
+        [1, 2].flatMap { threads in
+            [Backend.dispatch, .openMP].flatMap { backend in
+                Implementation.allCases.map { (threads, backend, $0) }
+            }
+        }
+
+    @Test func theFixtureHoldsCasesForEveryImplementedOptimizerAndDtype() {
+        #expect(Set(Self.cases.map(\.optimizer)) == Self.implemented)
+        #expect(Set(Self.cases.map(\.dtype)) == Set(DType.allCases))
+        #expect(Self.cases.count >= 30)
+    }
+
+    @Test(arguments: GoldenReplayTests.cases.map(\.id))
+    func replayMatchesTorch(id: String) throws {
+        let golden = Self.cases.first { $0.id == id }!
+        for configuration in Self.configurations {
+            let execution = try Execution(threads: configuration.threads, backend: configuration.backend)
+            let outcome = GoldenReplayer(execution: execution, implementation: configuration.implementation)
+                .replay(golden)
+            guard case .pass = outcome else {
+                Issue.record("\(id) with \(configuration): \(outcome)")
+                return
+            }
+        }
+    }
+
+    /// The replay must be able to fail: the same case with a changed option or a changed
+    /// reference value is reported as a failure.
+    @Test func aWrongOptionOrReferenceValueFails() throws {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("optimizers.json"))
+        var root = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        var cases = root["cases"] as! [[String: Any]]
+        let index = cases.firstIndex { $0["id"] as? String == "Adam/lr=0.01,amsgrad=True/float64" }!
+        let original = cases[index]
+
+        var changedOption = original
+        var groups = changedOption["groups"] as! [[String: Any]]
+        var options = groups[0]["options"] as! [String: Any]
+        options["amsgrad"] = false
+        groups[0]["options"] = options
+        changedOption["groups"] = groups
+
+        var changedValue = original
+        var steps = changedValue["steps"] as! [[String: Any]]
+        var params = steps[5]["params"] as! [[Double]]
+        params[1][3] += 1e-9
+        steps[5]["params"] = params
+        changedValue["steps"] = steps
+
+        for changed in [changedOption, changedValue] {
+            cases = [changed]
+            root["cases"] = cases
+            let file = try GoldenFile(data: JSONSerialization.data(withJSONObject: root))
+            let outcome = GoldenReplayer(execution: try Execution(threads: 1), implementation: .multiTensor)
+                .replay(file.cases[0])
+            guard case .fail = outcome else {
+                Issue.record("a changed case still passed: \(outcome)")
+                continue
+            }
+        }
+    }
+
+    @Test func optionsTorchRefusesAreRefused() throws {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("errors.json"))
+        let checks = try GoldenErrorCase.load(data: data).filter { Self.implemented.contains($0.optimizer) }
+        #expect(checks.count >= 8)
+        for check in checks {
+            let outcome = check.check(execution: try Execution(threads: 1))
+            #expect(outcome == .pass(maxError: 0), "\(check.id): \(outcome)")
+        }
+    }
+
+    @Test func nonFiniteNumbersAsPythonWritesThemAreRead() throws {
+        let text = #"{"cases": [{"id": "x NaN", "optimizer": "SGD", "dtype": "float32", "groups": [{"params": [0], "options": {"lr": 0.1}}], "params": [{"shape": [3], "data": [NaN, Infinity, -Infinity]}], "steps": [], "state": [{}]}]}"#
+        let file = try GoldenFile(data: Data(text.utf8))
+        let values = file.cases[0].initialParams[0]
+        #expect(values[0].isNaN && values[1] == .infinity && values[2] == -.infinity)
+        #expect(file.cases[0].id == "x NaN")
+    }
+}
