@@ -137,7 +137,7 @@ import Testing
                                               serialThreshold: 0, chunkElements: scenario.chunk)
                 let result = try Self.run(scenario, kind: kind, execution: execution, implementation: implementation)
                 if result != reference {
-                    let first = zip(result, reference).firstIndex { $0 != $1 } ?? min(result.count, reference.count)
+                    let first = result.indices.first { $0 >= reference.count || result[$0] != reference[$0] } ?? result.count
                     Issue.record("""
                         \(kind) \(scenario): \(implementation), \(threads) threads, \(backend), \(isa) differs from \
                         the loop path, first in array \(first) of \(reference.count) (parameters and state tensors in order)

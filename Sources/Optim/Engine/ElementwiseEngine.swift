@@ -189,7 +189,9 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
 
     /// Checks every gradient, creates missing state, and fills the launch's descriptors.
     private func buildLaunch() throws {
-        // Check everything first: a step that throws must change nothing.
+        // Check everything first: a step that throws must change nothing but the launch
+        // buffers, which the next step then rebuilds.
+        launchIsCurrent = false
         active.removeAll(keepingCapacity: true)
         for index in parameters.indices {
             let parameter = parameters[index]

@@ -53,7 +53,8 @@ public final class Tensor: @unchecked Sendable {
 
     /// A tensor holding `values` (row-major) converted to `dtype` by rounding to nearest, ties
     /// to even. `shape` defaults to one dimension of `values.count`.
-    public convenience init(_ values: [Double], shape: [Int]? = nil, dtype: DType = .float32) throws {
+    public convenience init<Scalar: BinaryFloatingPoint>(_ values: [Scalar], shape: [Int]? = nil,
+                                                         dtype: DType = .float32) throws {
         let shape = shape ?? [values.count]
         let count = try Tensor.elementCount(shape)
         guard count == values.count else {
@@ -61,13 +62,9 @@ public final class Tensor: @unchecked Sendable {
                              "shape \(shape) holds \(count) elements but \(values.count) values were given")
         }
         let storage = TensorStorage(allocatingBytes: count * dtype.byteWidth)
-        values.withUnsafeBufferPointer { Kernels.convert(from: $0, to: storage.base, dtype: dtype) }
+        let doubles = values as? [Double] ?? values.map(Double.init)
+        doubles.withUnsafeBufferPointer { Kernels.convert(from: $0, to: storage.base, dtype: dtype) }
         self.init(shape: shape, dtype: dtype, storage: storage)
-    }
-
-    /// A tensor holding `values` (row-major) converted to `dtype`.
-    public convenience init(_ values: [Float], shape: [Int]? = nil, dtype: DType = .float32) throws {
-        try self.init(values.map(Double.init), shape: shape, dtype: dtype)
     }
 
     /// Wraps `count(shape)` elements of `dtype` at `pointer` without copying. The memory must
