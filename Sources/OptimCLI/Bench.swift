@@ -36,8 +36,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Storage dtypes: float32, float64, float16, bfloat16 (comma-separated).")
     var dtype = CommaList<DType>([.float32])
 
-    @Option(help: "Instruction-set tier (default: the best this CPU runs).")
-    var isa: InstructionSet?
+    @Option(help: "Instruction-set tiers: baseline, avx2, avx512 (comma-separated; default: the best this CPU runs).")
+    var isa = CommaList<InstructionSet>([.best])
 
     @Option(help: "Measured steps per configuration.")
     var steps = 10
@@ -58,7 +58,6 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let isa = self.isa ?? .best
         let openMP: String
         do {
             openMP = try Execution(threads: 1, backend: .openMP).openMPRuntimeLibrary ?? "none"
@@ -66,20 +65,23 @@ struct Bench: ParsableCommand {
             openMP = "unavailable"
         }
         print("# optim bench: element loops compiled for \(InstructionSet.allCases.map(\.rawValue).joined(separator: ", ")) "
-              + "(x86-64 baseline, x86-64-v3, x86-64-v4), running \(isa) (best on this CPU: \(InstructionSet.best)); "
+              + "(x86-64 baseline, x86-64-v3, x86-64-v4), running \(isa.values.map(\.rawValue).joined(separator: ", ")) "
+              + "(best on this CPU: \(InstructionSet.best)); "
               + "OpenMP runtime: \(openMP); \(Execution.coreCount) cores")
         var rows: [BenchRow] = []
         for workload in workload.values {
             for dtype in dtype.values {
-                for threads in threads.values {
-                    for backend in backend.values {
-                        for implementation in implementation.values {
-                            let execution = try Execution(threads: threads, backend: backend, instructionSet: isa)
-                            let row = try measure(workload: workload, dtype: dtype, execution: execution,
-                                                  implementation: implementation)
-                            rows.append(row)
-                            if format == .json { print(row.json) }
-                            fflush(nil)
+                for isa in isa.values {
+                    for threads in threads.values {
+                        for backend in backend.values {
+                            for implementation in implementation.values {
+                                let execution = try Execution(threads: threads, backend: backend, instructionSet: isa)
+                                let row = try measure(workload: workload, dtype: dtype, execution: execution,
+                                                      implementation: implementation)
+                                rows.append(row)
+                                if format == .json { print(row.json) }
+                                fflush(nil)
+                            }
                         }
                     }
                 }
