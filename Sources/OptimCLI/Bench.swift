@@ -27,8 +27,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Thread counts (comma-separated; default 1 and every core).")
     var threads = CommaList<Int>(Array(Set([1, Execution.coreCount])).sorted())
 
-    @Option(help: "Backends: serial, dispatch, openmp (comma-separated).")
-    var backend = CommaList<Backend>([.dispatch, .openMP])
+    @Option(help: "Backends: serial, dispatch, openmp (comma-separated; default dispatch, and openmp when a runtime loads).")
+    var backend = CommaList<Backend>(Bench.availableBackends)
+
+    static var availableBackends: [Backend] {
+        (try? Execution(threads: 1, backend: .openMP)) == nil ? [.dispatch] : [.dispatch, .openMP]
+    }
 
     @Option(help: "Implementations: foreach, forloop (comma-separated).")
     var implementation = CommaList<Implementation>([.multiTensor, .forLoop])

@@ -23,6 +23,9 @@ struct Probe: ParsableCommand {
     @Option(help: "Instruction-set tier (default: the best this CPU runs).")
     var isa: InstructionSet?
 
+    @Option(help: "Launches below this many elements run on the calling thread.")
+    var serialThreshold = Execution.defaultSerialThreshold
+
     @Option(help: "Timed passes.")
     var repetitions = 10
 
@@ -33,7 +36,7 @@ struct Probe: ParsableCommand {
                 for backend in backend.values {
                     for chunk in chunk.values {
                         let execution = try Execution(threads: threads, backend: backend, instructionSet: isa ?? .best,
-                                                      chunkElements: chunk)
+                                                      serialThreshold: serialThreshold, chunkElements: chunk)
                         let result = try BandwidthProbe.measure(elements: elements, execution: execution,
                                                                 repetitions: repetitions)
                         print(String(format: "%-11d %-8d %-9@ %-8d %-10.3f %-9.3f %-11.3f %.1f", elements, threads,
