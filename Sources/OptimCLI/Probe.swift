@@ -23,14 +23,14 @@ struct Probe: ParsableCommand {
     @Option(help: "Instruction-set tier (default: the best this CPU runs).")
     var isa: InstructionSet?
 
-    @Option(help: "Launches below this many elements run on the calling thread.")
-    var serialThreshold = Execution.defaultSerialThreshold
+    @Option(help: "Launches below this many elements run on the calling thread (default: the backend's).")
+    var serialThreshold: Int?
 
     @Option(help: "Timed passes.")
     var repetitions = 10
 
     func run() throws {
-        print("elements    threads  backend   chunk    ms median  ms min    ns/element  GB/s")
+        print("elements    threads  backend   chunk    us median   us min      ns/element  GB/s")
         for elements in elements.values {
             for threads in threads.values {
                 for backend in backend.values {
@@ -39,8 +39,9 @@ struct Probe: ParsableCommand {
                                                       serialThreshold: serialThreshold, chunkElements: chunk)
                         let result = try BandwidthProbe.measure(elements: elements, execution: execution,
                                                                 repetitions: repetitions)
-                        print(String(format: "%-11d %-8d %-9@ %-8d %-10.3f %-9.3f %-11.3f %.1f", elements, threads,
-                                     backend.rawValue, chunk, result.medianMilliseconds, result.minimumMilliseconds,
+                        print(String(format: "%-11d %-8d %-9@ %-8d %-11.1f %-11.1f %-11.3f %.1f", elements, threads,
+                                     backend.rawValue as NSString, chunk, result.medianMilliseconds * 1000,
+                                     result.minimumMilliseconds * 1000,
                                      result.nanosecondsPerElement, result.gigabytesPerSecond))
                     }
                 }

@@ -60,13 +60,23 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
     /// The tier of the element loops.
     public let instructionSet: InstructionSet
     /// Launches with fewer elements run on the calling thread: waking threads would cost more
-    /// than it saves.
+    /// than it saves. The default depends on the backend.
     public let serialThreshold: Int
     /// Elements per chunk that a thread claims at a time.
     public let chunkElements: Int
 
-    /// The default serial threshold, in elements (see Docs/engine.md for its measurement).
-    public static let defaultSerialThreshold = 32_768
+    /// The default serial threshold of a backend, in elements of Adam-like work, measured on a
+    /// 2-core AMD EPYC (Docs/benchmarks.md, "Where threads start to pay"): OpenMP's threads
+    /// spin between parallel regions and pay from about 64K elements; `concurrentPerform`
+    /// returns only after every iteration ran, so the calling thread also waits for a sleeping
+    /// worker to wake up, and two threads pay only from about 1M elements.
+    public static func defaultSerialThreshold(for backend: Backend) -> Int {
+        switch backend {
+        case .serial: Int.max
+        case .dispatch: 600_000
+        case .openMP: 48_000
+        }
+    }
     /// The default chunk, in elements.
     public static let defaultChunkElements = 65_536
 
@@ -74,8 +84,9 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
     /// runtime can be loaded for `.openMP`.
     public init(threads: Int = Execution.coreCount, backend: Backend = .dispatch,
                 instructionSet: InstructionSet = .best,
-                serialThreshold: Int = Execution.defaultSerialThreshold,
+                serialThreshold: Int? = nil,
                 chunkElements: Int = Execution.defaultChunkElements) throws {
+        let serialThreshold = serialThreshold ?? Execution.defaultSerialThreshold(for: backend)
         guard threads >= 1 else {
             throw OptimError(.invalidArgument, "thread count must be at least 1, got \(threads)")
         }
