@@ -91,6 +91,8 @@ public struct GoldenReplayer {
                 if key == "step" {
                     guard let state else { return .fail("param=\(index) state step: missing, want \(wantValues[0])") }
                     got = [Double(state.step)]
+                } else if let value = state?.values[key] {
+                    got = [value]
                 } else {
                     guard let tensor = state?[key] else {
                         return .fail("param=\(index) state \(key): not kept by this optimizer")

@@ -18,14 +18,22 @@ protocol ElementwiseAlgorithm {
     static func scalars(_ options: Options, step: Int) -> Scalars
 }
 
-/// The state an optimizer keeps for one parameter: the number of updates it received and its
-/// state tensors, named as torch names them. The tensors are the optimizer's own: changing
-/// them changes the optimizer's state.
+/// The state an optimizer keeps for one parameter: the number of updates it received, its
+/// state tensors and its scalar state, named as torch names them. The tensors are the
+/// optimizer's own: changing them changes the optimizer's state.
 public struct ParameterState: @unchecked Sendable {
     /// Updates applied to this parameter so far.
     public let step: Int
     /// The state tensors that exist, by torch's names (for example `exp_avg`).
     public let tensors: [String: Tensor]
+    /// Scalar state by torch's names (for example ASGD's `eta` and `mu`, NAdam's `mu_product`).
+    public let values: [String: Double]
+
+    public init(step: Int, tensors: [String: Tensor], values: [String: Double] = [:]) {
+        self.step = step
+        self.tensors = tensors
+        self.values = values
+    }
 
     /// The state tensor torch calls `name`, if it exists.
     public subscript(name: String) -> Tensor? { tensors[name] }
