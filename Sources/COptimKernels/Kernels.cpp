@@ -5,7 +5,15 @@
 #include <utility>
 
 #include "COptimKernels.h"
+#include "Rules/ASGD.h"
+#include "Rules/Adadelta.h"
+#include "Rules/Adagrad.h"
 #include "Rules/Adam.h"
+#include "Rules/Adamax.h"
+#include "Rules/NAdam.h"
+#include "Rules/RAdam.h"
+#include "Rules/RMSprop.h"
+#include "Rules/Rprop.h"
 #include "Rules/SGD.h"
 #include "SegmentLoop.h"
 
@@ -63,6 +71,11 @@ template <class Rule> const optim_segment_fn *table_for(optim_dtype dtype, optim
     return table_for<BaselineTier, Rule>(dtype);
 }
 
+template <class Rule> const optim_segment_fn *table_of(optim_dtype dtype, optim_isa isa, uint32_t *flag_bits) {
+    *flag_bits = Rule::flag_bits;
+    return table_for<Rule>(dtype, isa);
+}
+
 }  // namespace
 }  // namespace optim
 
@@ -70,15 +83,17 @@ extern "C" const optim_segment_fn *optim_kernel_table(optim_rule rule, optim_dty
                                                       optim_isa isa, uint32_t *flag_bits) {
     using namespace optim;
     switch (rule) {
-    case OPTIM_RULE_SGD:
-        *flag_bits = SGDRule::flag_bits;
-        return table_for<SGDRule>(dtype, isa);
-    case OPTIM_RULE_ADAM:
-        *flag_bits = AdamRule::flag_bits;
-        return table_for<AdamRule>(dtype, isa);
-    case OPTIM_RULE_BANDWIDTH_PROBE:
-        *flag_bits = BandwidthProbeRule::flag_bits;
-        return table_for<BandwidthProbeRule>(dtype, isa);
+    case OPTIM_RULE_SGD: return table_of<SGDRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_ADAM: return table_of<AdamRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_BANDWIDTH_PROBE: return table_of<BandwidthProbeRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_RMSPROP: return table_of<RMSpropRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_ADAGRAD: return table_of<AdagradRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_ADADELTA: return table_of<AdadeltaRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_ADAMAX: return table_of<AdamaxRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_ASGD: return table_of<ASGDRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_NADAM: return table_of<NAdamRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_RADAM: return table_of<RAdamRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_RPROP: return table_of<RpropRule>(dtype, isa, flag_bits);
     }
     *flag_bits = 0;
     return nullptr;

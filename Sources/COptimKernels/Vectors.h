@@ -24,6 +24,7 @@ typedef double VDouble __attribute__((ext_vector_type(8)));
 typedef uint32_t VU32 __attribute__((ext_vector_type(16)));
 typedef int32_t VI32 __attribute__((ext_vector_type(16)));
 typedef uint16_t VU16 __attribute__((ext_vector_type(16)));
+typedef uint64_t VU64 __attribute__((ext_vector_type(8)));
 
 template <class To, class From> OPTIM_INLINE To bit_cast_vector(const From &value) {
     static_assert(sizeof(To) == sizeof(From), "bit cast between sizes");
@@ -56,6 +57,39 @@ OPTIM_INLINE void copy_small(void *destination, const void *source, size_t bytes
     if (bytes & 4) { __builtin_memcpy_inline(d, s, 4); d += 4; s += 4; }
     if (bytes & 2) { __builtin_memcpy_inline(d, s, 2); d += 2; s += 2; }
     if (bytes & 1) { *d = *s; }
+}
+
+// IEEE minimum: NaN if either operand is NaN, like torch.minimum.
+template <class V> OPTIM_INLINE V minimum(const V &a, const V &b) {
+    return __builtin_elementwise_minimum(a, b);
+}
+
+template <class V> OPTIM_INLINE V absolute(const V &a) { return __builtin_elementwise_abs(a); }
+
+// Unsigned integer vectors of the width of a math vector's lanes.
+template <class V> struct LaneBits;
+template <> struct LaneBits<VFloat> { typedef VU32 type; };
+template <> struct LaneBits<VDouble> { typedef VU64 type; };
+
+// Lane-wise `mask ? a : b` for the result of a comparison of math vectors (lanes all ones
+// or all zeros).
+template <class V, class Mask> OPTIM_INLINE V choose(const Mask &mask, const V &a, const V &b) {
+    typedef typename LaneBits<V>::type Bits;
+    const Bits m = bit_cast_vector<Bits>(mask);
+    return bit_cast_vector<V>((m & bit_cast_vector<Bits>(a)) | (~m & bit_cast_vector<Bits>(b)));
+}
+
+// torch.sign: 1, -1 or 0 (also for NaN).
+template <class V> OPTIM_INLINE V sign(const V &a) {
+    const V zero = V{}, one = zero + 1;
+    return choose(a > zero, one, choose(a < zero, -one, zero));
+}
+
+// torch.lerp with a scalar weight: start + w (end - start) for |w| < 0.5, otherwise
+// end - (end - start)(1 - w), which is exact at w = 1.
+template <class V, class S> OPTIM_INLINE V lerp(const V &start, const V &end, S weight) {
+    if (weight < S(0.5) && weight > S(-0.5)) return start + weight * (end - start);
+    return end - (end - start) * (S(1) - weight);
 }
 
 template <class V> OPTIM_INLINE V square_root(const V &a) {

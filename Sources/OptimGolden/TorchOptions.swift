@@ -1,14 +1,9 @@
 import Foundation
 import Optim
 
-/// A torch option dictionary, read key by key; keys left over are options this library does
-/// not know, which `finish()` reports.
+/// A torch option dictionary, read key by key (see `finish()` for the keys left over).
 struct TorchOptions {
     private var remaining: [String: Any]
-
-    /// torch options that choose an implementation or autograd behaviour, not the math: every
-    /// path here computes the same bits, so they are accepted and ignored.
-    static let implementationChoices: Set<String> = ["foreach", "fused", "capturable", "differentiable"]
 
     init(_ options: [String: Any]) { remaining = options }
 
@@ -36,12 +31,11 @@ struct TorchOptions {
         return (list[0].doubleValue, list[1].doubleValue)
     }
 
-    func finish() throws {
-        let unknown = remaining.keys.filter { !TorchOptions.implementationChoices.contains($0) }.sorted()
-        guard unknown.isEmpty else {
-            throw GoldenError("unsupported option\(unknown.count == 1 ? "" : "s"): \(unknown.joined(separator: ", "))")
-        }
-    }
+    /// Ends the reading. Keys left over are accepted and ignored: a torch parameter group may
+    /// carry keys its optimizer does not define (a group of Rprop with a `weight_decay`), which
+    /// torch keeps and never reads, and every option torch defines for an optimizer is read by
+    /// its initializer here.
+    func finish() throws {}
 }
 
 extension SGD.Options {
@@ -73,15 +67,123 @@ extension Adam.Options {
     }
 }
 
+extension RMSprop.Options {
+    init(torch options: [String: Any]) throws {
+        var o = TorchOptions(options)
+        self.init()
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.double("alpha") { alpha = v }
+        if let v = try o.double("eps") { eps = v }
+        if let v = try o.double("weight_decay") { weightDecay = v }
+        if let v = try o.double("momentum") { momentum = v }
+        if let v = try o.bool("centered") { centered = v }
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+    }
+}
+
+extension Adagrad.Options {
+    init(torch options: [String: Any]) throws {
+        var o = TorchOptions(options)
+        self.init()
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.double("lr_decay") { lrDecay = v }
+        if let v = try o.double("weight_decay") { weightDecay = v }
+        if let v = try o.double("initial_accumulator_value") { initialAccumulatorValue = v }
+        if let v = try o.double("eps") { eps = v }
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+    }
+}
+
+extension Adadelta.Options {
+    init(torch options: [String: Any]) throws {
+        var o = TorchOptions(options)
+        self.init()
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.double("rho") { rho = v }
+        if let v = try o.double("eps") { eps = v }
+        if let v = try o.double("weight_decay") { weightDecay = v }
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+    }
+}
+
+extension Adamax.Options {
+    init(torch options: [String: Any]) throws {
+        var o = TorchOptions(options)
+        self.init()
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.pair("betas") { betas = v }
+        if let v = try o.double("eps") { eps = v }
+        if let v = try o.double("weight_decay") { weightDecay = v }
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+    }
+}
+
+extension ASGD.Options {
+    init(torch options: [String: Any]) throws {
+        var o = TorchOptions(options)
+        self.init()
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.double("lambd") { lambd = v }
+        if let v = try o.double("alpha") { alpha = v }
+        if let v = try o.double("t0") { t0 = v }
+        if let v = try o.double("weight_decay") { weightDecay = v }
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+    }
+}
+
+extension NAdam.Options {
+    init(torch options: [String: Any]) throws {
+        var o = TorchOptions(options)
+        self.init()
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.pair("betas") { betas = v }
+        if let v = try o.double("eps") { eps = v }
+        if let v = try o.double("weight_decay") { weightDecay = v }
+        if let v = try o.double("momentum_decay") { momentumDecay = v }
+        if let v = try o.bool("decoupled_weight_decay") { decoupledWeightDecay = v }
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+    }
+}
+
+extension RAdam.Options {
+    init(torch options: [String: Any]) throws {
+        var o = TorchOptions(options)
+        self.init()
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.pair("betas") { betas = v }
+        if let v = try o.double("eps") { eps = v }
+        if let v = try o.double("weight_decay") { weightDecay = v }
+        if let v = try o.bool("decoupled_weight_decay") { decoupledWeightDecay = v }
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+    }
+}
+
+extension Rprop.Options {
+    init(torch options: [String: Any]) throws {
+        var o = TorchOptions(options)
+        self.init()
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.pair("etas") { etas = v }
+        if let v = try o.pair("step_sizes") { stepSizes = v }
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+    }
+}
+
 /// An optimizer under replay, whatever its type.
 protocol ReplayedOptimizer: AnyObject {
     func step() throws
     func state(for parameter: Tensor) -> ParameterState?
 }
 
-extension SGD: ReplayedOptimizer {}
-extension Adam: ReplayedOptimizer {}
-extension AdamW: ReplayedOptimizer {}
+extension ElementwiseOptimizer: ReplayedOptimizer {}
 
 /// Builds the optimizer torch calls `name` over parameter groups with torch-named options, or
 /// returns nil when this library does not implement it.
@@ -103,6 +205,30 @@ func makeOptimizer(_ name: String, groups: [([Tensor], [String: Any])], executio
     case "AdamW":
         return try AdamW(groups: specs { try Adam.Options(torch: $0, defaults: AdamW.defaultOptions) },
                          execution: execution, implementation: implementation)
+    case "RMSprop":
+        return try RMSprop(groups: specs { try RMSprop.Options(torch: $0) }, execution: execution,
+                           implementation: implementation)
+    case "Adagrad":
+        return try Adagrad(groups: specs { try Adagrad.Options(torch: $0) }, execution: execution,
+                           implementation: implementation)
+    case "Adadelta":
+        return try Adadelta(groups: specs { try Adadelta.Options(torch: $0) }, execution: execution,
+                            implementation: implementation)
+    case "Adamax":
+        return try Adamax(groups: specs { try Adamax.Options(torch: $0) }, execution: execution,
+                          implementation: implementation)
+    case "ASGD":
+        return try ASGD(groups: specs { try ASGD.Options(torch: $0) }, execution: execution,
+                        implementation: implementation)
+    case "NAdam":
+        return try NAdam(groups: specs { try NAdam.Options(torch: $0) }, execution: execution,
+                         implementation: implementation)
+    case "RAdam":
+        return try RAdam(groups: specs { try RAdam.Options(torch: $0) }, execution: execution,
+                         implementation: implementation)
+    case "Rprop":
+        return try Rprop(groups: specs { try Rprop.Options(torch: $0) }, execution: execution,
+                         implementation: implementation)
     default:
         return nil
     }

@@ -36,6 +36,14 @@ typedef enum optim_rule {
     OPTIM_RULE_SGD = 0,
     OPTIM_RULE_ADAM = 1,
     OPTIM_RULE_BANDWIDTH_PROBE = 2,
+    OPTIM_RULE_RMSPROP = 3,
+    OPTIM_RULE_ADAGRAD = 4,
+    OPTIM_RULE_ADADELTA = 5,
+    OPTIM_RULE_ADAMAX = 6,
+    OPTIM_RULE_ASGD = 7,
+    OPTIM_RULE_NADAM = 8,
+    OPTIM_RULE_RADAM = 9,
+    OPTIM_RULE_RPROP = 10,
 } optim_rule;
 
 enum { OPTIM_MAX_STATE = 4 };
@@ -89,6 +97,110 @@ typedef struct optim_adam_scalars {
     double negative_step_size;     // -lr / (1 - beta1^step)
     double bias_correction2_sqrt;  // (1 - beta2^step)^0.5
 } optim_adam_scalars;
+
+// Flags shared by the rules below: negate the gradient, add an L2 term to it, or (where the
+// rule has it) decay the parameter directly.
+enum {
+    OPTIM_RULE_MAXIMIZE = 1u << 0,
+    OPTIM_RULE_WEIGHT_DECAY = 1u << 1,
+    OPTIM_RULE_DECOUPLED = 1u << 2,
+};
+
+// RMSprop (Rules/RMSprop.h).
+enum {
+    OPTIM_RMSPROP_MOMENTUM = 1u << 2,
+    OPTIM_RMSPROP_CENTERED = 1u << 3,
+};
+typedef struct optim_rmsprop_scalars {
+    double alpha;
+    double one_minus_alpha;
+    double eps;
+    double weight_decay;
+    double momentum;
+    double negative_lr;
+} optim_rmsprop_scalars;
+
+// Adagrad (Rules/Adagrad.h).
+enum {
+    OPTIM_ADAGRAD_INITIALIZE = 1u << 2,  // first step: the sum starts at its initial value
+};
+typedef struct optim_adagrad_scalars {
+    double weight_decay;
+    double negative_clr;  // -lr / (1 + (step - 1) * lr_decay)
+    double eps;
+    double initial_accumulator_value;
+} optim_adagrad_scalars;
+
+// Adadelta (Rules/Adadelta.h).
+typedef struct optim_adadelta_scalars {
+    double rho;
+    double one_minus_rho;
+    double eps;
+    double weight_decay;
+    double negative_lr;
+} optim_adadelta_scalars;
+
+// Adamax (Rules/Adamax.h).
+typedef struct optim_adamax_scalars {
+    double one_minus_beta1;
+    double beta2;
+    double eps;
+    double weight_decay;
+    double negative_clr;  // -lr / (1 - beta1^step)
+} optim_adamax_scalars;
+
+// ASGD (Rules/ASGD.h).
+enum {
+    OPTIM_ASGD_COPY_AVERAGE = 1u << 2,  // mu = 1: the average becomes the parameter
+};
+typedef struct optim_asgd_scalars {
+    double weight_decay;
+    double decay;         // 1 - lambd * eta
+    double negative_eta;
+    double mu;
+} optim_asgd_scalars;
+
+// NAdam (Rules/NAdam.h). Uses OPTIM_RULE_DECOUPLED.
+typedef struct optim_nadam_scalars {
+    double one_minus_beta1;
+    double beta2;
+    double one_minus_beta2;
+    double bias_correction2;
+    double eps;
+    double weight_decay;
+    double decay_factor;      // 1 - lr * weight_decay
+    double grad_coefficient;  // -lr (1 - mu_t) / (1 - prod mu)
+    double avg_coefficient;   // -lr mu_{t+1} / (1 - mu_{t+1} prod mu)
+} optim_nadam_scalars;
+
+// RAdam (Rules/RAdam.h). Uses OPTIM_RULE_DECOUPLED.
+enum {
+    OPTIM_RADAM_RECTIFY = 1u << 3,  // the variance is tractable (rho_t > 5)
+};
+typedef struct optim_radam_scalars {
+    double one_minus_beta1;
+    double beta2;
+    double one_minus_beta2;
+    double bias_correction1;
+    double lr;
+    double bias_correction2_sqrt;
+    double eps;
+    double rectification;
+    double weight_decay;
+    double decay_factor;
+} optim_radam_scalars;
+
+// Rprop (Rules/Rprop.h).
+enum {
+    OPTIM_RPROP_INITIALIZE = 1u << 1,  // first step: step sizes start at lr
+};
+typedef struct optim_rprop_scalars {
+    double eta_minus;
+    double eta_plus;
+    double step_size_min;
+    double step_size_max;
+    double lr;
+} optim_rprop_scalars;
 
 typedef struct optim_probe_scalars {
     double a;

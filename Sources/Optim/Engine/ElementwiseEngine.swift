@@ -4,6 +4,9 @@
 protocol ElementwiseAlgorithm {
     associatedtype Options: OptimizerOptions
     associatedtype Scalars
+    /// Scalar state a tensor carries from step to step (ASGD's eta and mu, NAdam's product of
+    /// momentum coefficients), kept per parameter as torch keeps it.
+    associatedtype TensorState: Equatable = NoTensorState
 
     static var rule: KernelRule { get }
     /// torch's names of the state slots, in slot order.
@@ -11,11 +14,27 @@ protocol ElementwiseAlgorithm {
     static func validate(_ options: Options) throws
     /// Whether a slot holds state under these options.
     static func usesSlot(_ slot: Int, _ options: Options) -> Bool
-    /// The rule flags for these options; `freshState` is true on the step that created the
-    /// parameter's state.
-    static func flags(_ options: Options, freshState: Bool) -> UInt32
-    /// The scalars for a tensor at its `step`-th update (counted from 1).
-    static func scalars(_ options: Options, step: Int) -> Scalars
+    /// Flags added on the step that created a parameter's state (the rule then initializes it).
+    static func initializationFlags(_ options: Options) -> UInt32
+    /// The scalar state of a parameter at its first update.
+    static func initialTensorState(_ options: Options) -> TensorState
+    /// The rule's flags and scalars for a tensor's `step`-th update (counted from 1); advances
+    /// the tensor's scalar state to what it is after that update.
+    static func prepare(_ options: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars)
+    /// The scalar state by torch's names.
+    static func values(of state: TensorState) -> [String: Double]
+}
+
+/// The scalar state of a rule that keeps none.
+struct NoTensorState: Equatable {}
+
+extension ElementwiseAlgorithm where TensorState == NoTensorState {
+    static func initialTensorState(_ options: Options) -> NoTensorState { NoTensorState() }
+    static func values(of state: NoTensorState) -> [String: Double] { [:] }
+}
+
+extension ElementwiseAlgorithm {
+    static func initializationFlags(_ options: Options) -> UInt32 { 0 }
 }
 
 /// The state an optimizer keeps for one parameter: the number of updates it received, its
@@ -43,14 +62,15 @@ public struct ParameterState: @unchecked Sendable {
 /// gradient checks, the launch buffers, and both code paths.
 ///
 /// A step builds the launch's tensor descriptors once and then, as long as every parameter
-/// keeps the same gradient tensor (or has none, as before) and the options keep their flags,
-/// only advances step counts and rewrites one scalar block per (group, step count): the Swift
-/// side of a step costs a few nanoseconds per tensor.
+/// keeps the same gradient tensor (or has none, as before) and the options do not change, only
+/// advances step counts and rewrites one scalar block per run of tensors that share a group,
+/// a step count and a scalar state: the Swift side of a step costs a few nanoseconds per tensor.
 final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     private(set) var groups: [ParameterGroup<Algorithm.Options>]
     private var parameters: [Tensor] = []
     private var groupOf: [Int] = []
     private var stepCounts: [Int] = []
+    private var tensorStates: [Algorithm.TensorState?] = []
     /// `slotCount` state tensors per parameter, in parameter order.
     private var slots: [Tensor?] = []
     private let slotCount = Algorithm.stateNames.count
@@ -66,8 +86,20 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     private var launchPositions: [Int] = []
     /// The active parameters in launch order.
     private var active: [Int] = []
-    /// One scalar block per (group, step count) run of the launch.
-    private var blockKeys: [(group: Int, step: Int)] = []
+
+    /// A run of consecutive launch positions that share a group, a step count and a scalar
+    /// state, and so one scalar block and one set of flags.
+    private struct Block {
+        var group: Int
+        var step: Int
+        var stateBefore: Algorithm.TensorState
+        var stateAfter: Algorithm.TensorState
+        var flags: UInt32
+        var positions: Range<Int>
+    }
+    private var blocks: [Block] = []
+    /// Whether the last step created state: its kernels carry initialization flags.
+    private var hadFreshState = false
     private var launchTotal = 0
     private var tables: [UnsafeBufferPointer<SegmentFunction?>] = []
     private var tablesISA: InstructionSet?
@@ -101,13 +133,15 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
         seen.formUnion(inGroup)
         let index = groups.count
+        let count = spec.parameters.count
         groups.append(ParameterGroup(parameters: spec.parameters, options: options))
         parameters.append(contentsOf: spec.parameters)
-        groupOf.append(contentsOf: repeatElement(index, count: spec.parameters.count))
-        stepCounts.append(contentsOf: repeatElement(0, count: spec.parameters.count))
-        slots.append(contentsOf: repeatElement(nil, count: spec.parameters.count * slotCount))
-        launchGrads.append(contentsOf: repeatElement(nil, count: spec.parameters.count))
-        launchPositions.append(contentsOf: repeatElement(-1, count: spec.parameters.count))
+        groupOf.append(contentsOf: repeatElement(index, count: count))
+        stepCounts.append(contentsOf: repeatElement(0, count: count))
+        tensorStates.append(contentsOf: repeatElement(nil, count: count))
+        slots.append(contentsOf: repeatElement(nil, count: count * slotCount))
+        launchGrads.append(contentsOf: repeatElement(nil, count: count))
+        launchPositions.append(contentsOf: repeatElement(-1, count: count))
         launchIsCurrent = false
     }
 
@@ -131,7 +165,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         for slot in 0..<slotCount {
             if let tensor = slots[index * slotCount + slot] { tensors[Algorithm.stateNames[slot]] = tensor }
         }
-        return ParameterState(step: stepCounts[index], tensors: tensors)
+        let values = tensorStates[index].map(Algorithm.values(of:)) ?? [:]
+        return ParameterState(step: stepCounts[index], tensors: tensors, values: values)
     }
 
     func zeroGrad(setToNone: Bool) {
@@ -175,25 +210,28 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
         for index in active { stepCounts[index] += 1 }
         let stride = MemoryLayout<Algorithm.Scalars>.stride
-        for block in blockKeys.indices {
-            blockKeys[block].step += 1
-            let key = blockKeys[block]
-            (buffers.scalars + block * stride).assumingMemoryBound(to: Algorithm.Scalars.self).pointee =
-                Algorithm.scalars(groups[key.group].options, step: key.step)
-        }
-        // Fresh-state flags hold for the step that created the state only.
-        if hadFreshState {
-            for position in active.indices {
-                let index = active[position]
-                buffers.descriptors[position].kernel = tables[parameters[index].dtype.ordinal][Int(groupFlags[groupOf[index]])]
+        let keepsTensorState = Algorithm.TensorState.self != NoTensorState.self
+        for number in blocks.indices {
+            var block = blocks[number]
+            block.step += 1
+            block.stateBefore = block.stateAfter
+            let prepared = Algorithm.prepare(groups[block.group].options, step: block.step, state: &block.stateAfter)
+            (buffers.scalars + number * stride).assumingMemoryBound(to: Algorithm.Scalars.self).pointee = prepared.scalars
+            if prepared.flags != block.flags || hadFreshState {
+                block.flags = prepared.flags
+                for position in block.positions {
+                    let index = active[position]
+                    buffers.descriptors[position].kernel = tables[parameters[index].dtype.ordinal][Int(block.flags)]
+                }
             }
-            hadFreshState = false
+            if keepsTensorState {
+                for position in block.positions { tensorStates[active[position]] = block.stateAfter }
+            }
+            blocks[number] = block
         }
+        hadFreshState = false
         return true
     }
-
-    private var groupFlags: [UInt32] = []
-    private var hadFreshState = false
 
     /// Checks every gradient, creates missing state, and fills the launch's descriptors.
     private func buildLaunch() throws {
@@ -213,13 +251,12 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             active.append(index)
         }
         refreshTables()
-        groupFlags = groups.map { Algorithm.flags($0.options, freshState: false) }
         hadFreshState = false
         for index in launchGrads.indices {
             launchGrads[index] = nil
             launchPositions[index] = -1
         }
-        blockKeys.removeAll(keepingCapacity: true)
+        blocks.removeAll(keepingCapacity: true)
 
         let stride = MemoryLayout<Algorithm.Scalars>.stride
         buffers.reserve(tensors: active.count, scalarStride: stride)
@@ -237,13 +274,22 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
                 slots[index * slotCount + slot] = try! Tensor.zeros(parameter.shape, dtype: parameter.dtype)
                 fresh = true
             }
+            fresh = fresh || stepCounts[index] == 0
             stepCounts[index] += 1
-            if blockKeys.last.map({ $0.group != group || $0.step != stepCounts[index] }) ?? true {
-                (buffers.scalars + blockKeys.count * stride).bindMemory(to: Algorithm.Scalars.self, capacity: 1)
-                    .initialize(to: Algorithm.scalars(options, step: stepCounts[index]))
-                blockKeys.append((group, stepCounts[index]))
+            let stateBefore = tensorStates[index] ?? Algorithm.initialTensorState(options)
+            if let last = blocks.last, last.group == group, last.step == stepCounts[index], last.stateBefore == stateBefore {
+                blocks[blocks.count - 1].positions = last.positions.lowerBound..<(position + 1)
+            } else {
+                var stateAfter = stateBefore
+                let prepared = Algorithm.prepare(options, step: stepCounts[index], state: &stateAfter)
+                (buffers.scalars + blocks.count * stride).bindMemory(to: Algorithm.Scalars.self, capacity: 1)
+                    .initialize(to: prepared.scalars)
+                blocks.append(Block(group: group, step: stepCounts[index], stateBefore: stateBefore,
+                                    stateAfter: stateAfter, flags: prepared.flags, positions: position..<(position + 1)))
             }
-            let flags = fresh ? Algorithm.flags(options, freshState: true) : groupFlags[group]
+            let block = blocks[blocks.count - 1]
+            tensorStates[index] = block.stateAfter
+            let flags = block.flags | (fresh ? Algorithm.initializationFlags(options) : 0)
             hadFreshState = hadFreshState || fresh
 
             var descriptor = KernelTensor()
@@ -254,7 +300,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
                 for slot in 0..<slotCount { pointers[slot] = slots[index * slotCount + slot]?.storage.base }
             }
             descriptor.count = Int64(parameter.count)
-            descriptor.scalars = UnsafeRawPointer(buffers.scalars + (blockKeys.count - 1) * stride)
+            descriptor.scalars = UnsafeRawPointer(buffers.scalars + (blocks.count - 1) * stride)
             descriptor.kernel = tables[parameter.dtype.ordinal][Int(flags)]
             buffers.descriptors[position] = descriptor
 

@@ -5,6 +5,14 @@ internal import COptimKernels
 typealias SGDKernelScalars = optim_sgd_scalars
 typealias AdamKernelScalars = optim_adam_scalars
 typealias ProbeKernelScalars = optim_probe_scalars
+typealias RMSpropKernelScalars = optim_rmsprop_scalars
+typealias AdagradKernelScalars = optim_adagrad_scalars
+typealias AdadeltaKernelScalars = optim_adadelta_scalars
+typealias AdamaxKernelScalars = optim_adamax_scalars
+typealias ASGDKernelScalars = optim_asgd_scalars
+typealias NAdamKernelScalars = optim_nadam_scalars
+typealias RAdamKernelScalars = optim_radam_scalars
+typealias RpropKernelScalars = optim_rprop_scalars
 typealias KernelTensor = optim_tensor
 typealias KernelPlan = optim_plan
 typealias SegmentFunction = optim_segment_fn
@@ -14,13 +22,39 @@ enum KernelRule {
     case sgd
     case adam
     case bandwidthProbe
+    case rmsprop, adagrad, adadelta, adamax, asgd, nadam, radam, rprop
 
     var cValue: optim_rule {
         switch self {
         case .sgd: OPTIM_RULE_SGD
         case .adam: OPTIM_RULE_ADAM
         case .bandwidthProbe: OPTIM_RULE_BANDWIDTH_PROBE
+        case .rmsprop: OPTIM_RULE_RMSPROP
+        case .adagrad: OPTIM_RULE_ADAGRAD
+        case .adadelta: OPTIM_RULE_ADADELTA
+        case .adamax: OPTIM_RULE_ADAMAX
+        case .asgd: OPTIM_RULE_ASGD
+        case .nadam: OPTIM_RULE_NADAM
+        case .radam: OPTIM_RULE_RADAM
+        case .rprop: OPTIM_RULE_RPROP
         }
+    }
+}
+
+/// Flags of the rules other than SGD and Adam.
+enum RuleFlags {
+    static let maximize = UInt32(OPTIM_RULE_MAXIMIZE)
+    static let weightDecay = UInt32(OPTIM_RULE_WEIGHT_DECAY)
+    static let decoupled = UInt32(OPTIM_RULE_DECOUPLED)
+    static let rmspropMomentum = UInt32(OPTIM_RMSPROP_MOMENTUM)
+    static let rmspropCentered = UInt32(OPTIM_RMSPROP_CENTERED)
+    static let adagradInitialize = UInt32(OPTIM_ADAGRAD_INITIALIZE)
+    static let asgdCopyAverage = UInt32(OPTIM_ASGD_COPY_AVERAGE)
+    static let radamRectify = UInt32(OPTIM_RADAM_RECTIFY)
+    static let rpropInitialize = UInt32(OPTIM_RPROP_INITIALIZE)
+
+    static func common(maximize: Bool, weightDecay: Double) -> UInt32 {
+        (maximize ? Self.maximize : 0) | (weightDecay != 0 ? Self.weightDecay : 0)
     }
 }
 

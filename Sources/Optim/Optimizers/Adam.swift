@@ -23,7 +23,7 @@ import Darwin
 /// the storage's math type (see ``DType``), operation by operation without fused
 /// multiply-add. State: `exp_avg` (m), `exp_avg_sq` (v), `max_exp_avg_sq` (vmax, with
 /// amsgrad) and the update count `step`. Defaults are torch 2.15's.
-public final class Adam: Optimizer {
+public final class Adam: ElementwiseOptimizer<Adam.Options> {
     /// Options of Adam and AdamW, with torch's defaults for Adam.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 1e-3).
@@ -61,9 +61,6 @@ public final class Adam: Optimizer {
         }
     }
 
-    let engine: ElementwiseEngine<AdamAlgorithm>
-    private let defaults: Options
-
     /// Adam over `parameters` in one group.
     public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
                             implementation: Implementation = .multiTensor) throws {
@@ -75,47 +72,21 @@ public final class Adam: Optimizer {
     /// the environment's (``Execution/fromEnvironment()``).
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
-                                       implementation: implementation)
-        self.defaults = defaults
+        let engine = try ElementwiseEngine<AdamAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                  implementation: implementation)
+        super.init(core: engine, defaults: defaults)
     }
-
-    public var paramGroups: [ParameterGroup<Options>] { engine.groups }
-    public func setOptions(_ options: Options, group: Int) throws { try engine.setOptions(options, group: group) }
-    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws { try engine.addGroup(group, defaults: defaults) }
-    public var execution: Execution {
-        get { engine.execution }
-        set { engine.execution = newValue }
-    }
-    public var implementation: Implementation {
-        get { engine.implementation }
-        set { engine.implementation = newValue }
-    }
-    public func step() throws { try engine.step() }
-    @discardableResult
-    public func step(_ closure: () throws -> Double) throws -> Double {
-        let loss = try closure()
-        try engine.step()
-        return loss
-    }
-    public func zeroGrad(setToNone: Bool) { engine.zeroGrad(setToNone: setToNone) }
-    /// The state of `parameter` (`step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`), or nil
-    /// before its first update.
-    public func state(for parameter: Tensor) -> ParameterState? { engine.state(for: parameter) }
 }
 
 /// AdamW (Loshchilov & Hutter, 2019), as `torch.optim.AdamW`: ``Adam`` with decoupled weight
 /// decay, whose default is 1e-2.
 ///
 ///     p ← p · (1 − lr · weightDecay), then the Adam update of ``Adam``.
-public final class AdamW: Optimizer {
+public final class AdamW: ElementwiseOptimizer<AdamW.Options> {
     public typealias Options = Adam.Options
 
     /// AdamW's defaults: Adam's, with `weightDecay` 1e-2 and `decoupledWeightDecay` true.
     public static let defaultOptions = Options(weightDecay: 1e-2, decoupledWeightDecay: true)
-
-    let engine: ElementwiseEngine<AdamAlgorithm>
-    private let defaults: Options
 
     /// AdamW over `parameters` in one group.
     public convenience init(_ parameters: [Tensor], options: Options = AdamW.defaultOptions,
@@ -130,32 +101,10 @@ public final class AdamW: Optimizer {
         guard defaults.decoupledWeightDecay else {
             throw OptimError(.invalidOption, "AdamW always decouples weight decay; use Adam for an L2 penalty")
         }
-        engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
-                                       implementation: implementation)
-        self.defaults = defaults
+        let engine = try ElementwiseEngine<AdamAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                  implementation: implementation)
+        super.init(core: engine, defaults: defaults)
     }
-
-    public var paramGroups: [ParameterGroup<Options>] { engine.groups }
-    public func setOptions(_ options: Options, group: Int) throws { try engine.setOptions(options, group: group) }
-    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws { try engine.addGroup(group, defaults: defaults) }
-    public var execution: Execution {
-        get { engine.execution }
-        set { engine.execution = newValue }
-    }
-    public var implementation: Implementation {
-        get { engine.implementation }
-        set { engine.implementation = newValue }
-    }
-    public func step() throws { try engine.step() }
-    @discardableResult
-    public func step(_ closure: () throws -> Double) throws -> Double {
-        let loss = try closure()
-        try engine.step()
-        return loss
-    }
-    public func zeroGrad(setToNone: Bool) { engine.zeroGrad(setToNone: setToNone) }
-    /// The state of `parameter`, as ``Adam/state(for:)``.
-    public func state(for parameter: Tensor) -> ParameterState? { engine.state(for: parameter) }
 }
 
 enum AdamAlgorithm: ElementwiseAlgorithm {
@@ -175,7 +124,8 @@ enum AdamAlgorithm: ElementwiseAlgorithm {
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { slot < 2 || o.amsgrad }
 
-    static func flags(_ o: Options, freshState: Bool) -> UInt32 {
+    /// torch's per-tensor scalars, in `Double` as torch computes them in Python.
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         var flags: UInt32 = 0
         if o.maximize { flags |= AdamFlags.maximize }
         if o.weightDecay != 0 {
@@ -183,17 +133,12 @@ enum AdamAlgorithm: ElementwiseAlgorithm {
             if o.decoupledWeightDecay { flags |= AdamFlags.decoupled }
         }
         if o.amsgrad { flags |= AdamFlags.amsgrad }
-        return flags
-    }
-
-    /// torch's per-tensor scalars, in `Double` as torch computes them in Python.
-    static func scalars(_ o: Options, step: Int) -> Scalars {
         let t = Double(step)
         let biasCorrection1 = 1 - pow(o.betas.0, t)
         let biasCorrection2 = 1 - pow(o.betas.1, t)
-        return Scalars(one_minus_beta1: 1 - o.betas.0, beta2: o.betas.1, one_minus_beta2: 1 - o.betas.1,
-                       eps: o.eps, weight_decay: o.weightDecay, decay_factor: 1 - o.lr * o.weightDecay,
-                       negative_step_size: -(o.lr / biasCorrection1),
-                       bias_correction2_sqrt: pow(biasCorrection2, 0.5))
+        return (flags, Scalars(one_minus_beta1: 1 - o.betas.0, beta2: o.betas.1, one_minus_beta2: 1 - o.betas.1,
+                               eps: o.eps, weight_decay: o.weightDecay, decay_factor: 1 - o.lr * o.weightDecay,
+                               negative_step_size: -(o.lr / biasCorrection1),
+                               bias_correction2_sqrt: pow(biasCorrection2, 0.5)))
     }
 }

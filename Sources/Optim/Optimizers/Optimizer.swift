@@ -69,6 +69,13 @@ public protocol Optimizer: AnyObject {
 extension Optimizer {
     public func zeroGrad() { zeroGrad(setToNone: true) }
 
+    @discardableResult
+    public func step(_ closure: () throws -> Double) throws -> Double {
+        let loss = try closure()
+        try step()
+        return loss
+    }
+
     /// The learning rate of each group.
     public var learningRates: [Double] { paramGroups.map(\.options.lr) }
 }

@@ -11,7 +11,7 @@
 ///
 /// Nesterov momentum follows Sutskever et al. (2013), in torch's formulation. State:
 /// `momentum_buffer` (only when momentum ≠ 0). Defaults are torch 2.15's.
-public final class SGD: Optimizer {
+public final class SGD: ElementwiseOptimizer<SGD.Options> {
     /// SGD's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (torch: `lr`, default 1e-3).
@@ -38,9 +38,6 @@ public final class SGD: Optimizer {
         }
     }
 
-    let engine: ElementwiseEngine<SGDAlgorithm>
-    private let defaults: Options
-
     /// SGD over `parameters` in one group.
     public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
                             implementation: Implementation = .multiTensor) throws {
@@ -52,32 +49,10 @@ public final class SGD: Optimizer {
     /// the environment's (``Execution/fromEnvironment()``).
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
-                                       implementation: implementation)
-        self.defaults = defaults
+        let engine = try ElementwiseEngine<SGDAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                  implementation: implementation)
+        super.init(core: engine, defaults: defaults)
     }
-
-    public var paramGroups: [ParameterGroup<Options>] { engine.groups }
-    public func setOptions(_ options: Options, group: Int) throws { try engine.setOptions(options, group: group) }
-    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws { try engine.addGroup(group, defaults: defaults) }
-    public var execution: Execution {
-        get { engine.execution }
-        set { engine.execution = newValue }
-    }
-    public var implementation: Implementation {
-        get { engine.implementation }
-        set { engine.implementation = newValue }
-    }
-    public func step() throws { try engine.step() }
-    @discardableResult
-    public func step(_ closure: () throws -> Double) throws -> Double {
-        let loss = try closure()
-        try engine.step()
-        return loss
-    }
-    public func zeroGrad(setToNone: Bool) { engine.zeroGrad(setToNone: setToNone) }
-    /// The state of `parameter` (`momentum_buffer`), or nil before its first update.
-    public func state(for parameter: Tensor) -> ParameterState? { engine.state(for: parameter) }
 }
 
 enum SGDAlgorithm: ElementwiseAlgorithm {
@@ -99,20 +74,17 @@ enum SGDAlgorithm: ElementwiseAlgorithm {
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { o.momentum != 0 }
 
-    static func flags(_ o: Options, freshState: Bool) -> UInt32 {
+    static func initializationFlags(_ o: Options) -> UInt32 { o.momentum != 0 ? SGDFlags.momentumInit : 0 }
+
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         var flags: UInt32 = 0
         if o.maximize { flags |= SGDFlags.maximize }
         if o.weightDecay != 0 { flags |= SGDFlags.weightDecay }
         if o.momentum != 0 {
             flags |= SGDFlags.momentum
-            if freshState { flags |= SGDFlags.momentumInit }
             if o.nesterov { flags |= SGDFlags.nesterov }
         }
-        return flags
-    }
-
-    static func scalars(_ o: Options, step: Int) -> Scalars {
-        Scalars(negative_lr: -o.lr, momentum: o.momentum, one_minus_dampening: 1 - o.dampening,
-                weight_decay: o.weightDecay)
+        return (flags, Scalars(negative_lr: -o.lr, momentum: o.momentum, one_minus_dampening: 1 - o.dampening,
+                               weight_decay: o.weightDecay))
     }
 }

@@ -1,0 +1,59 @@
+// Rprop (Riedmiller & Braun, 1993), as torch.optim.Rprop:
+//
+//   g = maximize ? -grad : grad
+//   f = eta_plus where g * prev > 0, eta_minus where < 0, 1 where = 0
+//   step_size = clamp(step_size * f, step_size_min, step_size_max)   (step_size starts at lr)
+//   g = 0 where f = eta_minus
+//   param = param - sign(g) * step_size;  prev = g
+#ifndef OPTIM_RULE_RPROP_H
+#define OPTIM_RULE_RPROP_H
+
+#include "../Vectors.h"
+#include "COptimKernels.h"
+
+namespace optim {
+
+struct RpropRule {
+    enum : unsigned {
+        Maximize = OPTIM_RULE_MAXIMIZE,
+        Initialize = OPTIM_RPROP_INITIALIZE,
+    };
+    static constexpr unsigned flag_bits = 2;
+    static constexpr int state_count = 2;  // prev, step_size
+    typedef optim_rprop_scalars CScalars;
+
+    static constexpr bool reads_state(unsigned flags, int) { return !(flags & Initialize); }
+    static constexpr bool writes_state(unsigned, int) { return true; }
+
+    template <class S> struct Scalars {
+        S eta_minus, eta_plus, step_size_min, step_size_max, lr;
+        explicit Scalars(const CScalars &c)
+            : eta_minus(S(c.eta_minus)), eta_plus(S(c.eta_plus)), step_size_min(S(c.step_size_min)),
+              step_size_max(S(c.step_size_max)), lr(S(c.lr)) {}
+    };
+
+    template <unsigned F, class V, class S>
+    OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
+        if (F & Maximize) grad = -grad;
+        V &prev = state[0];
+        V &step_size = state[1];
+        if (F & Initialize) {
+            prev = V(S(0));
+            step_size = V(s.lr);
+        }
+        const V product = grad * prev;
+        const V zero = V(S(0));
+        // A NaN product keeps NaN, as torch's sign does before the replacements.
+        const V factor = choose(product > zero, V(s.eta_plus),
+                                choose(product < zero, V(s.eta_minus),
+                                       choose(product == zero, V(S(1)), product)));
+        step_size = minimum(maximum(step_size * factor, V(s.step_size_min)), V(s.step_size_max));
+        grad = choose(factor == s.eta_minus, zero, grad);
+        param = param + -sign(grad) * step_size;
+        prev = grad;
+    }
+};
+
+}  // namespace optim
+
+#endif

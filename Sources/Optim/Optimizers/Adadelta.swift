@@ -1,0 +1,75 @@
+/// Adadelta (Zeiler, 2012), as `torch.optim.Adadelta`.
+///
+/// For each parameter `p` with gradient `g`:
+///
+///     g ← maximize ? −g : g
+///     g ← g + weightDecay · p                           (if weightDecay ≠ 0)
+///     v ← ρ · v + (1 − ρ) · g²
+///     Δ ← √(u + ε) / √(v + ε) · g
+///     u ← ρ · u + (1 − ρ) · Δ²
+///     p ← p − lr · Δ
+///
+/// State: `square_avg` (v), `acc_delta` (u) and `step`. Defaults are torch 2.15's.
+public final class Adadelta: ElementwiseOptimizer<Adadelta.Options> {
+    /// Adadelta's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Coefficient that scales the update before it is applied (default 1).
+        public var lr: Double
+        /// Decay of the running averages (default 0.9).
+        public var rho: Double
+        /// Added inside the square roots for numerical stability (default 1e-6).
+        public var eps: Double
+        /// L2 penalty added to the gradient (default 0).
+        public var weightDecay: Double
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 1, rho: Double = 0.9, eps: Double = 1e-6, weightDecay: Double = 0,
+                    maximize: Bool = false) {
+            self.lr = lr
+            self.rho = rho
+            self.eps = eps
+            self.weightDecay = weightDecay
+            self.maximize = maximize
+        }
+    }
+
+    /// Adadelta over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// Adadelta over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        let engine = try ElementwiseEngine<AdadeltaAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                              implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+}
+
+enum AdadeltaAlgorithm: ElementwiseAlgorithm {
+    typealias Options = Adadelta.Options
+    typealias Scalars = AdadeltaKernelScalars
+
+    static let rule = KernelRule.adadelta
+    static let stateNames = ["square_avg", "acc_delta"]
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        guard o.rho >= 0, o.rho <= 1 else {
+            throw OptimError(.invalidOption, "Invalid rho value: \(o.rho) (must be in [0, 1])")
+        }
+        try Check.epsilon(o.eps)
+        try Check.nonNegative(o.weightDecay, "weight_decay")
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
+
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
+        (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
+         Scalars(rho: o.rho, one_minus_rho: 1 - o.rho, eps: o.eps, weight_decay: o.weightDecay, negative_lr: -o.lr))
+    }
+}

@@ -1,0 +1,81 @@
+/// Adagrad (Duchi, Hazan & Singer, 2011), as `torch.optim.Adagrad`.
+///
+/// For each parameter `p` with gradient `g`, at its `t`-th update:
+///
+///     g ← maximize ? −g : g
+///     g ← g + weightDecay · p                           (if weightDecay ≠ 0)
+///     s ← s + g²                                        (s starts at initialAccumulatorValue)
+///     p ← p − (lr / (1 + (t − 1) · lrDecay)) · g / (√s + ε)
+///
+/// State: `sum` (s) and `step`. torch creates the state when it builds the optimizer; here it
+/// is created at a parameter's first update, from the options of that moment. Defaults are
+/// torch 2.15's.
+public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
+    /// Adagrad's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Learning rate (default 1e-2).
+        public var lr: Double
+        /// Decay of the learning rate with the step count (default 0).
+        public var lrDecay: Double
+        /// L2 penalty added to the gradient (default 0).
+        public var weightDecay: Double
+        /// The starting value of the sum of squared gradients (default 0).
+        public var initialAccumulatorValue: Double
+        /// Added to the denominator for numerical stability (default 1e-10).
+        public var eps: Double
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 1e-2, lrDecay: Double = 0, weightDecay: Double = 0,
+                    initialAccumulatorValue: Double = 0, eps: Double = 1e-10, maximize: Bool = false) {
+            self.lr = lr
+            self.lrDecay = lrDecay
+            self.weightDecay = weightDecay
+            self.initialAccumulatorValue = initialAccumulatorValue
+            self.eps = eps
+            self.maximize = maximize
+        }
+    }
+
+    /// Adagrad over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// Adagrad over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        let engine = try ElementwiseEngine<AdagradAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                             implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+}
+
+enum AdagradAlgorithm: ElementwiseAlgorithm {
+    typealias Options = Adagrad.Options
+    typealias Scalars = AdagradKernelScalars
+
+    static let rule = KernelRule.adagrad
+    static let stateNames = ["sum"]
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        try Check.nonNegative(o.lrDecay, "lr_decay")
+        try Check.nonNegative(o.weightDecay, "weight_decay")
+        try Check.nonNegative(o.initialAccumulatorValue, "initial_accumulator_value")
+        try Check.epsilon(o.eps)
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
+
+    static func initializationFlags(_ o: Options) -> UInt32 { RuleFlags.adagradInitialize }
+
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
+        let clr = o.lr / (1 + Double(step - 1) * o.lrDecay)
+        return (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
+                Scalars(weight_decay: o.weightDecay, negative_clr: -clr, eps: o.eps,
+                        initial_accumulator_value: o.initialAccumulatorValue))
+    }
+}

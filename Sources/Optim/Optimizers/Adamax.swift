@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Adamax, the infinity-norm variant of Adam (Kingma & Ba, 2015, section 7), as
+/// `torch.optim.Adamax`.
+///
+/// For each parameter `p` with gradient `g`, at its `t`-th update:
+///
+///     g ← maximize ? −g : g
+///     g ← g + weightDecay · p                           (if weightDecay ≠ 0)
+///     m ← m + (1 − β₁) · (g − m)
+///     u ← max(β₂ · u, |g| + ε)
+///     p ← p − (lr / (1 − β₁ᵗ)) · m / u
+///
+/// State: `exp_avg` (m), `exp_inf` (u) and `step`. Defaults are torch 2.15's.
+public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
+    /// Adamax's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Learning rate (default 2e-3).
+        public var lr: Double
+        /// Decay rates of the first moment and of the infinity norm (default (0.9, 0.999)).
+        public var betas: (Double, Double)
+        /// Added to the infinity norm for numerical stability (default 1e-8).
+        public var eps: Double
+        /// L2 penalty added to the gradient (default 0).
+        public var weightDecay: Double
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 2e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+                    weightDecay: Double = 0, maximize: Bool = false) {
+            self.lr = lr
+            self.betas = betas
+            self.eps = eps
+            self.weightDecay = weightDecay
+            self.maximize = maximize
+        }
+
+        public static func == (a: Options, b: Options) -> Bool {
+            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.weightDecay == b.weightDecay
+                && a.maximize == b.maximize
+        }
+    }
+
+    /// Adamax over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// Adamax over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        let engine = try ElementwiseEngine<AdamaxAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                            implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+}
+
+enum AdamaxAlgorithm: ElementwiseAlgorithm {
+    typealias Options = Adamax.Options
+    typealias Scalars = AdamaxKernelScalars
+
+    static let rule = KernelRule.adamax
+    static let stateNames = ["exp_avg", "exp_inf"]
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        try Check.epsilon(o.eps)
+        try Check.beta(o.betas.0, index: 0)
+        try Check.beta(o.betas.1, index: 1)
+        try Check.nonNegative(o.weightDecay, "weight_decay")
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
+
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
+        let clr = o.lr / (1 - pow(o.betas.0, Double(step)))
+        return (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
+                Scalars(one_minus_beta1: 1 - o.betas.0, beta2: o.betas.1, eps: o.eps, weight_decay: o.weightDecay,
+                        negative_clr: -clr))
+    }
+}

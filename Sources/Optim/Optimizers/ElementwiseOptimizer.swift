@@ -1,0 +1,47 @@
+/// The engine seen through its options type only, so that one base class serves every
+/// element-wise optimizer.
+protocol ElementwiseCore<Options>: AnyObject {
+    associatedtype Options: OptimizerOptions
+    var groups: [ParameterGroup<Options>] { get }
+    var execution: Execution { get set }
+    var implementation: Implementation { get set }
+    func setOptions(_ options: Options, group: Int) throws
+    func addGroup(_ spec: ParameterGroupSpec<Options>, defaults: Options) throws
+    func step() throws
+    func zeroGrad(setToNone: Bool)
+    func state(for parameter: Tensor) -> ParameterState?
+}
+
+extension ElementwiseEngine: ElementwiseCore {}
+
+/// What every optimizer whose update is element-wise shares: parameter groups, the two code
+/// paths of the multi-tensor engine, and per-parameter state. The optimizers (``SGD``,
+/// ``Adam``, ``RMSprop``, ...) are its subclasses; each documents its update.
+public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer {
+    let core: any ElementwiseCore<Options>
+    /// The options a group added with ``addParamGroup(_:)`` starts from.
+    public let defaults: Options
+
+    init(core: any ElementwiseCore<Options>, defaults: Options) {
+        self.core = core
+        self.defaults = defaults
+    }
+
+    public var paramGroups: [ParameterGroup<Options>] { core.groups }
+    public func setOptions(_ options: Options, group: Int) throws { try core.setOptions(options, group: group) }
+    /// Adds a group of parameters that are not in the optimizer yet; its options are the
+    /// defaults with the group's changes.
+    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws { try core.addGroup(group, defaults: defaults) }
+    public var execution: Execution {
+        get { core.execution }
+        set { core.execution = newValue }
+    }
+    public var implementation: Implementation {
+        get { core.implementation }
+        set { core.implementation = newValue }
+    }
+    public func step() throws { try core.step() }
+    public func zeroGrad(setToNone: Bool) { core.zeroGrad(setToNone: setToNone) }
+    /// The state of `parameter` by torch's names, or nil before its first update.
+    public func state(for parameter: Tensor) -> ParameterState? { core.state(for: parameter) }
+}

@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// NAdam, Adam with Nesterov momentum (Dozat, 2016), as `torch.optim.NAdam`.
+///
+/// For each parameter `p` with gradient `g`, at its `t`-th update:
+///
+///     g ← maximize ? −g : g
+///     p ← p · (1 − lr · weightDecay)                     (decoupledWeightDecay)
+///     g ← g + weightDecay · p                            (otherwise, if weightDecay ≠ 0)
+///     μₜ ← β₁ · (1 − ½ · 0.96^(t · momentumDecay)),  Πₜ ← Πₜ₋₁ · μₜ
+///     m ← m + (1 − β₁) · (g − m)
+///     v ← β₂ · v + (1 − β₂) · g²
+///     d ← √(v / (1 − β₂ᵗ)) + ε
+///     p ← p − lr · (1 − μₜ) / (1 − Πₜ) · g / d
+///     p ← p − lr · μₜ₊₁ / (1 − Πₜ · μₜ₊₁) · m / d
+///
+/// Π (torch's `mu_product`) is kept rounded to Float, as torch keeps it in a float32 tensor.
+/// State: `exp_avg` (m), `exp_avg_sq` (v), `mu_product` and `step`. Defaults are torch 2.15's.
+public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
+    /// NAdam's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Learning rate (default 2e-3).
+        public var lr: Double
+        /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
+        public var betas: (Double, Double)
+        /// Added to the denominator for numerical stability (default 1e-8).
+        public var eps: Double
+        /// Weight decay: an L2 penalty, or decoupled decay with `decoupledWeightDecay` (default 0).
+        public var weightDecay: Double
+        /// How fast the momentum schedule μₜ approaches β₁ (default 4e-3).
+        public var momentumDecay: Double
+        /// Decay the parameter directly, as AdamW does, instead of adding an L2 term to the gradient
+        /// (default false).
+        public var decoupledWeightDecay: Bool
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 2e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+                    weightDecay: Double = 0, momentumDecay: Double = 4e-3, decoupledWeightDecay: Bool = false,
+                    maximize: Bool = false) {
+            self.lr = lr
+            self.betas = betas
+            self.eps = eps
+            self.weightDecay = weightDecay
+            self.momentumDecay = momentumDecay
+            self.decoupledWeightDecay = decoupledWeightDecay
+            self.maximize = maximize
+        }
+
+        public static func == (a: Options, b: Options) -> Bool {
+            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.weightDecay == b.weightDecay
+                && a.momentumDecay == b.momentumDecay && a.decoupledWeightDecay == b.decoupledWeightDecay
+                && a.maximize == b.maximize
+        }
+    }
+
+    /// NAdam over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// NAdam over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        let engine = try ElementwiseEngine<NAdamAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                           implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+}
+
+enum NAdamAlgorithm: ElementwiseAlgorithm {
+    typealias Options = NAdam.Options
+    typealias Scalars = NAdamKernelScalars
+
+    /// The running product of the momentum coefficients, rounded to Float as torch keeps it.
+    struct TensorState: Equatable {
+        var muProduct: Float
+    }
+
+    static let rule = KernelRule.nadam
+    static let stateNames = ["exp_avg", "exp_avg_sq"]
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        try Check.epsilon(o.eps)
+        try Check.beta(o.betas.0, index: 0)
+        try Check.beta(o.betas.1, index: 1)
+        try Check.nonNegative(o.weightDecay, "weight_decay")
+        try Check.nonNegative(o.momentumDecay, "momentum_decay")
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
+
+    static func initialTensorState(_ o: Options) -> TensorState { TensorState(muProduct: 1) }
+
+    static func prepare(_ o: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars) {
+        var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)
+        if o.weightDecay != 0 && o.decoupledWeightDecay { flags |= RuleFlags.decoupled }
+        let t = Double(step)
+        let beta1 = o.betas.0
+        let mu = beta1 * (1 - 0.5 * pow(0.96, t * o.momentumDecay))
+        let muNext = beta1 * (1 - 0.5 * pow(0.96, (t + 1) * o.momentumDecay))
+        state.muProduct = state.muProduct * Float(mu)
+        let product = Double(state.muProduct)
+        let scalars = Scalars(one_minus_beta1: 1 - beta1, beta2: o.betas.1, one_minus_beta2: 1 - o.betas.1,
+                              bias_correction2: 1 - pow(o.betas.1, t), eps: o.eps, weight_decay: o.weightDecay,
+                              decay_factor: 1 - o.lr * o.weightDecay,
+                              grad_coefficient: -o.lr * (1 - mu) / (1 - product),
+                              avg_coefficient: (-o.lr * muNext) / (1 - product * muNext))
+        return (flags, scalars)
+    }
+
+    static func values(of state: TensorState) -> [String: Double] { ["mu_product": Double(state.muProduct)] }
+}

@@ -1,0 +1,88 @@
+/// RMSprop (Hinton, 2012), with the centered variant of Graves (2013), as `torch.optim.RMSprop`.
+///
+/// For each parameter `p` with gradient `g`:
+///
+///     g ← maximize ? −g : g
+///     g ← g + weightDecay · p                           (if weightDecay ≠ 0)
+///     v ← α · v + (1 − α) · g²
+///     ḡ ← ḡ + (1 − α) · (g − ḡ)                         (centered)
+///     d ← √(v − ḡ²) + ε   (centered),   d ← √v + ε   (otherwise)
+///     b ← momentum · b + g / d,  p ← p − lr · b          (if momentum > 0)
+///     p ← p − lr · g / d                                (otherwise)
+///
+/// State: `square_avg` (v), `momentum_buffer` (b, with momentum), `grad_avg` (ḡ, centered),
+/// and `step`. Defaults are torch 2.15's.
+public final class RMSprop: ElementwiseOptimizer<RMSprop.Options> {
+    /// RMSprop's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Learning rate (default 1e-2).
+        public var lr: Double
+        /// Smoothing constant of the squared-gradient average (default 0.99).
+        public var alpha: Double
+        /// Added to the denominator for numerical stability (default 1e-8).
+        public var eps: Double
+        /// L2 penalty added to the gradient (default 0).
+        public var weightDecay: Double
+        /// Momentum factor (default 0).
+        public var momentum: Double
+        /// Normalize by an estimate of the gradient's variance instead of its second moment
+        /// (default false).
+        public var centered: Bool
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 1e-2, alpha: Double = 0.99, eps: Double = 1e-8, weightDecay: Double = 0,
+                    momentum: Double = 0, centered: Bool = false, maximize: Bool = false) {
+            self.lr = lr
+            self.alpha = alpha
+            self.eps = eps
+            self.weightDecay = weightDecay
+            self.momentum = momentum
+            self.centered = centered
+            self.maximize = maximize
+        }
+    }
+
+    /// RMSprop over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// RMSprop over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        let engine = try ElementwiseEngine<RMSpropAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                             implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+}
+
+enum RMSpropAlgorithm: ElementwiseAlgorithm {
+    typealias Options = RMSprop.Options
+    typealias Scalars = RMSpropKernelScalars
+
+    static let rule = KernelRule.rmsprop
+    static let stateNames = ["square_avg", "momentum_buffer", "grad_avg"]
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        try Check.epsilon(o.eps)
+        try Check.nonNegative(o.momentum, "momentum")
+        try Check.nonNegative(o.weightDecay, "weight_decay")
+        try Check.nonNegative(o.alpha, "alpha")
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool {
+        slot == 0 || (slot == 1 && o.momentum > 0) || (slot == 2 && o.centered)
+    }
+
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
+        var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)
+        if o.momentum > 0 { flags |= RuleFlags.rmspropMomentum }
+        if o.centered { flags |= RuleFlags.rmspropCentered }
+        return (flags, Scalars(alpha: o.alpha, one_minus_alpha: 1 - o.alpha, eps: o.eps, weight_decay: o.weightDecay,
+                               momentum: o.momentum, negative_lr: -o.lr))
+    }
+}

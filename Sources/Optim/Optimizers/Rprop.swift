@@ -1,0 +1,85 @@
+/// Rprop, resilient backpropagation (Riedmiller & Braun, 1993), as `torch.optim.Rprop`.
+///
+/// For each parameter `p` with gradient `g` and the previous step's gradient `g′`, element by
+/// element:
+///
+///     g ← maximize ? −g : g
+///     f ← η₊ if g · g′ > 0,  η₋ if g · g′ < 0,  1 otherwise
+///     s ← clamp(s · f, stepSizes.min, stepSizes.max)    (s starts at lr)
+///     g ← 0 where f = η₋
+///     p ← p − sign(g) · s
+///     g′ ← g
+///
+/// State: `prev` (g′), `step_size` (s) and `step`. Defaults are torch 2.15's.
+public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
+    /// Rprop's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// The initial step size of every element (default 1e-2).
+        public var lr: Double
+        /// The factors (η₋, η₊) that shrink and grow step sizes, 0 < η₋ < 1 < η₊
+        /// (default (0.5, 1.2)).
+        public var etas: (Double, Double)
+        /// The smallest and largest step size (default (1e-6, 50)).
+        public var stepSizes: (Double, Double)
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 1e-2, etas: (Double, Double) = (0.5, 1.2), stepSizes: (Double, Double) = (1e-6, 50),
+                    maximize: Bool = false) {
+            self.lr = lr
+            self.etas = etas
+            self.stepSizes = stepSizes
+            self.maximize = maximize
+        }
+
+        public static func == (a: Options, b: Options) -> Bool {
+            a.lr == b.lr && a.etas == b.etas && a.stepSizes == b.stepSizes && a.maximize == b.maximize
+        }
+    }
+
+    /// Rprop over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// Rprop over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        let engine = try ElementwiseEngine<RpropAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                           implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+}
+
+enum RpropAlgorithm: ElementwiseAlgorithm {
+    typealias Options = Rprop.Options
+    typealias Scalars = RpropKernelScalars
+
+    static let rule = KernelRule.rprop
+    static let stateNames = ["prev", "step_size"]
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        let (minus, plus) = o.etas
+        guard minus > 0, minus < 1, plus > 1, plus.isFinite else {
+            throw OptimError(.invalidOption, "Invalid eta values: \(minus), \(plus) (must be 0 < etaminus < 1 < etaplus)")
+        }
+        // torch accepts any bounds (a minimum above the maximum clamps every step size to the
+        // maximum); only NaN, which would poison every step size, is refused.
+        guard !o.stepSizes.0.isNaN, !o.stepSizes.1.isNaN else {
+            throw OptimError(.invalidOption, "Invalid step sizes: \(o.stepSizes.0), \(o.stepSizes.1) (must not be NaN)")
+        }
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
+
+    static func initializationFlags(_ o: Options) -> UInt32 { RuleFlags.rpropInitialize }
+
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
+        (o.maximize ? RuleFlags.maximize : 0,
+         Scalars(eta_minus: o.etas.0, eta_plus: o.etas.1, step_size_min: o.stepSizes.0, step_size_max: o.stepSizes.1,
+                 lr: o.lr))
+    }
+}
