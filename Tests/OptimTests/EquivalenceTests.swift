@@ -5,7 +5,9 @@ import Testing
 /// The multi-tensor path, on any thread count, backend, instruction-set tier and chunk size,
 /// gives the same bits as the per-tensor loop on one thread at the baseline tier.
 @Suite struct EquivalenceTests {
-    enum Kind: String, CaseIterable, Sendable { case sgd, adam, adamW }
+    enum Kind: String, CaseIterable, Sendable {
+        case sgd, adam, adamW, rmsprop, adagrad, adadelta, adamax, asgd, nadam, radam, rprop
+    }
 
     /// A random training situation: tensor sizes (empty, one element, odd, around vector and
     /// chunk boundaries), dtypes, parameter groups with random valid options, and gradients
@@ -22,7 +24,7 @@ import Testing
                                Gen.element(of: [16, 100, 1000, 4096, 65_536]))
         .map { Scenario(seed: $0, tensorCount: $1, chunk: $2!) }
 
-    static let steps = 3
+    static func steps(for kind: Kind) -> Int { kind == .radam ? 8 : 3 }
 
     /// Runs a scenario and returns every parameter's and state tensor's bytes.
     static func run(_ scenario: Scenario, kind: Kind, execution: Execution,
@@ -43,7 +45,7 @@ import Testing
 
         let optimizer = try makeOptimizer(kind, groups: members, random: &random, execution: execution,
                                           implementation: implementation)
-        for step in 0..<steps {
+        for step in 0..<steps(for: kind) {
             for parameter in parameters {
                 if random.below(5) == 0 {
                     parameter.grad = nil
@@ -107,11 +109,75 @@ import Testing
                 }
             }
             let adamW = try AdamW(groups: specs, execution: execution, implementation: implementation)
-            return Stepper(step: adamW.step, state: adamW.state(for:)) {
-                var o = adamW.paramGroups[0].options
-                o.lr /= 2
-                try adamW.setOptions(o, group: 0)
-            }
+            return stepper(adamW)
+        case .rmsprop:
+            return stepper(try RMSprop(groups: groups.map { parameters in
+                let o = RMSprop.Options(lr: 0.1 * unit(), alpha: 0.5 + 0.5 * unit(), eps: chance() ? 1e-8 : 1e-3,
+                                        weightDecay: chance() ? 0 : unit(), momentum: chance() ? 0 : unit(),
+                                        centered: chance(), maximize: chance())
+                return ParameterGroupSpec(parameters) { $0 = o }
+            }, execution: execution, implementation: implementation))
+        case .adagrad:
+            return stepper(try Adagrad(groups: groups.map { parameters in
+                let o = Adagrad.Options(lr: 0.1 * unit(), lrDecay: chance() ? 0 : unit(),
+                                        weightDecay: chance() ? 0 : unit(),
+                                        initialAccumulatorValue: chance() ? 0 : unit(), eps: chance() ? 1e-10 : 1e-3,
+                                        maximize: chance())
+                return ParameterGroupSpec(parameters) { $0 = o }
+            }, execution: execution, implementation: implementation))
+        case .adadelta:
+            return stepper(try Adadelta(groups: groups.map { parameters in
+                let o = Adadelta.Options(lr: unit(), rho: unit(), eps: chance() ? 1e-6 : 1e-3,
+                                         weightDecay: chance() ? 0 : unit(), maximize: chance())
+                return ParameterGroupSpec(parameters) { $0 = o }
+            }, execution: execution, implementation: implementation))
+        case .adamax:
+            return stepper(try Adamax(groups: groups.map { parameters in
+                let o = Adamax.Options(lr: 0.1 * unit(), betas: (0.99 * unit(), 0.5 + 0.4999 * unit()),
+                                       eps: chance() ? 1e-8 : 1e-3, weightDecay: chance() ? 0 : unit(),
+                                       maximize: chance())
+                return ParameterGroupSpec(parameters) { $0 = o }
+            }, execution: execution, implementation: implementation))
+        case .asgd:
+            return stepper(try ASGD(groups: groups.map { parameters in
+                let o = ASGD.Options(lr: 0.1 * unit(), lambd: chance() ? 1e-4 : unit(), alpha: unit(),
+                                     t0: Double(random.below(4)), weightDecay: chance() ? 0 : unit(),
+                                     maximize: chance())
+                return ParameterGroupSpec(parameters) { $0 = o }
+            }, execution: execution, implementation: implementation))
+        case .nadam:
+            return stepper(try NAdam(groups: groups.map { parameters in
+                let o = NAdam.Options(lr: 0.1 * unit(), betas: (0.99 * unit(), 0.5 + 0.4999 * unit()),
+                                      eps: chance() ? 1e-8 : 1e-3, weightDecay: chance() ? 0 : unit(),
+                                      momentumDecay: chance() ? 4e-3 : unit(), decoupledWeightDecay: chance(),
+                                      maximize: chance())
+                return ParameterGroupSpec(parameters) { $0 = o }
+            }, execution: execution, implementation: implementation))
+        case .radam:
+            return stepper(try RAdam(groups: groups.map { parameters in
+                // With beta2 in [0.8, 0.9] the variance becomes tractable at step 6 or 7, so the
+                // eight steps of `steps(for: .radam)` run both branches.
+                let o = RAdam.Options(lr: 0.1 * unit(), betas: (0.99 * unit(), 0.8 + 0.1 * unit()),
+                                      eps: chance() ? 1e-8 : 1e-3, weightDecay: chance() ? 0 : unit(),
+                                      decoupledWeightDecay: chance(), maximize: chance())
+                return ParameterGroupSpec(parameters) { $0 = o }
+            }, execution: execution, implementation: implementation))
+        case .rprop:
+            return stepper(try Rprop(groups: groups.map { parameters in
+                let o = Rprop.Options(lr: 0.1 * unit(), etas: (0.1 + 0.8 * unit(), 1.01 + unit()),
+                                      stepSizes: (chance() ? 1e-6 : 1e-2 * unit(), chance() ? 50 : 0.05),
+                                      maximize: chance())
+                return ParameterGroupSpec(parameters) { $0 = o }
+            }, execution: execution, implementation: implementation))
+        }
+    }
+
+    /// Steps, state and a learning-rate change of group 0 halfway through.
+    static func stepper<Options>(_ optimizer: ElementwiseOptimizer<Options>) -> Stepper {
+        Stepper(step: optimizer.step, state: optimizer.state(for:)) {
+            var o = optimizer.paramGroups[0].options
+            o.lr /= 2
+            try optimizer.setOptions(o, group: 0)
         }
     }
 

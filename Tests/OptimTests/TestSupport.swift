@@ -34,6 +34,7 @@ func snapshot(_ parameters: [Tensor], state: (Tensor) -> ParameterState?) -> [[U
         if let s = state(parameter) {
             result.append(withUnsafeBytes(of: s.step) { Array($0) })
             for name in s.tensors.keys.sorted() { result.append(bytes(of: s.tensors[name]!)) }
+            for name in s.values.keys.sorted() { result.append(withUnsafeBytes(of: s.values[name]!) { Array($0) }) }
         }
     }
     return result

@@ -1,0 +1,141 @@
+import Optim
+import Testing
+
+/// Behaviour every element-wise optimizer shares, checked on each: options torch refuses are
+/// refused, a failed step changes nothing, defaults are torch's, and state is kept by torch's
+/// names.
+@Suite struct OptimizerFamilyTests {
+    /// Builds an optimizer over `parameters` with default options (lr raised where the default
+    /// would barely move the parameters).
+    static let makers: [String: @Sendable ([Tensor]) throws -> any Optimizer] = [
+        "RMSprop": { try RMSprop($0) },
+        "Adagrad": { try Adagrad($0, options: .init(lr: 0.1, initialAccumulatorValue: 0.1)) },
+        "Adadelta": { try Adadelta($0) },
+        "Adamax": { try Adamax($0) },
+        "ASGD": { try ASGD($0, options: .init(t0: 1)) },
+        "NAdam": { try NAdam($0) },
+        "RAdam": { try RAdam($0) },
+        "Rprop": { try Rprop($0) },
+    ]
+
+    static let stateNames: [String: Set<String>] = [
+        "RMSprop": ["square_avg"], "Adagrad": ["sum"], "Adadelta": ["square_avg", "acc_delta"],
+        "Adamax": ["exp_avg", "exp_inf"], "ASGD": ["ax", "eta", "mu"], "NAdam": ["exp_avg", "exp_avg_sq", "mu_product"],
+        "RAdam": ["exp_avg", "exp_avg_sq"], "Rprop": ["prev", "step_size"],
+    ]
+
+    static func state(_ optimizer: any Optimizer, _ parameter: Tensor) -> ParameterState? {
+        (optimizer as? any StateReading)?.readState(parameter)
+    }
+
+    @Test(arguments: makers.keys.sorted())
+    func aMismatchedGradientChangesNothing(name: String) throws {
+        let a = try Tensor([1, 2, 3])
+        let b = try Tensor([4, 5, 6, 7], shape: [2, 2])
+        let optimizer = try Self.makers[name]!([a, b])
+        a.grad = try Tensor([1, -1, 1])
+        b.grad = try Tensor([1, 2, 3, 4], shape: [2, 2])
+        try optimizer.step()
+        try optimizer.step()
+        let read = { (t: Tensor) in Self.state(optimizer, t) }
+        let before = snapshot([a, b], state: read)
+        b.grad = try Tensor([1, 2, 3, 4], shape: [4])
+        #expect(throws: OptimError.self) { try optimizer.step() }
+        #expect(snapshot([a, b], state: read) == before)
+        b.grad = try Tensor([1, 2, 3, 4], shape: [2, 2])
+        try optimizer.step()
+        #expect(read(b)?.step == 3)
+        let names = Set(read(b)!.tensors.keys).union(read(b)!.values.keys)
+        #expect(names == Self.stateNames[name]!, "\(name) keeps \(names)")
+    }
+
+    @Test func invalidOptionsAreRefused() throws {
+        let x = try Tensor([1])
+        let refusals: [(String, () throws -> Void)] = [
+            ("RMSprop alpha", { _ = try RMSprop([x], options: .init(alpha: -0.5)) }),
+            ("RMSprop momentum", { _ = try RMSprop([x], options: .init(momentum: -0.1)) }),
+            ("RMSprop eps", { _ = try RMSprop([x], options: .init(eps: -1)) }),
+            ("Adagrad lr_decay", { _ = try Adagrad([x], options: .init(lrDecay: -1)) }),
+            ("Adagrad initial", { _ = try Adagrad([x], options: .init(initialAccumulatorValue: -1)) }),
+            ("Adadelta rho", { _ = try Adadelta([x], options: .init(rho: 1.5)) }),
+            ("Adadelta lr", { _ = try Adadelta([x], options: .init(lr: -1)) }),
+            ("Adamax beta", { _ = try Adamax([x], options: .init(betas: (1, 0.9))) }),
+            ("ASGD weight_decay", { _ = try ASGD([x], options: .init(weightDecay: -1)) }),
+            ("ASGD t0", { _ = try ASGD([x], options: .init(t0: .nan)) }),
+            ("NAdam momentum_decay", { _ = try NAdam([x], options: .init(momentumDecay: -1)) }),
+            ("NAdam beta", { _ = try NAdam([x], options: .init(betas: (0.9, 1))) }),
+            ("RAdam eps", { _ = try RAdam([x], options: .init(eps: -1)) }),
+            ("Rprop etas", { _ = try Rprop([x], options: .init(etas: (1.5, 1.2))) }),
+            ("Rprop eta minus", { _ = try Rprop([x], options: .init(etas: (0, 1.2))) }),
+            ("Rprop step sizes", { _ = try Rprop([x], options: .init(stepSizes: (.nan, 1))) }),
+        ]
+        for (label, make) in refusals {
+            #expect(throws: OptimError.self, "\(label)") { try make() }
+        }
+        let rmsprop = try RMSprop([x])
+        var options = rmsprop.paramGroups[0].options
+        options.alpha = -1
+        #expect(throws: OptimError.self) { try rmsprop.setOptions(options, group: 0) }
+        #expect(rmsprop.paramGroups[0].options.alpha == 0.99)
+    }
+
+    @Test func defaultsAreTorchs() {
+        #expect(RMSprop.Options() == .init(lr: 1e-2, alpha: 0.99, eps: 1e-8, weightDecay: 0, momentum: 0,
+                                           centered: false, maximize: false))
+        #expect(Adagrad.Options() == .init(lr: 1e-2, lrDecay: 0, weightDecay: 0, initialAccumulatorValue: 0,
+                                           eps: 1e-10, maximize: false))
+        #expect(Adadelta.Options() == .init(lr: 1, rho: 0.9, eps: 1e-6, weightDecay: 0, maximize: false))
+        #expect(Adamax.Options() == .init(lr: 2e-3, betas: (0.9, 0.999), eps: 1e-8, weightDecay: 0, maximize: false))
+        #expect(ASGD.Options() == .init(lr: 1e-2, lambd: 1e-4, alpha: 0.75, t0: 1e6, weightDecay: 0, maximize: false))
+        #expect(NAdam.Options() == .init(lr: 2e-3, betas: (0.9, 0.999), eps: 1e-8, weightDecay: 0, momentumDecay: 4e-3,
+                                         decoupledWeightDecay: false, maximize: false))
+        #expect(RAdam.Options() == .init(lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weightDecay: 0,
+                                         decoupledWeightDecay: false, maximize: false))
+        #expect(Rprop.Options() == .init(lr: 1e-2, etas: (0.5, 1.2), stepSizes: (1e-6, 50), maximize: false))
+    }
+
+    /// ASGD's average is the mean of the iterates once averaging has started.
+    @Test func asgdAveragesTheIterates() throws {
+        let x = try Tensor([1.0, -2.0], dtype: .float64)
+        let asgd = try ASGD([x], options: .init(lr: 0.1, lambd: 0, t0: 0))
+        var iterates: [[Double]] = []
+        for step in 1...6 {
+            x.grad = try Tensor([Double(step), -1], dtype: .float64)
+            try asgd.step()
+            iterates.append(x.toArray())
+        }
+        // With t0 = 0 the t-th step uses mu = 1/(t - 1) (1 on the first two): the average is the
+        // mean of the iterates from the second on. mu is kept in float32, hence the tolerance.
+        let averaged = iterates.dropFirst()
+        let mean = (0..<2).map { i in averaged.map { $0[i] }.reduce(0, +) / Double(averaged.count) }
+        let average = asgd.state(for: x)!["ax"]!.toArray()
+        for i in 0..<2 { #expect(abs(average[i] - mean[i]) < 1e-6, "ax \(average) mean \(mean)") }
+        #expect(asgd.state(for: x)!.values["mu"] == Double(Float(1.0 / 6)))
+    }
+
+    /// RAdam steps as momentum SGD while the variance is intractable and adapts afterwards.
+    @Test func radamRectifiesOnlyWhenTheVarianceIsTractable() throws {
+        let x = try Tensor([0.0], dtype: .float64)
+        let radam = try RAdam([x], options: .init(lr: 0.1))
+        var updates: [Double] = []
+        for _ in 1...7 {
+            x.grad = try Tensor([4.0], dtype: .float64)
+            let before = x.toArray()[0]
+            try radam.step()
+            updates.append(before - x.toArray()[0])
+        }
+        // beta2 = 0.999: rho_t exceeds 5 from step 6. Before, the update is lr times the
+        // bias-corrected average, the gradient itself: 0.1 * 4.
+        for update in updates.prefix(5) { #expect(abs(update - 0.4) < 1e-12) }
+        #expect(abs(updates[5] - 0.4) > 0.05)
+    }
+}
+
+/// Reads state through the base class of the element-wise optimizers.
+protocol StateReading {
+    func readState(_ parameter: Tensor) -> ParameterState?
+}
+
+extension ElementwiseOptimizer: StateReading {
+    func readState(_ parameter: Tensor) -> ParameterState? { state(for: parameter) }
+}
