@@ -16,9 +16,32 @@ struct Bench: ParsableCommand {
     )
 
     enum Format: String, ExpressibleByArgument { case table, json }
-    enum OptimizerName: String, ExpressibleByArgument, CaseIterable { case adam, adamw, sgd }
+    enum OptimizerName: String, ExpressibleByArgument, CaseIterable {
+        case adam, adamw, sgd, rmsprop, adagrad, adadelta, adamax, asgd, nadam, radam, rprop
 
-    @Option(help: "Optimizer: adam, adamw or sgd (momentum 0.9).")
+        /// The optimizer with torch's defaults (SGD with momentum 0.9) and the arrays one step
+        /// reads plus those it writes, per element.
+        func make(_ parameters: [Tensor], execution: Execution,
+                  implementation: Implementation) throws -> (optimizer: any Optimizer, arrayAccesses: Int) {
+            switch self {
+            case .adam: (try Adam(parameters, execution: execution, implementation: implementation), 7)
+            case .adamw: (try AdamW(parameters, execution: execution, implementation: implementation), 7)
+            case .sgd: (try SGD(parameters, options: .init(lr: 1e-3, momentum: 0.9), execution: execution,
+                                implementation: implementation), 5)
+            case .rmsprop: (try RMSprop(parameters, execution: execution, implementation: implementation), 5)
+            case .adagrad: (try Adagrad(parameters, execution: execution, implementation: implementation), 5)
+            case .adadelta: (try Adadelta(parameters, execution: execution, implementation: implementation), 7)
+            case .adamax: (try Adamax(parameters, execution: execution, implementation: implementation), 7)
+            // With the default t0 the average is a copy of the parameter: it is written, not read.
+            case .asgd: (try ASGD(parameters, execution: execution, implementation: implementation), 4)
+            case .nadam: (try NAdam(parameters, execution: execution, implementation: implementation), 7)
+            case .radam: (try RAdam(parameters, execution: execution, implementation: implementation), 7)
+            case .rprop: (try Rprop(parameters, execution: execution, implementation: implementation), 7)
+            }
+        }
+    }
+
+    @Option(help: "Optimizer: \(OptimizerName.allCases.map(\.rawValue).joined(separator: ", ")) (torch's defaults; sgd with momentum 0.9).")
     var optimizer: OptimizerName = .adam
 
     @Option(help: "Workloads: tiny10k, resnet50, gpt2small, big64m (comma-separated).")
@@ -102,23 +125,10 @@ struct Bench: ParsableCommand {
         for parameter in parameters {
             parameter.grad = try randomTensor(parameter.shape, dtype: dtype, scale: 1e-2, &generator)
         }
-        let stepper: () throws -> Void
-        let bytesPerElement: Int
-        switch optimizer {
-        case .adam:
-            let adam = try Adam(parameters, execution: execution, implementation: implementation)
-            stepper = { try adam.step() }
-            bytesPerElement = 7 * dtype.byteWidth
-        case .adamw:
-            let adamW = try AdamW(parameters, execution: execution, implementation: implementation)
-            stepper = { try adamW.step() }
-            bytesPerElement = 7 * dtype.byteWidth
-        case .sgd:
-            let sgd = try SGD(parameters, options: .init(lr: 1e-3, momentum: 0.9), execution: execution,
-                              implementation: implementation)
-            stepper = { try sgd.step() }
-            bytesPerElement = 5 * dtype.byteWidth
-        }
+        let (optimizer, arrayAccesses) = try self.optimizer.make(parameters, execution: execution,
+                                                                 implementation: implementation)
+        let stepper = { try optimizer.step() }
+        let bytesPerElement = arrayAccesses * dtype.byteWidth
         for _ in 0..<warmup { try stepper() }
         var times: [Double] = []
         for _ in 0..<steps {
@@ -135,7 +145,7 @@ struct Bench: ParsableCommand {
         if probe {
             probeResult = try BandwidthProbe.measure(elements: count, execution: execution, repetitions: max(steps, 5))
         }
-        return BenchRow(optimizer: optimizer.rawValue, workload: workload.rawValue, dtype: dtype.rawValue,
+        return BenchRow(optimizer: self.optimizer.rawValue, workload: workload.rawValue, dtype: dtype.rawValue,
                         threads: execution.threads, backend: execution.backend.rawValue,
                         implementation: implementation.rawValue, isa: execution.instructionSet.rawValue,
                         tensors: parameters.count, params: count, steps: steps,
