@@ -81,6 +81,29 @@ import Testing
         #expect(adam.state(for: b)!.step == 3)
     }
 
+    /// A gradient released after a step and replaced by a new tensor is read from the new
+    /// tensor's memory, even when the new tensor object takes the released one's address.
+    @Test(arguments: Implementation.allCases)
+    func aReplacedGradientIsReadFromItsOwnMemory(implementation: Implementation) throws {
+        let first = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        let second = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        defer { first.deallocate(); second.deallocate() }
+        first.initializeMemory(as: Float.self, repeating: 1, count: 16)
+        second.initializeMemory(as: Float.self, repeating: -2, count: 16)
+        let x = try Tensor(Array(repeating: 0.0, count: 16))
+        let sgd = try SGD([x], options: .init(lr: 0.5), implementation: implementation)
+        for _ in 0..<3 {
+            x.grad = try Tensor(wrapping: first, shape: [16], dtype: .float32)
+            try sgd.step()
+            x.grad = nil
+            x.grad = try Tensor(wrapping: second, shape: [16], dtype: .float32)
+            try sgd.step()
+            x.grad = nil
+        }
+        // Each pair of steps moves x by -0.5 * 1 + 0.5 * 2 = 0.5.
+        #expect(x.toArray() == Array(repeating: 1.5, count: 16))
+    }
+
     /// Replacing gradient tensors between steps, or writing into them, updates the same way.
     @Test func replacedAndInPlaceGradientsGiveTheSameResult() throws {
         var random = TestRandom(seed: 3)

@@ -23,6 +23,14 @@ protocol ElementwiseAlgorithm {
     static func prepare(_ options: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars)
     /// The scalar state by torch's names.
     static func values(of state: TensorState) -> [String: Double]
+    /// The names `values(of:)` uses.
+    static var valueNames: [String] { get }
+    /// The scalar state from its values by torch's names.
+    static func tensorState(from values: [String: Double]) -> TensorState
+    /// The options under torch's names, for state dicts.
+    static var optionFields: [OptionField<Options>] { get }
+    /// Whether torch keeps a `step` count in a parameter's state (all but SGD do).
+    static var keepsStepCount: Bool { get }
 }
 
 /// The scalar state of a rule that keeps none.
@@ -31,10 +39,13 @@ struct NoTensorState: Equatable {}
 extension ElementwiseAlgorithm where TensorState == NoTensorState {
     static func initialTensorState(_ options: Options) -> NoTensorState { NoTensorState() }
     static func values(of state: NoTensorState) -> [String: Double] { [:] }
+    static var valueNames: [String] { [] }
+    static func tensorState(from values: [String: Double]) -> NoTensorState { NoTensorState() }
 }
 
 extension ElementwiseAlgorithm {
     static func initializationFlags(_ options: Options) -> UInt32 { 0 }
+    static var keepsStepCount: Bool { true }
 }
 
 /// The state an optimizer keeps for one parameter: the number of updates it received, its
@@ -66,14 +77,14 @@ public struct ParameterState: @unchecked Sendable {
 /// advances step counts and rewrites one scalar block per run of tensors that share a group,
 /// a step count and a scalar state: the Swift side of a step costs a few nanoseconds per tensor.
 final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
-    private(set) var groups: [ParameterGroup<Algorithm.Options>]
-    private var parameters: [Tensor] = []
+    var groups: [ParameterGroup<Algorithm.Options>]
+    private(set) var parameters: [Tensor] = []
     private var groupOf: [Int] = []
-    private var stepCounts: [Int] = []
-    private var tensorStates: [Algorithm.TensorState?] = []
+    var stepCounts: [Int] = []
+    var tensorStates: [Algorithm.TensorState?] = []
     /// `slotCount` state tensors per parameter, in parameter order.
-    private var slots: [Tensor?] = []
-    private let slotCount = Algorithm.stateNames.count
+    var slots: [Tensor?] = []
+    let slotCount = Algorithm.stateNames.count
 
     var execution: Execution { didSet { launchIsCurrent = false; tablesISA = nil } }
     var implementation: Implementation
@@ -81,8 +92,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     // The launch of the previous step, reused while it stays valid.
     private let buffers = LaunchBuffers()
     private var launchIsCurrent = false
-    /// For each parameter, the gradient the launch was built with (nil: not in the launch).
-    private var launchGrads: [ObjectIdentifier?] = []
+    /// For each parameter, whether it is in the launch (it had a gradient when it was built).
+    private var inLaunch: [Bool] = []
     private var launchPositions: [Int] = []
     /// The active parameters in launch order.
     private var active: [Int] = []
@@ -140,7 +151,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         stepCounts.append(contentsOf: repeatElement(0, count: count))
         tensorStates.append(contentsOf: repeatElement(nil, count: count))
         slots.append(contentsOf: repeatElement(nil, count: count * slotCount))
-        launchGrads.append(contentsOf: repeatElement(nil, count: count))
+        inLaunch.append(contentsOf: repeatElement(false, count: count))
         launchPositions.append(contentsOf: repeatElement(-1, count: count))
         launchIsCurrent = false
     }
@@ -169,6 +180,9 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         return ParameterState(step: stepCounts[index], tensors: tensors, values: values)
     }
 
+    /// Makes the next step rebuild its launch (state or options changed under it).
+    func invalidateLaunch() { launchIsCurrent = false }
+
     func zeroGrad(setToNone: Bool) {
         for parameter in parameters {
             if setToNone { parameter.grad = nil } else { parameter.grad?.zero() }
@@ -191,22 +205,23 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
     }
 
-    /// Advances the previous launch when every parameter still has the gradient it had then
-    /// (a replaced gradient tensor is re-checked and re-pointed). Returns false, having changed
-    /// nothing, when the launch must be rebuilt.
+    /// Advances the previous launch when the same parameters have a gradient as then, each of
+    /// its parameter's shape and dtype; a gradient stored elsewhere than the launch's is
+    /// re-pointed. Returns false when the launch must be rebuilt (which re-checks and reports).
+    ///
+    /// Every gradient is checked at every step: neither a tensor's identity nor its address
+    /// proves it is the gradient of the previous step, since a tensor released by the caller
+    /// can be replaced by a new one at the same address.
     private func reuseLaunch() -> Bool {
         for index in parameters.indices {
-            let grad = parameters[index].grad
-            let expected = launchGrads[index]
-            guard let grad else {
-                if expected == nil { continue } else { return false }
+            let parameter = parameters[index]
+            guard let grad = parameter.grad else {
+                if inLaunch[index] { return false } else { continue }
             }
-            guard let expected else { return false }
-            if ObjectIdentifier(grad) != expected {
-                guard grad.shape == parameters[index].shape, grad.dtype == parameters[index].dtype else { return false }
-                buffers.descriptors[launchPositions[index]].grad = UnsafeRawPointer(grad.storage.base)
-                launchGrads[index] = ObjectIdentifier(grad)
-            }
+            guard inLaunch[index], grad.dtype == parameter.dtype, grad.shape == parameter.shape else { return false }
+            let base = UnsafeRawPointer(grad.storage.base)
+            let position = launchPositions[index]
+            if buffers.descriptors[position].grad != base { buffers.descriptors[position].grad = base }
         }
         for index in active { stepCounts[index] += 1 }
         let stride = MemoryLayout<Algorithm.Scalars>.stride
@@ -252,8 +267,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
         refreshTables()
         hadFreshState = false
-        for index in launchGrads.indices {
-            launchGrads[index] = nil
+        for index in inLaunch.indices {
+            inLaunch[index] = false
             launchPositions[index] = -1
         }
         blocks.removeAll(keepingCapacity: true)
@@ -304,7 +319,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             descriptor.kernel = tables[parameter.dtype.ordinal][Int(flags)]
             buffers.descriptors[position] = descriptor
 
-            launchGrads[index] = ObjectIdentifier(grad)
+            inLaunch[index] = true
             launchPositions[index] = position
             total += parameter.count
             offsets[position + 1] = Int64(total)

@@ -77,6 +77,15 @@ enum ASGDAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.asgd
     static let stateNames = ["ax"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .number("lambd", \.lambd), .number("alpha", \.alpha), .number("t0", \.t0),
+        .number("weight_decay", \.weightDecay), .flag("maximize", \.maximize),
+    ]
+    static let valueNames = ["eta", "mu"]
+
+    static func tensorState(from values: [String: Double]) -> TensorState {
+        TensorState(eta: Float(values["eta"]!), mu: Float(values["mu"]!))
+    }
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

@@ -56,6 +56,10 @@ enum AdadeltaAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.adadelta
     static let stateNames = ["square_avg", "acc_delta"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .number("rho", \.rho), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .flag("maximize", \.maximize),
+    ]
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

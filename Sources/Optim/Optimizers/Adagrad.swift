@@ -59,6 +59,11 @@ enum AdagradAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.adagrad
     static let stateNames = ["sum"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .number("lr_decay", \.lrDecay), .number("weight_decay", \.weightDecay),
+        .number("initial_accumulator_value", \.initialAccumulatorValue), .number("eps", \.eps),
+        .flag("maximize", \.maximize),
+    ]
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

@@ -113,6 +113,11 @@ enum AdamAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.adam
     static let stateNames = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .flag("amsgrad", \.amsgrad), .flag("maximize", \.maximize),
+        .flag("decoupled_weight_decay", \.decoupledWeightDecay),
+    ]
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

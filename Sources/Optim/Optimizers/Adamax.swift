@@ -69,6 +69,10 @@ enum AdamaxAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.adamax
     static let stateNames = ["exp_avg", "exp_inf"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .flag("maximize", \.maximize),
+    ]
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

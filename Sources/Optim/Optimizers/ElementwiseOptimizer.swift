@@ -10,6 +10,8 @@ protocol ElementwiseCore<Options>: AnyObject {
     func step() throws
     func zeroGrad(setToNone: Bool)
     func state(for parameter: Tensor) -> ParameterState?
+    func stateDict() -> OptimizerStateDict
+    func loadStateDict(_ dict: OptimizerStateDict) throws
 }
 
 extension ElementwiseEngine: ElementwiseCore {}
@@ -44,4 +46,17 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer {
     public func zeroGrad(setToNone: Bool) { core.zeroGrad(setToNone: setToNone) }
     /// The state of `parameter` by torch's names, or nil before its first update.
     public func state(for parameter: Tensor) -> ParameterState? { core.state(for: parameter) }
+
+    /// The state and options as torch's `optimizer.state_dict()` holds them: per parameter
+    /// index (counted over the groups in order) its `step` (a 0-dimensional float32 tensor;
+    /// SGD keeps none), its state tensors and its scalar state; per group its options by
+    /// torch's names and `params`.
+    public func stateDict() -> OptimizerStateDict { core.stateDict() }
+
+    /// Restores options and state saved by ``stateDict()`` (here or, after conversion, by
+    /// torch), as torch's `load_state_dict`: groups and their parameters are matched in order
+    /// and must agree in number; state tensors must have their parameter's shape and are
+    /// converted to its dtype; parameters without saved state start afresh. Throws, changing
+    /// nothing, when the dict does not fit this optimizer.
+    public func loadStateDict(_ dict: OptimizerStateDict) throws { try core.loadStateDict(dict) }
 }

@@ -87,6 +87,16 @@ enum NAdamAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.nadam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .number("momentum_decay", \.momentumDecay), .flag("decoupled_weight_decay", \.decoupledWeightDecay),
+        .flag("maximize", \.maximize),
+    ]
+    static let valueNames = ["mu_product"]
+
+    static func tensorState(from values: [String: Double]) -> TensorState {
+        TensorState(muProduct: Float(values["mu_product"]!))
+    }
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

@@ -78,6 +78,10 @@ enum RAdamAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.radam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .flag("decoupled_weight_decay", \.decoupledWeightDecay), .flag("maximize", \.maximize),
+    ]
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

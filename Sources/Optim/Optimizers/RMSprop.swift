@@ -65,6 +65,10 @@ enum RMSpropAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.rmsprop
     static let stateNames = ["square_avg", "momentum_buffer", "grad_avg"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .number("alpha", \.alpha), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .number("momentum", \.momentum), .flag("centered", \.centered), .flag("maximize", \.maximize),
+    ]
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

@@ -59,6 +59,9 @@ enum RpropAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.rprop
     static let stateNames = ["prev", "step_size"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .pair("etas", \.etas), .pair("step_sizes", \.stepSizes), .flag("maximize", \.maximize),
+    ]
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

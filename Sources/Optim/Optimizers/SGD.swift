@@ -61,6 +61,11 @@ enum SGDAlgorithm: ElementwiseAlgorithm {
 
     static let rule = KernelRule.sgd
     static let stateNames = ["momentum_buffer"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .number("momentum", \.momentum), .number("dampening", \.dampening),
+        .number("weight_decay", \.weightDecay), .flag("nesterov", \.nesterov), .flag("maximize", \.maximize),
+    ]
+    static let keepsStepCount = false
 
     static func validate(_ o: Options) throws {
         try Check.learningRate(o.lr)

@@ -1,0 +1,59 @@
+/// One option of an optimizer under torch's name, for reading and writing state dicts.
+// Key paths are immutable values, safe to share between threads.
+enum OptionField<Options>: @unchecked Sendable {
+    case number(String, WritableKeyPath<Options, Double>)
+    case flag(String, WritableKeyPath<Options, Bool>)
+    case pair(String, WritableKeyPath<Options, (Double, Double)>)
+
+    var name: String {
+        switch self {
+        case .number(let name, _), .flag(let name, _), .pair(let name, _): name
+        }
+    }
+}
+
+extension Array {
+    /// The options by torch's names.
+    func torchValues<Options>(of options: Options) -> [String: StateValue] where Element == OptionField<Options> {
+        var values: [String: StateValue] = [:]
+        for field in self {
+            switch field {
+            case .number(let name, let path): values[name] = .number(options[keyPath: path])
+            case .flag(let name, let path): values[name] = .bool(options[keyPath: path])
+            case .pair(let name, let path):
+                let pair = options[keyPath: path]
+                values[name] = .list([.number(pair.0), .number(pair.1)])
+            }
+        }
+        return values
+    }
+
+    /// `base` with every option `values` names; the keys it does not name keep their values
+    /// in `base`, and keys that are not options (torch's `foreach`, `params`, ...) are ignored.
+    func options<Options>(from values: [String: StateValue], base: Options) throws -> Options
+    where Element == OptionField<Options> {
+        var options = base
+        for field in self {
+            guard let value = values[field.name] else { continue }
+            switch field {
+            case .number(let name, let path):
+                guard let number = value.doubleValue else { throw Self.mismatch(name, value, "a number") }
+                options[keyPath: path] = number
+            case .flag(let name, let path):
+                guard case .bool(let flag) = value else { throw Self.mismatch(name, value, "True or False") }
+                options[keyPath: path] = flag
+            case .pair(let name, let path):
+                guard case .list(let items) = value, items.count == 2,
+                      let first = items[0].doubleValue, let second = items[1].doubleValue else {
+                    throw Self.mismatch(name, value, "a pair of numbers")
+                }
+                options[keyPath: path] = (first, second)
+            }
+        }
+        return options
+    }
+
+    private static func mismatch(_ name: String, _ value: StateValue, _ expected: String) -> OptimError {
+        OptimError(.invalidArgument, "option \(name) of the state dict is \(value); it must be \(expected)")
+    }
+}

@@ -1,0 +1,141 @@
+/// An optimizer's state and options as torch's `optimizer.state_dict()` holds them, for
+/// checkpoints: `state` maps a parameter's index (counted over the groups in order, as torch
+/// counts) to its state by torch's key names, and each of `paramGroups` holds a group's options
+/// by torch's names plus `params`, the indices of its parameters.
+///
+/// It is `Codable`: encoded as JSON it reads like torch's, with tensors as
+/// `{"tensor": {"dtype", "shape", "data"}}` (the layout of the project's `state_dicts.json`
+/// references; Docs/checkpoints.md shows the conversion to and from a torch checkpoint).
+/// Non-finite numbers need the encoder's non-conforming float strategy.
+public struct OptimizerStateDict: Equatable, Sendable, Codable {
+    public var state: [Int: [String: StateValue]]
+    public var paramGroups: [[String: StateValue]]
+
+    public init(state: [Int: [String: StateValue]], paramGroups: [[String: StateValue]]) {
+        self.state = state
+        self.paramGroups = paramGroups
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state
+        case paramGroups = "param_groups"
+    }
+}
+
+/// A value of a state dict: what torch keeps there, a number, a flag, a name, nothing, a list
+/// or a tensor.
+public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
+    case null
+    case bool(Bool)
+    case integer(Int)
+    case number(Double)
+    case string(String)
+    indirect case list([StateValue])
+    case tensor(TensorValue)
+
+    /// The value as a number, for an integer, a number or a tensor of one element.
+    public var doubleValue: Double? {
+        switch self {
+        case .integer(let value): Double(value)
+        case .number(let value): value
+        case .tensor(let value) where value.data.count == 1: value.data[0]
+        default: nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .null: "None"
+        case .bool(let value): value ? "True" : "False"
+        case .integer(let value): "\(value)"
+        case .number(let value): "\(value)"
+        case .string(let value): "'\(value)'"
+        case .list(let values): "[\(values.map(\.description).joined(separator: ", "))]"
+        case .tensor(let value): "tensor(\(value.dtype), shape: \(value.shape))"
+        }
+    }
+
+    private enum TensorKey: String, CodingKey { case tensor }
+
+    public init(from decoder: any Decoder) throws {
+        if let keyed = try? decoder.container(keyedBy: TensorKey.self), keyed.contains(.tensor) {
+            self = .tensor(try keyed.decode(TensorValue.self, forKey: .tensor))
+            return
+        }
+        if var list = try? decoder.unkeyedContainer() {
+            var values: [StateValue] = []
+            while !list.isAtEnd { values.append(try list.decode(StateValue.self)) }
+            self = .list(values)
+            return
+        }
+        let single = try decoder.singleValueContainer()
+        if single.decodeNil() {
+            self = .null
+        } else if let value = try? single.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? single.decode(Int.self) {
+            self = .integer(value)
+        } else if let value = try? single.decode(Double.self) {
+            self = .number(value)
+        } else {
+            self = .string(try single.decode(String.self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .tensor(let value):
+            var keyed = encoder.container(keyedBy: TensorKey.self)
+            try keyed.encode(value, forKey: .tensor)
+        case .list(let values):
+            var list = encoder.unkeyedContainer()
+            for value in values { try list.encode(value) }
+        case .null:
+            var single = encoder.singleValueContainer()
+            try single.encodeNil()
+        case .bool(let value):
+            var single = encoder.singleValueContainer()
+            try single.encode(value)
+        case .integer(let value):
+            var single = encoder.singleValueContainer()
+            try single.encode(value)
+        case .number(let value):
+            var single = encoder.singleValueContainer()
+            try single.encode(value)
+        case .string(let value):
+            var single = encoder.singleValueContainer()
+            try single.encode(value)
+        }
+    }
+}
+
+/// A tensor's dtype, shape and row-major values (every dtype converts to `Double` exactly).
+public struct TensorValue: Sendable, Codable, Equatable {
+    public var dtype: DType
+    public var shape: [Int]
+    public var data: [Double]
+
+    public init(dtype: DType, shape: [Int], data: [Double]) {
+        self.dtype = dtype
+        self.shape = shape
+        self.data = data
+    }
+
+    /// A copy of `tensor`'s values.
+    public init(_ tensor: Tensor) {
+        self.init(dtype: tensor.dtype, shape: tensor.shape, data: tensor.toArray())
+    }
+
+    /// A 0-dimensional tensor, as torch keeps step counts and per-tensor scalars.
+    public static func scalar(_ value: Double, dtype: DType = .float32) -> TensorValue {
+        TensorValue(dtype: dtype, shape: [], data: [value])
+    }
+
+    /// Equal bit for bit once stored in `dtype`: NaN equals NaN, 0 differs from -0.
+    public static func == (a: TensorValue, b: TensorValue) -> Bool {
+        a.dtype == b.dtype && a.shape == b.shape && a.data.count == b.data.count
+            && zip(a.data, b.data).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
+    }
+}
+
+extension DType: Codable {}

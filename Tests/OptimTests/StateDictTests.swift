@@ -1,0 +1,178 @@
+import Foundation
+import Optim
+import Testing
+
+/// State dicts: what torch 2.15 writes is read and written back the same, and a run saved and
+/// restored mid-way continues bit for bit as if never interrupted.
+@Suite struct StateDictTests {
+    struct GoldenFile: Decodable {
+        struct Case: Decodable {
+            struct Parameter: Decodable { let shape: [Int] }
+            let id: String
+            let optimizer: String
+            let params: [Parameter]
+            let stateDict: OptimizerStateDict
+
+            enum CodingKeys: String, CodingKey {
+                case id, optimizer, params
+                case stateDict = "state_dict"
+            }
+        }
+        let cases: [Case]
+    }
+
+    static let golden = try! JSONDecoder().decode(
+        GoldenFile.self, from: Data(contentsOf: fixtures.appendingPathComponent("state_dicts.json")))
+
+    /// An optimizer of torch's name over `parameters` split as `dict`'s groups, with defaults.
+    static func make(_ name: String, _ parameters: [Tensor], groupSizes: [Int]) throws -> (any StateDictOptimizer)? {
+        var groups: [[Tensor]] = []
+        var first = 0
+        for size in groupSizes {
+            groups.append(Array(parameters[first..<(first + size)]))
+            first += size
+        }
+        func specs<O>(_: O.Type) -> [ParameterGroupSpec<O>] { groups.map { ParameterGroupSpec($0) } }
+        let execution = try Execution(threads: 1)
+        switch name {
+        case "SGD": return try SGD(groups: specs(SGD.Options.self), execution: execution)
+        case "Adam": return try Adam(groups: specs(Adam.Options.self), execution: execution)
+        case "AdamW": return try AdamW(groups: specs(Adam.Options.self), execution: execution)
+        case "RMSprop": return try RMSprop(groups: specs(RMSprop.Options.self), execution: execution)
+        case "Adagrad": return try Adagrad(groups: specs(Adagrad.Options.self), execution: execution)
+        case "Adadelta": return try Adadelta(groups: specs(Adadelta.Options.self), execution: execution)
+        case "Adamax": return try Adamax(groups: specs(Adamax.Options.self), execution: execution)
+        case "ASGD": return try ASGD(groups: specs(ASGD.Options.self), execution: execution)
+        case "NAdam": return try NAdam(groups: specs(NAdam.Options.self), execution: execution)
+        case "RAdam": return try RAdam(groups: specs(RAdam.Options.self), execution: execution)
+        case "Rprop": return try Rprop(groups: specs(Rprop.Options.self), execution: execution)
+        default: return nil
+        }
+    }
+
+    static let elementwise = golden.cases.filter { !["SparseAdam", "LBFGS"].contains($0.optimizer) }
+
+    @Test func theFixtureHasACaseForEveryElementwiseOptimizer() {
+        #expect(Set(Self.elementwise.map(\.optimizer)).count == 11)
+    }
+
+    /// torch's state dict, loaded and written back, is the same dict (torch's keys that choose
+    /// an implementation, such as `foreach`, are not options here and are not written).
+    @Test(arguments: elementwise.map(\.id))
+    func torchsStateDictReadsAndWritesBack(id: String) throws {
+        let golden = Self.golden.cases.first { $0.id == id }!
+        let parameters = try golden.params.map { try Tensor.zeros($0.shape) }
+        let sizes = golden.stateDict.paramGroups.map { group -> Int in
+            if case .list(let ids)? = group["params"] { ids.count } else { 0 }
+        }
+        let optimizer = try #require(try Self.make(golden.optimizer, parameters, groupSizes: sizes))
+        try optimizer.loadStateDict(golden.stateDict)
+        let written = optimizer.stateDict()
+        #expect(written.state == golden.stateDict.state)
+        for (ours, theirs) in zip(written.paramGroups, golden.stateDict.paramGroups) {
+            for (key, value) in ours {
+                #expect(Self.sameNumbers(value, theirs[key] ?? .null),
+                        "\(id) option \(key): wrote \(value), torch has \(theirs[key] ?? .null)")
+            }
+        }
+    }
+
+    /// Equal values, numbers compared as numbers (torch writes 50 where this library has 50.0).
+    static func sameNumbers(_ a: StateValue, _ b: StateValue) -> Bool {
+        switch (a, b) {
+        case (.list(let x), .list(let y)): x.count == y.count && zip(x, y).allSatisfy { sameNumbers($0, $1) }
+        default: a.doubleValue.map { $0 == b.doubleValue } ?? (a == b)
+        }
+    }
+
+    /// A run saved after three steps, encoded to JSON and restored into a new optimizer
+    /// continues exactly as the run that was never interrupted.
+    @Test(arguments: ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "ASGD", "NAdam", "RAdam", "Rprop"])
+    func aRestoredRunContinuesBitForBit(name: String) throws {
+        var random = TestRandom(seed: 11)
+        let initial = [random.values(7), random.values(12), random.values(5)]
+        let gradients = (0..<6).map { _ in [random.values(7), random.values(12), random.values(5)] }
+        func parameters() throws -> [Tensor] {
+            try [Tensor(initial[0], dtype: .float64), Tensor(initial[1], shape: [3, 4]), Tensor(initial[2], dtype: .bfloat16)]
+        }
+        func apply(_ step: Int, to parameters: [Tensor]) throws {
+            for (index, parameter) in parameters.enumerated() where !(step == 1 && index == 2) {
+                parameter.grad = try Tensor(gradients[step][index], shape: parameter.shape, dtype: parameter.dtype)
+            }
+        }
+        let straight = try parameters()
+        let uninterrupted = try #require(try Self.make(name, straight, groupSizes: [2, 1]))
+        for step in 0..<6 {
+            try apply(step, to: straight)
+            try uninterrupted.step()
+            straight.forEach { $0.grad = nil }
+        }
+
+        let first = try parameters()
+        let before = try #require(try Self.make(name, first, groupSizes: [2, 1]))
+        for step in 0..<3 {
+            try apply(step, to: first)
+            try before.step()
+            first.forEach { $0.grad = nil }
+        }
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        let saved = try encoder.encode(before.stateDict())
+        let resumed = try first.map { $0.clone() }
+        let after = try #require(try Self.make(name, resumed, groupSizes: [2, 1]))
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        try after.loadStateDict(decoder.decode(OptimizerStateDict.self, from: saved))
+        for step in 3..<6 {
+            try apply(step, to: resumed)
+            try after.step()
+            resumed.forEach { $0.grad = nil }
+        }
+        #expect(resumed.map { bytes(of: $0) } == straight.map { bytes(of: $0) })
+        #expect(after.stateDict() == uninterrupted.stateDict())
+    }
+
+    @Test func aDictThatDoesNotFitIsRefusedAndChangesNothing() throws {
+        let a = try Tensor([1, 2, 3])
+        let b = try Tensor([1, 2])
+        let adam = try Adam(groups: [.init([a]), .init([b])], defaults: .init(lr: 0.1))
+        a.grad = try Tensor([1, 1, 1])
+        b.grad = try Tensor([1, 1])
+        try adam.step()
+        let good = adam.stateDict()
+        var broken: [OptimizerStateDict] = []
+        var oneGroup = good
+        oneGroup.paramGroups.removeLast()
+        broken.append(oneGroup)
+        var wrongShape = good
+        wrongShape.state[0]!["exp_avg"] = .tensor(TensorValue(dtype: .float32, shape: [2], data: [0, 0]))
+        broken.append(wrongShape)
+        var unknownKey = good
+        unknownKey.state[1]!["momentum_buffer"] = .tensor(TensorValue(dtype: .float32, shape: [2], data: [0, 0]))
+        broken.append(unknownKey)
+        var badOption = good
+        badOption.paramGroups[1]["betas"] = .list([.number(1.5), .number(0.9)])
+        broken.append(badOption)
+        var strayState = good
+        strayState.state[7] = ["step": .tensor(.scalar(1))]
+        broken.append(strayState)
+        var noStep = good
+        noStep.state[0]!["step"] = nil
+        broken.append(noStep)
+        for dict in broken {
+            #expect(throws: OptimError.self) { try adam.loadStateDict(dict) }
+            #expect(adam.stateDict() == good)
+        }
+    }
+}
+
+/// The state-dict surface of the element-wise optimizers, for tests over all of them.
+protocol StateDictOptimizer: AnyObject {
+    func step() throws
+    func stateDict() -> OptimizerStateDict
+    func loadStateDict(_ dict: OptimizerStateDict) throws
+}
+
+extension ElementwiseOptimizer: StateDictOptimizer {}
