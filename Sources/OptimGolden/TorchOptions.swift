@@ -38,143 +38,29 @@ struct TorchOptions {
     func finish() throws {}
 }
 
-extension SGD.Options {
-    init(torch options: [String: Any], defaults: SGD.Options = .init()) throws {
-        var o = TorchOptions(options)
-        self = defaults
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.double("momentum") { momentum = v }
-        if let v = try o.double("dampening") { dampening = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.bool("nesterov") { nesterov = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
+extension StateValue {
+    /// A JSON value as `JSONSerialization` reads it: numbers (and booleans, which it gives as
+    /// numbers) become numbers, Python's non-finite tokens too.
+    init(json value: Any) throws {
+        switch value {
+        case is NSNull: self = .null
+        case let number as NSNumber: self = .number(number.doubleValue)
+        case let text as String:
+            switch text {
+            case "NaN": self = .number(.nan)
+            case "Infinity": self = .number(.infinity)
+            case "-Infinity": self = .number(-.infinity)
+            default: self = .string(text)
+            }
+        case let list as [Any]: self = .list(try list.map(StateValue.init(json:)))
+        default: throw GoldenError("unexpected option value \(value)")
+        }
     }
 }
 
-extension Adam.Options {
-    init(torch options: [String: Any], defaults: Adam.Options = .init()) throws {
-        var o = TorchOptions(options)
-        self = defaults
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.pair("betas") { betas = v }
-        if let v = try o.double("eps") { eps = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.bool("amsgrad") { amsgrad = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        if let v = try o.bool("decoupled_weight_decay") { decoupledWeightDecay = v }
-        try o.finish()
-    }
-}
-
-extension RMSprop.Options {
-    init(torch options: [String: Any]) throws {
-        var o = TorchOptions(options)
-        self.init()
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.double("alpha") { alpha = v }
-        if let v = try o.double("eps") { eps = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.double("momentum") { momentum = v }
-        if let v = try o.bool("centered") { centered = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
-    }
-}
-
-extension Adagrad.Options {
-    init(torch options: [String: Any]) throws {
-        var o = TorchOptions(options)
-        self.init()
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.double("lr_decay") { lrDecay = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.double("initial_accumulator_value") { initialAccumulatorValue = v }
-        if let v = try o.double("eps") { eps = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
-    }
-}
-
-extension Adadelta.Options {
-    init(torch options: [String: Any]) throws {
-        var o = TorchOptions(options)
-        self.init()
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.double("rho") { rho = v }
-        if let v = try o.double("eps") { eps = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
-    }
-}
-
-extension Adamax.Options {
-    init(torch options: [String: Any]) throws {
-        var o = TorchOptions(options)
-        self.init()
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.pair("betas") { betas = v }
-        if let v = try o.double("eps") { eps = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
-    }
-}
-
-extension ASGD.Options {
-    init(torch options: [String: Any]) throws {
-        var o = TorchOptions(options)
-        self.init()
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.double("lambd") { lambd = v }
-        if let v = try o.double("alpha") { alpha = v }
-        if let v = try o.double("t0") { t0 = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
-    }
-}
-
-extension NAdam.Options {
-    init(torch options: [String: Any]) throws {
-        var o = TorchOptions(options)
-        self.init()
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.pair("betas") { betas = v }
-        if let v = try o.double("eps") { eps = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.double("momentum_decay") { momentumDecay = v }
-        if let v = try o.bool("decoupled_weight_decay") { decoupledWeightDecay = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
-    }
-}
-
-extension RAdam.Options {
-    init(torch options: [String: Any]) throws {
-        var o = TorchOptions(options)
-        self.init()
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.pair("betas") { betas = v }
-        if let v = try o.double("eps") { eps = v }
-        if let v = try o.double("weight_decay") { weightDecay = v }
-        if let v = try o.bool("decoupled_weight_decay") { decoupledWeightDecay = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
-    }
-}
-
-extension Rprop.Options {
-    init(torch options: [String: Any]) throws {
-        var o = TorchOptions(options)
-        self.init()
-        if let v = try o.double("lr") { lr = v }
-        if let v = try o.pair("etas") { etas = v }
-        if let v = try o.pair("step_sizes") { stepSizes = v }
-        if let v = try o.bool("maximize") { maximize = v }
-        try o.finish()
-    }
+/// Options from a golden case's torch option dictionary: `base` with every option it names.
+func torchOptions<Options: TorchNamedOptions>(_ options: [String: Any], base: Options) throws -> Options {
+    try base.applying(torchValues: options.mapValues(StateValue.init(json:)))
 }
 
 /// An optimizer under replay, whatever its type.
@@ -197,37 +83,37 @@ func makeOptimizer(_ name: String, groups: [([Tensor], [String: Any])], executio
     }
     switch name {
     case "SGD":
-        return try SGD(groups: specs { try SGD.Options(torch: $0) }, execution: execution,
+        return try SGD(groups: specs { try torchOptions($0, base: SGD.Options()) }, execution: execution,
                        implementation: implementation)
     case "Adam":
-        return try Adam(groups: specs { try Adam.Options(torch: $0) }, execution: execution,
+        return try Adam(groups: specs { try torchOptions($0, base: Adam.Options()) }, execution: execution,
                         implementation: implementation)
     case "AdamW":
-        return try AdamW(groups: specs { try Adam.Options(torch: $0, defaults: AdamW.defaultOptions) },
-                         execution: execution, implementation: implementation)
+        return try AdamW(groups: specs { try torchOptions($0, base: AdamW.defaultOptions) }, execution: execution,
+                         implementation: implementation)
     case "RMSprop":
-        return try RMSprop(groups: specs { try RMSprop.Options(torch: $0) }, execution: execution,
+        return try RMSprop(groups: specs { try torchOptions($0, base: RMSprop.Options()) }, execution: execution,
                            implementation: implementation)
     case "Adagrad":
-        return try Adagrad(groups: specs { try Adagrad.Options(torch: $0) }, execution: execution,
+        return try Adagrad(groups: specs { try torchOptions($0, base: Adagrad.Options()) }, execution: execution,
                            implementation: implementation)
     case "Adadelta":
-        return try Adadelta(groups: specs { try Adadelta.Options(torch: $0) }, execution: execution,
+        return try Adadelta(groups: specs { try torchOptions($0, base: Adadelta.Options()) }, execution: execution,
                             implementation: implementation)
     case "Adamax":
-        return try Adamax(groups: specs { try Adamax.Options(torch: $0) }, execution: execution,
+        return try Adamax(groups: specs { try torchOptions($0, base: Adamax.Options()) }, execution: execution,
                           implementation: implementation)
     case "ASGD":
-        return try ASGD(groups: specs { try ASGD.Options(torch: $0) }, execution: execution,
+        return try ASGD(groups: specs { try torchOptions($0, base: ASGD.Options()) }, execution: execution,
                         implementation: implementation)
     case "NAdam":
-        return try NAdam(groups: specs { try NAdam.Options(torch: $0) }, execution: execution,
+        return try NAdam(groups: specs { try torchOptions($0, base: NAdam.Options()) }, execution: execution,
                          implementation: implementation)
     case "RAdam":
-        return try RAdam(groups: specs { try RAdam.Options(torch: $0) }, execution: execution,
+        return try RAdam(groups: specs { try torchOptions($0, base: RAdam.Options()) }, execution: execution,
                          implementation: implementation)
     case "Rprop":
-        return try Rprop(groups: specs { try Rprop.Options(torch: $0) }, execution: execution,
+        return try Rprop(groups: specs { try torchOptions($0, base: Rprop.Options()) }, execution: execution,
                          implementation: implementation)
     default:
         return nil

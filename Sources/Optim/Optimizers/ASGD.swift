@@ -115,3 +115,10 @@ enum ASGDAlgorithm: ElementwiseAlgorithm {
         ["eta": Double(state.eta), "mu": Double(state.mu)]
     }
 }
+
+extension ASGD.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { ASGDAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try ASGDAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

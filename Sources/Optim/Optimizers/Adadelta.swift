@@ -77,3 +77,10 @@ enum AdadeltaAlgorithm: ElementwiseAlgorithm {
          Scalars(rho: o.rho, one_minus_rho: 1 - o.rho, eps: o.eps, weight_decay: o.weightDecay, negative_lr: -o.lr))
     }
 }
+
+extension Adadelta.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { AdadeltaAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try AdadeltaAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

@@ -84,3 +84,10 @@ enum AdagradAlgorithm: ElementwiseAlgorithm {
                         initial_accumulator_value: o.initialAccumulatorValue))
     }
 }
+
+extension Adagrad.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { AdagradAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try AdagradAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

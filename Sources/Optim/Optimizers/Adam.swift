@@ -147,3 +147,10 @@ enum AdamAlgorithm: ElementwiseAlgorithm {
                                bias_correction2_sqrt: pow(biasCorrection2, 0.5)))
     }
 }
+
+extension Adam.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { AdamAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try AdamAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

@@ -91,3 +91,10 @@ enum AdamaxAlgorithm: ElementwiseAlgorithm {
                         negative_clr: -clr))
     }
 }
+
+extension Adamax.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { AdamaxAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try AdamaxAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

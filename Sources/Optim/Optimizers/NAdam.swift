@@ -130,3 +130,10 @@ enum NAdamAlgorithm: ElementwiseAlgorithm {
 
     static func values(of state: TensorState) -> [String: Double] { ["mu_product": Double(state.muProduct)] }
 }
+
+extension NAdam.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { NAdamAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try NAdamAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

@@ -115,3 +115,10 @@ enum RAdamAlgorithm: ElementwiseAlgorithm {
         return (flags, scalars)
     }
 }
+
+extension RAdam.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { RAdamAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try RAdamAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

@@ -90,3 +90,10 @@ enum RMSpropAlgorithm: ElementwiseAlgorithm {
                                momentum: o.momentum, negative_lr: -o.lr))
     }
 }
+
+extension RMSprop.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { RMSpropAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try RMSpropAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

@@ -86,3 +86,10 @@ enum RpropAlgorithm: ElementwiseAlgorithm {
                  lr: o.lr))
     }
 }
+
+extension Rprop.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { RpropAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try RpropAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

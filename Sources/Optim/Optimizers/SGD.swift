@@ -93,3 +93,10 @@ enum SGDAlgorithm: ElementwiseAlgorithm {
                                weight_decay: o.weightDecay))
     }
 }
+
+extension SGD.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { SGDAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try SGDAlgorithm.optionFields.options(from: values, base: self)
+    }
+}

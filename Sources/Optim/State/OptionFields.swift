@@ -40,8 +40,13 @@ extension Array {
                 guard let number = value.doubleValue else { throw Self.mismatch(name, value, "a number") }
                 options[keyPath: path] = number
             case .flag(let name, let path):
-                guard case .bool(let flag) = value else { throw Self.mismatch(name, value, "True or False") }
-                options[keyPath: path] = flag
+                switch value {
+                case .bool(let flag): options[keyPath: path] = flag
+                // Readers that cannot tell a JSON boolean from a number give 0 or 1.
+                case .integer(0), .number(0): options[keyPath: path] = false
+                case .integer(1), .number(1): options[keyPath: path] = true
+                default: throw Self.mismatch(name, value, "True or False")
+                }
             case .pair(let name, let path):
                 guard case .list(let items) = value, items.count == 2,
                       let first = items[0].doubleValue, let second = items[1].doubleValue else {
@@ -56,4 +61,15 @@ extension Array {
     private static func mismatch(_ name: String, _ value: StateValue, _ expected: String) -> OptimError {
         OptimError(.invalidArgument, "option \(name) of the state dict is \(value); it must be \(expected)")
     }
+}
+
+/// Options that torch names: written as and read from torch's option dictionaries (a state
+/// dict's `param_groups`, a configuration taken from a PyTorch script).
+public protocol TorchNamedOptions: OptimizerOptions {
+    /// The options by torch's names (`lr`, `betas`, `weight_decay`, ...).
+    var torchValues: [String: StateValue] { get }
+    /// These options with every option that `values` names set; keys that are not options of
+    /// this optimizer are ignored, as torch ignores them in a parameter group. Throws when a
+    /// value has the wrong type; does not validate ranges (the optimizer does).
+    func applying(torchValues values: [String: StateValue]) throws -> Self
 }
