@@ -73,7 +73,7 @@ final class ForeachLauncher {
                                   serialThreshold: execution.serialThreshold, chunkElements: chunk)) ?? execution
             buffers.run(range: 0..<total, execution: launchExecution)
         }
-        return ReductionPartials(partials: UnsafePointer(partials), counts: x.map(\.count),
+        return ReductionPartials(owner: self, partials: UnsafePointer(partials), counts: x.map(\.count),
                                  isMaximum: reduction == .maxAbs)
     }
 
@@ -101,6 +101,8 @@ final class ForeachLauncher {
 /// The per-piece partials of a reduction, combined in a fixed order: pieces in position order
 /// for the whole list, each tensor's pieces in order for per-tensor results.
 struct ReductionPartials {
+    /// Keeps the partials' memory alive.
+    let owner: ForeachLauncher
     let partials: UnsafePointer<Double>
     let counts: [Int]
     let isMaximum: Bool
