@@ -27,7 +27,7 @@ public func clipGradNorm(_ parameters: [Tensor], maxNorm: Double, normType: Doub
     }
     let reduction = try ForeachLists.normReduction("clipGradNorm", p: normType)
     let grads = parameters.compactMap(\.grad)
-    try ForeachLists.check("clipGradNorm (the gradients)", grads, [])
+    try ForeachLists.check("clipGradNorm (gradients)", grads, [])
     guard !grads.isEmpty else { return 0 }
     let execution = try Foreach.resolve(execution)
     let launcher = ForeachLauncher()
@@ -56,7 +56,7 @@ public func clipGradValue(_ parameters: [Tensor], clipValue: Double, execution: 
         throw OptimError(.invalidArgument, "clipGradValue: clipValue must be >= 0, got \(clipValue)")
     }
     let grads = parameters.compactMap(\.grad)
-    try ForeachLists.check("clipGradValue (the gradients)", grads, [])
+    try ForeachLists.check("clipGradValue (gradients)", grads, [])
     guard !grads.isEmpty else { return }
     ForeachLauncher().elementwise(.clamp, grads, a: -clipValue, b: clipValue,
                                   execution: try Foreach.resolve(execution))
