@@ -31,6 +31,19 @@ struct TorchOptions {
         return (list[0].doubleValue, list[1].doubleValue)
     }
 
+    mutating func int(_ key: String) throws -> Int? {
+        guard let value = try double(key) else { return nil }
+        guard let integer = Int(exactly: value) else { throw GoldenError("option \(key) is not an integer: \(value)") }
+        return integer
+    }
+
+    mutating func string(_ key: String) throws -> String? {
+        guard let value = remaining.removeValue(forKey: key) else { return nil }
+        if value is NSNull { return nil }
+        guard let text = value as? String else { throw GoldenError("option \(key) is not a string: \(value)") }
+        return text
+    }
+
     /// Ends the reading. Keys left over are accepted and ignored: a torch parameter group may
     /// carry keys its optimizer does not define (a group of Rprop with a `weight_decay`), which
     /// torch keeps and never reads, and every option torch defines for an optimizer is read by
@@ -66,10 +79,12 @@ func torchOptions<Options: TorchNamedOptions>(_ options: [String: Any], base: Op
 /// An optimizer under replay, whatever its type.
 protocol ReplayedOptimizer: AnyObject {
     func step() throws
+    func step(_ closure: () throws -> Double) throws -> Double
     func state(for parameter: Tensor) -> ParameterState?
 }
 
 extension ElementwiseOptimizer: ReplayedOptimizer {}
+extension LBFGS: ReplayedOptimizer {}
 
 /// Builds the optimizer torch calls `name` over parameter groups with torch-named options, or
 /// returns nil when this library does not implement it.
@@ -115,7 +130,46 @@ func makeOptimizer(_ name: String, groups: [([Tensor], [String: Any])], executio
     case "Rprop":
         return try Rprop(groups: specs { try torchOptions($0, base: Rprop.Options()) }, execution: execution,
                          implementation: implementation)
+    case "LBFGS":
+        return try LBFGS(groups: specs { try LBFGS.Options(torch: $0) }, execution: execution,
+                         implementation: implementation)
     default:
         return nil
+    }
+}
+
+extension LBFGS.Options {
+    init(torch options: [String: Any], defaults: LBFGS.Options = .init()) throws {
+        var o = TorchOptions(options)
+        self = defaults
+        if let v = try o.double("lr") { lr = v }
+        if let v = try o.int("max_iter") { maxIter = v }
+        if let v = try o.int("max_eval") { maxEval = v }
+        if let v = try o.double("tolerance_grad") { toleranceGrad = v }
+        if let v = try o.double("tolerance_change") { toleranceChange = v }
+        if let v = try o.int("history_size") { historySize = v }
+        let lineSearchName = try o.string("line_search_fn")
+        if let v = try o.bool("maximize") { maximize = v }
+        try o.finish()
+        switch lineSearchName {
+        case nil: lineSearch = .none
+        case let name?:
+            guard let known = LBFGS.LineSearch(rawValue: name), known != .none else {
+                throw OptimError(.invalidOption, """
+                    line_search_fn '\(name)' is not supported: LBFGS supports only 'strong_wolfe' or None \
+                    (torch refuses other values at the first step, this library when the optimizer is built)
+                    """)
+            }
+            lineSearch = known
+        }
+    }
+}
+
+extension TorchOptions {
+    /// Whether torch's constructor accepts `options` but its first `step` refuses them: this
+    /// library refuses those when the optimizer is built.
+    static func refusedAtFirstStep(optimizer: String, options: [String: Any]) -> Bool {
+        guard optimizer == "LBFGS", let name = options["line_search_fn"] as? String else { return false }
+        return name != LBFGS.LineSearch.strongWolfe.rawValue
     }
 }

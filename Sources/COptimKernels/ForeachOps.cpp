@@ -1,0 +1,362 @@
+// The element loops of the multi-tensor operations and reductions (see include/ForeachOps.h),
+// for every storage dtype and instruction-set tier.
+//
+// Element-wise operations follow SegmentLoop.h: whole vectors, then the tail through
+// zero-padded buffers and the same vector code. Fused multiply-adds appear only where torch's
+// kernels fuse (add with alpha, lerp), written as explicit fma, never left to contraction. Reductions widen every element to double
+// and accumulate one vector of lanes per piece of the reduction grid, then add the lanes in a
+// fixed order: a piece's partial depends only on its elements, never on which worker or tier
+// computed it.
+#include <math.h>
+
+#include <algorithm>
+
+#include "COptimKernels.h"
+#include "Storage.h"
+
+namespace optim {
+namespace {
+
+// ---- Element-wise operations --------------------------------------------------------------
+
+template <class S> struct OpScalars {
+    S a, b, a_minus_one;
+    explicit OpScalars(const optim_foreach_scalars &c)
+        : a(S(c.a)), b(S(c.b)), a_minus_one(S(c.a) - S(1)) {}
+};
+
+// Each operation: how many input lists it reads, and its math on one vector.
+struct AddScalarOp {
+    static constexpr int inputs = 0;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &, const V &, const OpScalars<S> &s) {
+        return x + s.a;
+    }
+};
+struct ScaleOp {
+    static constexpr int inputs = 0;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &, const V &, const OpScalars<S> &s) {
+        return x * s.a;
+    }
+};
+// Fused, as torch's CPU kernel computes add with alpha (vec::fmadd): one rounding. Every tier
+// gives the same bits; the baseline tier computes the fused operation in software (libm fma).
+struct AddOp {
+    static constexpr int inputs = 1;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &s) {
+        const V alpha = s.a;
+        return __builtin_elementwise_fma(alpha, y, x);
+    }
+};
+struct AxpbyOp {
+    static constexpr int inputs = 1;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &s) {
+        return s.b * x + s.a * y;
+    }
+};
+struct AddcmulOp {
+    static constexpr int inputs = 2;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &z, const OpScalars<S> &s) {
+        return x + (s.a * y) * z;
+    }
+};
+struct AddcdivOp {
+    static constexpr int inputs = 2;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &z, const OpScalars<S> &s) {
+        return x + (s.a * y) / z;
+    }
+};
+// torch.lerp's two forms, each one fused multiply-add: anchored at x for |a| < 0.5, at y
+// otherwise, so that the result rounds less and is exact at both ends.
+struct LerpNearOp {
+    static constexpr int inputs = 1;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &s) {
+        const V weight = s.a;
+        return __builtin_elementwise_fma(weight, y - x, x);
+    }
+};
+struct LerpFarOp {
+    static constexpr int inputs = 1;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &s) {
+        const V weight_minus_one = s.a_minus_one;
+        return __builtin_elementwise_fma(weight_minus_one, y - x, y);
+    }
+};
+struct SqrtOp {
+    static constexpr int inputs = 0;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &, const V &, const OpScalars<S> &) {
+        return square_root(x);
+    }
+};
+struct MaximumOp {
+    static constexpr int inputs = 1;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &) {
+        return maximum(x, y);
+    }
+};
+struct ClampOp {
+    static constexpr int inputs = 0;
+    template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &, const V &, const OpScalars<S> &s) {
+        const V low = s.a, high = s.b;
+        return __builtin_elementwise_minimum(maximum(x, low), high);
+    }
+};
+
+template <class Op, class Storage>
+OPTIM_INLINE void run_foreach(const optim_tensor *tensor, int64_t begin, int64_t end) {
+    typedef typename Storage::Element Element;
+    typedef typename Storage::Vector Vector;
+    typedef typename Storage::Scalar Scalar;
+    constexpr int width = Storage::width;
+    constexpr int inputs = Op::inputs;
+
+    const OpScalars<Scalar> scalars(*static_cast<const optim_foreach_scalars *>(tensor->scalars));
+    Element *x = static_cast<Element *>(tensor->param);
+    const Element *y = static_cast<const Element *>(tensor->grad);
+    const Element *z = static_cast<const Element *>(tensor->state[0]);
+
+    int64_t i = begin;
+    for (; i + width <= end; i += width) {
+        Vector vx, vy = {}, vz = {};
+        Storage::load(vx, x + i);
+        if (inputs >= 1) Storage::load(vy, y + i);
+        if (inputs >= 2) Storage::load(vz, z + i);
+        Storage::store(x + i, Op::apply(vx, vy, vz, scalars));
+    }
+    if (i < end) {
+        const size_t bytes = size_t(end - i) * sizeof(Element);
+        Element bx[width] = {}, by[width] = {}, bz[width] = {};
+        copy_small(bx, x + i, bytes);
+        if (inputs >= 1) copy_small(by, y + i, bytes);
+        if (inputs >= 2) copy_small(bz, z + i, bytes);
+        Vector vx, vy = {}, vz = {};
+        Storage::load(vx, bx);
+        if (inputs >= 1) Storage::load(vy, by);
+        if (inputs >= 2) Storage::load(vz, bz);
+        Storage::store(bx, Op::apply(vx, vy, vz, scalars));
+        copy_small(x + i, bx, bytes);
+    }
+}
+
+// Copy and zero move bits and need no math (a NaN's payload survives a copy).
+template <class Storage> void run_copy(const optim_tensor *tensor, int64_t begin, int64_t end) {
+    typedef typename Storage::Element Element;
+    memcpy(static_cast<Element *>(tensor->param) + begin, static_cast<const Element *>(tensor->grad) + begin,
+           size_t(end - begin) * sizeof(Element));
+}
+template <class Storage> void run_zero(const optim_tensor *tensor, int64_t begin, int64_t end) {
+    typedef typename Storage::Element Element;
+    memset(static_cast<Element *>(tensor->param) + begin, 0, size_t(end - begin) * sizeof(Element));
+}
+
+// ---- Reductions ---------------------------------------------------------------------------
+
+// A storage vector as double lanes: 16 floats become two vectors of 8 doubles (exactly).
+OPTIM_INLINE void to_doubles(const VFloat &v, VDouble *out) {
+    out[0] = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), VDouble);
+    out[1] = __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), VDouble);
+}
+OPTIM_INLINE void to_doubles(const VDouble &v, VDouble *out) { out[0] = v; }
+
+struct DotReduction {
+    static constexpr int inputs = 1;
+    static constexpr bool is_maximum = false;
+    OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &y, double) {
+        return acc + x * y;
+    }
+};
+struct SumAbsReduction {
+    static constexpr int inputs = 0;
+    static constexpr bool is_maximum = false;
+    OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &, double) {
+        return acc + __builtin_elementwise_abs(x);
+    }
+};
+struct SumSquaresReduction {
+    static constexpr int inputs = 0;
+    static constexpr bool is_maximum = false;
+    OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &, double) {
+        return acc + x * x;
+    }
+};
+// pow has no vector form: one libm call per lane, the same function in every tier.
+struct SumPowAbsReduction {
+    static constexpr int inputs = 0;
+    static constexpr bool is_maximum = false;
+    OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &, double p) {
+        VDouble powers;
+        for (int k = 0; k < 8; ++k) powers[k] = pow(fabs(x[k]), p);
+        return acc + powers;
+    }
+};
+struct MaxAbsReduction {
+    static constexpr int inputs = 0;
+    static constexpr bool is_maximum = true;
+    OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &, double) {
+        return maximum(acc, __builtin_elementwise_abs(x));
+    }
+};
+
+template <class Reduction, class T> OPTIM_INLINE T combine(const T &a, const T &b) {
+    if (Reduction::is_maximum) return __builtin_elementwise_maximum(a, b);
+    return a + b;
+}
+
+template <class Reduction, int parts, class Vector>
+OPTIM_INLINE void accumulate_vectors(VDouble *acc, const Vector &vx, const Vector &vy, double p) {
+    VDouble dx[parts], dy[parts];
+    to_doubles(vx, dx);
+    if (Reduction::inputs >= 1) to_doubles(vy, dy);
+    for (int k = 0; k < parts; ++k)
+        acc[k] = Reduction::accumulate(acc[k], dx[k], Reduction::inputs >= 1 ? dy[k] : dx[k], p);
+}
+
+// The partial of elements [begin, end) of one tensor, all inside one block.
+template <class Reduction, class Storage>
+OPTIM_INLINE double reduce_piece(const typename Storage::Element *x, const typename Storage::Element *y,
+                                 int64_t begin, int64_t end, double p) {
+    typedef typename Storage::Element Element;
+    typedef typename Storage::Vector Vector;
+    constexpr int width = Storage::width;
+    constexpr int parts = width / 8;
+    constexpr int inputs = Reduction::inputs;
+
+    VDouble acc[parts];
+    for (int k = 0; k < parts; ++k) acc[k] = 0.0;
+    int64_t i = begin;
+    for (; i + width <= end; i += width) {
+        Vector vx, vy = {};
+        Storage::load(vx, x + i);
+        if (inputs >= 1) Storage::load(vy, y + i);
+        accumulate_vectors<Reduction, parts>(acc, vx, vy, p);
+    }
+    if (i < end) {
+        // Zero padding adds nothing: 0 to a sum, |0| to a maximum of absolute values.
+        const size_t bytes = size_t(end - i) * sizeof(Element);
+        Element bx[width] = {}, by[width] = {};
+        copy_small(bx, x + i, bytes);
+        if (inputs >= 1) copy_small(by, y + i, bytes);
+        Vector vx, vy = {};
+        Storage::load(vx, bx);
+        if (inputs >= 1) Storage::load(vy, by);
+        accumulate_vectors<Reduction, parts>(acc, vx, vy, p);
+    }
+    VDouble lanes = acc[0];
+    for (int k = 1; k < parts; ++k) lanes = combine<Reduction>(lanes, acc[k]);
+    // The even lanes, then the odd lanes, each in order, then the two: for up to 8 elements
+    // this is the order of the BLAS dot product that torch calls (two accumulators over
+    // alternate elements), which LBFGS's reference trajectories follow to the last bit.
+    const double even = combine<Reduction>(combine<Reduction>(combine<Reduction>(lanes[0], lanes[2]), lanes[4]), lanes[6]);
+    const double odd = combine<Reduction>(combine<Reduction>(combine<Reduction>(lanes[1], lanes[3]), lanes[5]), lanes[7]);
+    return combine<Reduction>(even, odd);
+}
+
+template <class Reduction, class Storage>
+OPTIM_INLINE void run_reduction(const optim_tensor *tensor, int64_t begin, int64_t end) {
+    typedef typename Storage::Element Element;
+    const optim_reduction_scalars &s = *static_cast<const optim_reduction_scalars *>(tensor->scalars);
+    const Element *x = static_cast<const Element *>(tensor->param);
+    const Element *y = static_cast<const Element *>(tensor->grad);
+    int64_t position = begin;
+    while (position < end) {
+        const int64_t block = (s.offset + position) / OPTIM_REDUCTION_BLOCK;
+        const int64_t piece_end = std::min(end, (block + 1) * OPTIM_REDUCTION_BLOCK - s.offset);
+        s.partials[block + s.index] = reduce_piece<Reduction, Storage>(x, y, position, piece_end, s.p);
+        position = piece_end;
+    }
+}
+
+// ---- Tiers and tables ---------------------------------------------------------------------
+
+#define OPTIM_DEFINE_FOREACH_TIER(NAME, ATTRIBUTES)                                          \
+    struct NAME {                                                                            \
+        template <class Op, class Storage>                                                   \
+        ATTRIBUTES static void elementwise(const optim_tensor *t, int64_t b, int64_t e) {   \
+            run_foreach<Op, Storage>(t, b, e);                                               \
+        }                                                                                    \
+        template <class Reduction, class Storage>                                            \
+        ATTRIBUTES static void reduction(const optim_tensor *t, int64_t b, int64_t e) {     \
+            run_reduction<Reduction, Storage>(t, b, e);                                      \
+        }                                                                                    \
+    };
+
+OPTIM_DEFINE_FOREACH_TIER(BaselineForeachTier, )
+#if defined(__x86_64__)
+OPTIM_DEFINE_FOREACH_TIER(AVX2ForeachTier, __attribute__((target("arch=x86-64-v3"))))
+OPTIM_DEFINE_FOREACH_TIER(AVX512ForeachTier, __attribute__((target("arch=x86-64-v4"), min_vector_width(512))))
+#endif
+
+template <class Tier, class Storage> optim_segment_fn elementwise_for(optim_foreach_op op) {
+    switch (op) {
+    case OPTIM_FOREACH_ADD_SCALAR: return &Tier::template elementwise<AddScalarOp, Storage>;
+    case OPTIM_FOREACH_SCALE: return &Tier::template elementwise<ScaleOp, Storage>;
+    case OPTIM_FOREACH_ADD: return &Tier::template elementwise<AddOp, Storage>;
+    case OPTIM_FOREACH_AXPBY: return &Tier::template elementwise<AxpbyOp, Storage>;
+    case OPTIM_FOREACH_ADDCMUL: return &Tier::template elementwise<AddcmulOp, Storage>;
+    case OPTIM_FOREACH_ADDCDIV: return &Tier::template elementwise<AddcdivOp, Storage>;
+    case OPTIM_FOREACH_LERP_NEAR: return &Tier::template elementwise<LerpNearOp, Storage>;
+    case OPTIM_FOREACH_LERP_FAR: return &Tier::template elementwise<LerpFarOp, Storage>;
+    case OPTIM_FOREACH_SQRT: return &Tier::template elementwise<SqrtOp, Storage>;
+    case OPTIM_FOREACH_MAXIMUM: return &Tier::template elementwise<MaximumOp, Storage>;
+    case OPTIM_FOREACH_CLAMP: return &Tier::template elementwise<ClampOp, Storage>;
+    case OPTIM_FOREACH_COPY: return &run_copy<Storage>;
+    case OPTIM_FOREACH_ZERO: return &run_zero<Storage>;
+    }
+    return nullptr;
+}
+
+template <class Tier, class Storage> optim_segment_fn reduction_for(optim_reduction reduction) {
+    switch (reduction) {
+    case OPTIM_REDUCTION_DOT: return &Tier::template reduction<DotReduction, Storage>;
+    case OPTIM_REDUCTION_SUM_ABS: return &Tier::template reduction<SumAbsReduction, Storage>;
+    case OPTIM_REDUCTION_SUM_SQUARES: return &Tier::template reduction<SumSquaresReduction, Storage>;
+    case OPTIM_REDUCTION_SUM_POW_ABS: return &Tier::template reduction<SumPowAbsReduction, Storage>;
+    case OPTIM_REDUCTION_MAX_ABS: return &Tier::template reduction<MaxAbsReduction, Storage>;
+    }
+    return nullptr;
+}
+
+template <class Tier> optim_segment_fn kernel_for(bool is_reduction, int which, optim_dtype dtype) {
+#define OPTIM_FOREACH_CHOOSE(STORAGE)                                                                  \
+    return is_reduction ? reduction_for<Tier, STORAGE>(optim_reduction(which))                       \
+                        : elementwise_for<Tier, STORAGE>(optim_foreach_op(which));
+    switch (dtype) {
+    case OPTIM_DTYPE_FLOAT32: OPTIM_FOREACH_CHOOSE(Float32Storage)
+    case OPTIM_DTYPE_FLOAT64: OPTIM_FOREACH_CHOOSE(Float64Storage)
+    case OPTIM_DTYPE_FLOAT16: OPTIM_FOREACH_CHOOSE(Float16Storage)
+    case OPTIM_DTYPE_BFLOAT16: OPTIM_FOREACH_CHOOSE(BFloat16Storage)
+    }
+#undef OPTIM_FOREACH_CHOOSE
+    return nullptr;
+}
+
+optim_segment_fn kernel_for(bool is_reduction, int which, optim_dtype dtype, optim_isa isa) {
+#if defined(__x86_64__)
+    switch (isa) {
+    case OPTIM_ISA_AVX512: return kernel_for<AVX512ForeachTier>(is_reduction, which, dtype);
+    case OPTIM_ISA_AVX2: return kernel_for<AVX2ForeachTier>(is_reduction, which, dtype);
+    case OPTIM_ISA_BASELINE: break;
+    }
+#else
+    (void)isa;
+#endif
+    return kernel_for<BaselineForeachTier>(is_reduction, which, dtype);
+}
+
+}  // namespace
+}  // namespace optim
+
+extern "C" optim_segment_fn optim_foreach_kernel(optim_foreach_op op, optim_dtype dtype, optim_isa isa) {
+    return optim::kernel_for(false, int(op), dtype, isa);
+}
+
+extern "C" optim_segment_fn optim_reduction_kernel(optim_reduction reduction, optim_dtype dtype, optim_isa isa) {
+    return optim::kernel_for(true, int(reduction), dtype, isa);
+}
+
+extern "C" double optim_reduction_combine(const double *partials, int64_t first, int64_t count, int32_t maximum) {
+    if (count <= 0) return 0.0;
+    double result = maximum ? partials[first] : 0.0;
+    for (int64_t i = first; i < first + count; ++i)
+        result = maximum ? __builtin_elementwise_maximum(result, partials[i]) : result + partials[i];
+    return result;
+}

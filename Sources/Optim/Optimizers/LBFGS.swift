@@ -1,0 +1,577 @@
+/// Limited-memory BFGS, as `torch.optim.LBFGS` (after Nocedal, 1980, and minFunc's
+/// implementation), with an optional strong-Wolfe line search.
+///
+/// Each `step(closure)` runs up to `maxIter` iterations on the parameters viewed as one
+/// vector `x`, with `g` the gradient that the closure leaves in the parameters (zero for a
+/// parameter without one):
+///
+///     d ← −g                                      (the very first iteration; H ← 1)
+///     y ← g − g_prev,  s ← t · d                  (later iterations)
+///     if y·s > 1e-10: remember (y, s, ρ = 1 / y·s), forgetting the oldest beyond
+///                     historySize; H ← y·s / y·y
+///     d ← −H̃ g                                    (two-loop recursion over the memory, H̃₀ = H)
+///     t ← lr · min(1, 1 / ‖g‖₁) on the very first iteration, lr afterwards
+///     stop if g·d > −toleranceChange
+///     x ← x + t · d                               (t from the strong-Wolfe search if chosen)
+///
+/// and stops after `maxIter` iterations, `maxEval` closure calls, when max |gᵢ| ≤
+/// `toleranceGrad`, when max |t · dᵢ| ≤ `toleranceChange`, or when the loss changes by less
+/// than `toleranceChange`. It returns the loss of the first closure call. With `maximize`,
+/// the loss and the gradient are negated where they enter the algorithm (torch 2.15's
+/// `maximize`); the returned loss is the closure's own.
+///
+/// The vectors (`d`, the previous gradient, the memory) are flat buffers of the parameters'
+/// element count, in the parameters' dtype, and every vector operation is a multi-tensor
+/// operation of ``Foreach`` on the optimizer's ``execution``: dot products and norms are
+/// accumulated in `Double` with a fixed order, so a step gives the same bits for every
+/// thread count, backend and instruction-set tier. Scalars (t, H, ρ, the line search's
+/// values) are `Double`; torch keeps them as tensors of the parameters' dtype, which for
+/// float32 parameters rounds them to float.
+///
+/// Differences from torch: one parameter group only (as torch, which raises otherwise); all
+/// parameters must share a dtype; options are checked when the optimizer is built (torch lets
+/// any `line_search_fn` through until the first step); ``step()`` without a closure throws.
+/// If the closure throws, the step stops there: parameters hold the last iterate (the line
+/// search restores them first) and the state keeps the progress made.
+///
+/// State, on the first parameter, under torch's names: `func_evals`, `n_iter`, `t`, `H_diag`,
+/// `prev_loss` (``ParameterState/values``) and `d`, `prev_flat_grad` (tensors);
+/// ``ParameterState/step`` is `n_iter`.
+public final class LBFGS: Optimizer {
+    /// The line search of each iteration.
+    public enum LineSearch: String, Sendable, CaseIterable {
+        /// A fixed step t = lr (torch: `line_search_fn=None`).
+        case none
+        /// A line search satisfying the strong Wolfe conditions, c₁ = 1e-4, c₂ = 0.9, at most
+        /// 25 evaluations (torch: `line_search_fn="strong_wolfe"`).
+        case strongWolfe = "strong_wolfe"
+    }
+
+    /// LBFGS's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Learning rate: the step length without line search, the first trial step with it
+        /// (default 1).
+        public var lr: Double
+        /// Iterations per `step` at most (torch: `max_iter`, default 20).
+        public var maxIter: Int
+        /// Closure calls per `step` at most (torch: `max_eval`); nil means `maxIter * 5 / 4`
+        /// (integer division), fixed when the options are given to the optimizer, as torch.
+        public var maxEval: Int?
+        /// Stop when max |gᵢ| ≤ this (torch: `tolerance_grad`, default 1e-7).
+        public var toleranceGrad: Double
+        /// Stop when the loss or the step changes by less (torch: `tolerance_change`, 1e-9).
+        public var toleranceChange: Double
+        /// Correction pairs remembered (torch: `history_size`, default 100).
+        public var historySize: Int
+        /// The line search (torch: `line_search_fn`, default none).
+        public var lineSearch: LineSearch
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 1, maxIter: Int = 20, maxEval: Int? = nil, toleranceGrad: Double = 1e-7,
+                    toleranceChange: Double = 1e-9, historySize: Int = 100, lineSearch: LineSearch = .none,
+                    maximize: Bool = false) {
+            self.lr = lr
+            self.maxIter = maxIter
+            self.maxEval = maxEval
+            self.toleranceGrad = toleranceGrad
+            self.toleranceChange = toleranceChange
+            self.historySize = historySize
+            self.lineSearch = lineSearch
+            self.maximize = maximize
+        }
+
+        /// These options with `maxEval` filled in.
+        var resolved: Options {
+            var copy = self
+            if copy.maxEval == nil { copy.maxEval = maxIter * 5 / 4 }
+            return copy
+        }
+
+        func validate() throws {
+            try Check.learningRate(lr)
+            guard maxIter >= 1 else {
+                throw OptimError(.invalidOption, "Invalid max_iter value: \(maxIter) (must be >= 1)")
+            }
+            if let maxEval, maxEval < 1 {
+                throw OptimError(.invalidOption, "Invalid max_eval value: \(maxEval) (must be >= 1)")
+            }
+            try Check.nonNegative(toleranceGrad, "tolerance_grad")
+            try Check.nonNegative(toleranceChange, "tolerance_change")
+            guard historySize >= 1 else {
+                throw OptimError(.invalidOption, "Invalid history_size value: \(historySize) (must be >= 1)")
+            }
+        }
+    }
+
+    private var group: ParameterGroup<Options>
+    private let parameters: [Tensor]
+    private let dtype: DType
+    private let elementCount: Int
+    /// Threads, backend and instruction set of the vector operations.
+    public var execution: Execution
+    /// Accepted for the ``Optimizer`` protocol: LBFGS's vectors are flat buffers, so both paths
+    /// run the same launches.
+    public var implementation: Implementation
+
+    private let launcher = ForeachLauncher()
+    // Flat buffers with per-parameter views, for moving data between them and the parameters.
+    private let gathered: FlatBuffer
+    private let direction: FlatBuffer
+    private let lineSearchStart: FlatBuffer
+    /// Flat buffers without views, recycled once nothing refers to them (gradients of line-search
+    /// trials, the memory's y and s).
+    private var pool: [Tensor] = []
+
+    // Torch's state.
+    private var funcEvals = 0
+    private var nIter = 0
+    private var hasDirection = false
+    private var t: Double?
+    private var hDiag: Double?
+    private var prevLoss: Double?
+    private var prevFlatGrad: Tensor?
+    private var oldDirs: [Tensor] = []
+    private var oldSteps: [Tensor] = []
+    private var ro: [Double] = []
+    private var al: [Double] = []
+
+    /// LBFGS over `parameters`.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// LBFGS over one parameter group: more than one is refused, as torch refuses them.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        guard groups.count == 1 else {
+            throw OptimError(.invalidArgument, """
+                LBFGS doesn't support per-parameter options (parameter groups): got \(groups.count) groups; \
+                pass all parameters in one group
+                """)
+        }
+        let parameters = groups[0].parameters
+        guard let first = parameters.first else {
+            throw OptimError(.invalidArgument, "optimizer got an empty parameter list")
+        }
+        var seen = Set<ObjectIdentifier>()
+        for parameter in parameters {
+            guard seen.insert(ObjectIdentifier(parameter)).inserted else {
+                throw OptimError(.invalidArgument, "some parameters appear more than once in the parameter groups (\(parameter))")
+            }
+            guard parameter.dtype == first.dtype else {
+                throw OptimError(.invalidArgument, """
+                    LBFGS views all parameters as one vector, so they must share a dtype: got \(first.dtype) and \
+                    \(parameter.dtype)
+                    """)
+            }
+        }
+        var options = defaults
+        groups[0].configure(&options)
+        try options.validate()
+        self.execution = try execution ?? Execution.fromEnvironment()
+        self.implementation = implementation
+        self.parameters = parameters
+        self.group = ParameterGroup(parameters: parameters, options: options.resolved)
+        self.dtype = first.dtype
+        self.elementCount = parameters.reduce(0) { $0 + $1.count }
+        gathered = try FlatBuffer(shapes: parameters.map(\.shape), dtype: dtype)
+        direction = try FlatBuffer(shapes: parameters.map(\.shape), dtype: dtype)
+        lineSearchStart = try FlatBuffer(shapes: parameters.map(\.shape), dtype: dtype)
+    }
+
+    public var paramGroups: [ParameterGroup<Options>] { [group] }
+
+    /// Replaces the options of group 0 (the only one); `maxEval` nil becomes `maxIter * 5 / 4`.
+    public func setOptions(_ options: Options, group index: Int) throws {
+        guard index == 0 else {
+            throw OptimError(.invalidArgument, "no parameter group \(index): LBFGS has one")
+        }
+        try options.validate()
+        group.options = options.resolved
+    }
+
+    /// Throws: LBFGS evaluates the objective several times per step, so it needs the closure
+    /// of ``step(_:)``.
+    public func step() throws {
+        throw OptimError(.invalidArgument, """
+            LBFGS needs a closure: call step(_:) with a closure that computes the loss, sets the gradients \
+            and returns the loss (LBFGS evaluates the objective several times per step)
+            """)
+    }
+
+    public func zeroGrad(setToNone: Bool) {
+        for parameter in parameters {
+            if setToNone { parameter.grad = nil } else { parameter.grad?.zero() }
+        }
+    }
+
+    /// The state, kept on the first parameter as torch keeps it; nil for other parameters and
+    /// before the first step.
+    public func state(for parameter: Tensor) -> ParameterState? {
+        guard parameter === parameters[0], funcEvals > 0 else { return nil }
+        var values: [String: Double] = ["func_evals": Double(funcEvals), "n_iter": Double(nIter)]
+        values["t"] = t
+        values["H_diag"] = hDiag
+        values["prev_loss"] = prevLoss
+        var tensors: [String: Tensor] = [:]
+        if hasDirection { tensors["d"] = direction.flat }
+        tensors["prev_flat_grad"] = prevFlatGrad
+        return ParameterState(step: nIter, tensors: tensors, values: values)
+    }
+
+    /// Runs up to `maxIter` iterations, calling `closure` to evaluate the loss and set the
+    /// gradients; returns the loss of the first call.
+    @discardableResult
+    public func step(_ closure: () throws -> Double) throws -> Double {
+        let options = group.options
+        let maxEval = options.maxEval ?? options.maxIter * 5 / 4
+        let sign: Double = options.maximize ? -1 : 1
+
+        let originalLoss = try closure()
+        try gatherGradients()
+        var loss = sign * originalLoss
+        var currentEvals = 1
+        funcEvals += 1
+
+        var flatGrad = gathered.flat
+        if maxAbs(flatGrad) <= options.toleranceGrad { return originalLoss }
+
+        let d = direction.flat
+        var iteration = 0
+        while iteration < options.maxIter {
+            iteration += 1
+            nIter += 1
+
+            if nIter == 1 {
+                copy(d, flatGrad)
+                scale(d, -1)
+                oldDirs.removeAll()
+                oldSteps.removeAll()
+                ro.removeAll()
+                hDiag = 1
+            } else {
+                updateMemory(flatGrad: flatGrad, d: d)
+                twoLoopDirection(flatGrad: flatGrad, into: d)
+            }
+            hasDirection = true
+            if prevFlatGrad == nil { prevFlatGrad = try Tensor.zeros([elementCount], dtype: dtype) }
+            copy(prevFlatGrad!, flatGrad)
+            prevLoss = loss
+
+            var stepLength = nIter == 1 ? min(1, 1 / sumAbs(flatGrad)) * options.lr : options.lr
+            t = stepLength
+            let gtd = dot(flatGrad, d)
+            if gtd > -options.toleranceChange { break }
+
+            var lineSearchEvals = 0
+            var optimal = false
+            switch options.lineSearch {
+            case .strongWolfe:
+                copyParameters(into: lineSearchStart)
+                let result = try strongWolfe(closure, sign: sign, t: stepLength, d: d, f: loss, g: flatGrad, gtd: gtd,
+                                             toleranceChange: options.toleranceChange)
+                loss = result.loss
+                flatGrad = result.grad
+                stepLength = result.t
+                t = stepLength
+                lineSearchEvals = result.evaluations
+                addToParameters(stepLength, direction)
+                optimal = maxAbs(flatGrad) <= options.toleranceGrad
+            case .none:
+                addToParameters(stepLength, direction)
+                if iteration != options.maxIter {
+                    // No re-evaluation after the last iteration: in a stochastic setting the
+                    // next step evaluates anyway.
+                    loss = sign * (try closure())
+                    try gatherGradients()
+                    flatGrad = gathered.flat
+                    optimal = maxAbs(flatGrad) <= options.toleranceGrad
+                    lineSearchEvals = 1
+                }
+            }
+            currentEvals += lineSearchEvals
+            funcEvals += lineSearchEvals
+
+            if iteration == options.maxIter { break }
+            if currentEvals >= maxEval { break }
+            if optimal { break }
+            if maxAbs(d) * abs(stepLength) <= options.toleranceChange { break }
+            if abs(loss - prevLoss!) < options.toleranceChange { break }
+        }
+        return originalLoss
+    }
+
+    // MARK: The direction
+
+    /// y = g − g_prev and s = t·d join the memory when y·s > 1e-10; H becomes y·s / y·y.
+    private func updateMemory(flatGrad: Tensor, d: Tensor) {
+        let y = acquireFlat()
+        copy(y, flatGrad)
+        add(y, prevFlatGrad!, alpha: -1)
+        let s = acquireFlat()
+        copy(s, d)
+        scale(s, t!)
+        let ys = dot(y, s)
+        guard ys > 1e-10 else { return }
+        // torch drops one pair per iteration when the memory is full; popping until there is
+        // room also honours a history size lowered between steps.
+        while oldDirs.count >= group.options.historySize {
+            oldDirs.removeFirst()
+            oldSteps.removeFirst()
+            ro.removeFirst()
+        }
+        oldDirs.append(y)
+        oldSteps.append(s)
+        ro.append(1 / ys)
+        hDiag = ys / dot(y, y)
+    }
+
+    /// d ← −H̃ g by the two-loop recursion, with q and r in d's buffer.
+    private func twoLoopDirection(flatGrad: Tensor, into d: Tensor) {
+        let count = oldDirs.count
+        if al.count < count { al.append(contentsOf: repeatElement(0, count: count - al.count)) }
+        copy(d, flatGrad)
+        scale(d, -1)
+        for i in stride(from: count - 1, through: 0, by: -1) {
+            al[i] = dot(oldSteps[i], d) * ro[i]
+            add(d, oldDirs[i], alpha: -al[i])
+        }
+        scale(d, hDiag!)
+        for i in 0..<count {
+            let be = dot(oldDirs[i], d) * ro[i]
+            add(d, oldSteps[i], alpha: al[i] - be)
+        }
+    }
+
+    // MARK: The strong-Wolfe line search
+
+    private struct LineSearchResult {
+        let loss: Double
+        let grad: Tensor
+        let t: Double
+        let evaluations: Int
+    }
+
+    /// The loss and gradient at x + t·d, with the parameters restored to x afterwards.
+    private func evaluate(_ closure: () throws -> Double, sign: Double, t: Double, d: Tensor) throws -> (Double, Tensor) {
+        addToParameters(t, direction)
+        defer { restoreParameters(from: lineSearchStart) }
+        let loss = sign * (try closure())
+        try gatherGradients()
+        let grad = acquireFlat()
+        copy(grad, gathered.flat)
+        return (loss, grad)
+    }
+
+    /// Finds a step t satisfying the strong Wolfe conditions along d from x (the parameters,
+    /// saved in `lineSearchStart`), with loss f, gradient g and slope gtd = g·d at x: bracketing,
+    /// then zooming with safeguarded cubic interpolation (Nocedal & Wright, algorithms 3.5 and
+    /// 3.6, as minFunc and torch implement them).
+    private func strongWolfe(_ closure: () throws -> Double, sign: Double, t initialT: Double, d: Tensor,
+                             f: Double, g: Tensor, gtd: Double, toleranceChange: Double) throws -> LineSearchResult {
+        let c1 = 1e-4, c2 = 0.9, maxSteps = 25
+        let dNorm = maxAbs(d)
+        let gStart = acquireFlat()
+        copy(gStart, g)
+        var t = initialT
+        var (fNew, gNew) = try evaluate(closure, sign: sign, t: t, d: d)
+        var evaluations = 1
+        var gtdNew = dot(gNew, d)
+
+        var tPrev = 0.0, fPrev = f, gPrev = gStart, gtdPrev = gtd
+        var done = false
+        var iteration = 0
+        var bracket: [Double] = [], bracketF: [Double] = [], bracketG: [Tensor] = [], bracketGtd: [Double] = []
+        while iteration < maxSteps {
+            if fNew > f + c1 * t * gtd || (iteration > 1 && fNew >= fPrev) {
+                (bracket, bracketF, bracketG, bracketGtd) = ([tPrev, t], [fPrev, fNew], [gPrev, gNew], [gtdPrev, gtdNew])
+                break
+            }
+            if abs(gtdNew) <= -c2 * gtd {
+                (bracket, bracketF, bracketG) = ([t], [fNew], [gNew])
+                done = true
+                break
+            }
+            if gtdNew >= 0 {
+                (bracket, bracketF, bracketG, bracketGtd) = ([tPrev, t], [fPrev, fNew], [gPrev, gNew], [gtdPrev, gtdNew])
+                break
+            }
+            // Extrapolate: a cubic step between 1.01 t − 0.01 t_prev and 10 t.
+            let minStep = t + 0.01 * (t - tPrev)
+            let maxStep = t * 10
+            let previousT = t
+            t = cubicMinimum(tPrev, fPrev, gtdPrev, t, fNew, gtdNew, bounds: (minStep, maxStep))
+            tPrev = previousT
+            fPrev = fNew
+            gPrev = gNew
+            gtdPrev = gtdNew
+            (fNew, gNew) = try evaluate(closure, sign: sign, t: t, d: d)
+            evaluations += 1
+            gtdNew = dot(gNew, d)
+            iteration += 1
+        }
+        if iteration == maxSteps {
+            (bracket, bracketF, bracketG) = ([0, t], [f, fNew], [gStart, gNew])
+        }
+
+        // Zoom: shrink the bracket until a point satisfies the conditions.
+        var insufficientProgress = false
+        var (low, high) = bracketF[0] <= bracketF[bracketF.count - 1] ? (0, 1) : (1, 0)
+        while !done && iteration < maxSteps {
+            if abs(bracket[1] - bracket[0]) * dNorm < toleranceChange { break }
+            t = cubicMinimum(bracket[0], bracketF[0], bracketGtd[0], bracket[1], bracketF[1], bracketGtd[1])
+
+            // A trial too close to an end of the bracket (within a tenth of its length) is
+            // moved to that distance from the end, when the last trial was too close as well or
+            // this one is at or beyond an end.
+            let upper = max(bracket[0], bracket[1]), lower = min(bracket[0], bracket[1])
+            let margin = 0.1 * (upper - lower)
+            if min(upper - t, t - lower) < margin {
+                if insufficientProgress || t >= upper || t <= lower {
+                    t = abs(t - upper) < abs(t - lower) ? upper - margin : lower + margin
+                    insufficientProgress = false
+                } else {
+                    insufficientProgress = true
+                }
+            } else {
+                insufficientProgress = false
+            }
+
+            (fNew, gNew) = try evaluate(closure, sign: sign, t: t, d: d)
+            evaluations += 1
+            gtdNew = dot(gNew, d)
+            iteration += 1
+
+            if fNew > f + c1 * t * gtd || fNew >= bracketF[low] {
+                // Not enough decrease, or no lower than the low end: the new high end.
+                bracket[high] = t
+                bracketF[high] = fNew
+                bracketG[high] = gNew
+                bracketGtd[high] = gtdNew
+                (low, high) = bracketF[0] <= bracketF[1] ? (0, 1) : (1, 0)
+            } else {
+                if abs(gtdNew) <= -c2 * gtd {
+                    done = true
+                } else if gtdNew * (bracket[high] - bracket[low]) >= 0 {
+                    bracket[high] = bracket[low]
+                    bracketF[high] = bracketF[low]
+                    bracketG[high] = bracketG[low]
+                    bracketGtd[high] = bracketGtd[low]
+                }
+                bracket[low] = t
+                bracketF[low] = fNew
+                bracketG[low] = gNew
+                bracketGtd[low] = gtdNew
+            }
+        }
+        return LineSearchResult(loss: bracketF[low], grad: bracketG[low], t: bracket[low], evaluations: evaluations)
+    }
+
+    // MARK: Vector operations (flat buffers, already validated)
+
+    private func copy(_ x: Tensor, _ y: Tensor) {
+        launcher.elementwise(.copy, [x], [y], execution: execution)
+    }
+    private func scale(_ x: Tensor, _ factor: Double) {
+        launcher.elementwise(.scale, [x], a: factor, execution: execution)
+    }
+    private func add(_ x: Tensor, _ y: Tensor, alpha: Double) {
+        launcher.elementwise(.add, [x], [y], a: alpha, execution: execution)
+    }
+    private func dot(_ x: Tensor, _ y: Tensor) -> Double {
+        launcher.reduce(.dot, [x], [y], execution: execution).combined
+    }
+    private func maxAbs(_ x: Tensor) -> Double {
+        launcher.reduce(.maxAbs, [x], execution: execution).combined
+    }
+    private func sumAbs(_ x: Tensor) -> Double {
+        launcher.reduce(.sumAbs, [x], execution: execution).combined
+    }
+
+    /// The gradients into `gathered` (zero for a parameter without one), negated to maximize.
+    private func gatherGradients() throws {
+        var views: [Tensor] = [], grads: [Tensor] = [], missing: [Tensor] = []
+        for (index, parameter) in parameters.enumerated() {
+            guard let grad = parameter.grad else {
+                missing.append(gathered.views[index])
+                continue
+            }
+            guard grad.shape == parameter.shape, grad.dtype == parameter.dtype else {
+                throw OptimError(.gradientMismatch, """
+                    the gradient of parameter \(index) (\(parameter)) is a \(grad.dtype) tensor of shape \(grad.shape); \
+                    it must have the parameter's dtype and shape
+                    """)
+            }
+            views.append(gathered.views[index])
+            grads.append(grad)
+        }
+        launcher.elementwise(.copy, views, grads, execution: execution)
+        launcher.elementwise(.zero, missing, execution: execution)
+        if group.options.maximize { scale(gathered.flat, -1) }
+    }
+
+    /// parameters ← parameters + t · buffer.
+    private func addToParameters(_ t: Double, _ buffer: FlatBuffer) {
+        launcher.elementwise(.add, parameters, buffer.views, a: t, execution: execution)
+    }
+    private func copyParameters(into buffer: FlatBuffer) {
+        launcher.elementwise(.copy, buffer.views, parameters, execution: execution)
+    }
+    private func restoreParameters(from buffer: FlatBuffer) {
+        launcher.elementwise(.copy, parameters, buffer.views, execution: execution)
+    }
+
+    /// A flat buffer that nothing else refers to, or a new one.
+    private func acquireFlat() -> Tensor {
+        for index in pool.indices where isKnownUniquelyReferenced(&pool[index]) {
+            return pool[index]
+        }
+        // The element count and dtype come from existing parameters, so this cannot fail.
+        let buffer = try! Tensor.zeros([elementCount], dtype: dtype)
+        pool.append(buffer)
+        return buffer
+    }
+}
+
+/// The minimizer of the cubic that interpolates (x1, f1, slope g1) and (x2, f2, slope g2),
+/// clamped to `bounds` (default: between x1 and x2); the middle of the bounds when the cubic
+/// has no minimizer.
+func cubicMinimum(_ x1: Double, _ f1: Double, _ g1: Double, _ x2: Double, _ f2: Double, _ g2: Double,
+                  bounds: (Double, Double)? = nil) -> Double {
+    let (lower, upper) = bounds ?? (x1 <= x2 ? (x1, x2) : (x2, x1))
+    let d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    let d2Square = d1 * d1 - g1 * g2
+    guard d2Square >= 0 else { return (lower + upper) / 2 }
+    let d2 = d2Square.squareRoot()
+    let minimizer = x1 <= x2
+        ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+        : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+    return min(max(minimizer, lower), upper)
+}
+
+/// A flat 1-D buffer and a view of it per parameter, shaped like the parameter.
+private struct FlatBuffer {
+    let flat: Tensor
+    let views: [Tensor]
+
+    init(shapes: [[Int]], dtype: DType) throws {
+        let counts = try shapes.map(Tensor.elementCount)
+        let total = counts.reduce(0, +)
+        let flat = try Tensor.zeros([total], dtype: dtype)
+        var offset = 0
+        var views: [Tensor] = []
+        for (shape, count) in zip(shapes, counts) {
+            // The views borrow the flat buffer's memory; the buffer outlives them (both are
+            // held by the optimizer).
+            views.append(Tensor(shape: shape, dtype: dtype,
+                                storage: TensorStorage(borrowing: flat.storage.base + offset * dtype.byteWidth,
+                                                       onRelease: nil)))
+            offset += count
+        }
+        self.flat = flat
+        self.views = views
+    }
+}
