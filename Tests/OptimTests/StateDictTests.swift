@@ -134,6 +134,55 @@ import Testing
         #expect(after.stateDict() == uninterrupted.stateDict())
     }
 
+    /// torch's LBFGS state dict (history, direction, step length) reads and writes back.
+    @Test func lbfgsStateDictReadsAndWritesBack() throws {
+        let golden = try #require(Self.golden.cases.first { $0.optimizer == "LBFGS" })
+        let parameters = try golden.params.map { try Tensor.zeros($0.shape, dtype: .float64) }
+        let lbfgs = try LBFGS(parameters)
+        try lbfgs.loadStateDict(golden.stateDict)
+        let written = lbfgs.stateDict()
+        let theirs = golden.stateDict.state[0]!
+        for (key, value) in written.state[0]! {
+            #expect(Self.sameNumbers(value, theirs[key] ?? .null), "LBFGS state \(key): wrote \(value), torch has \(theirs[key] ?? .null)")
+        }
+        #expect(Set(written.state[0]!.keys) == Set(theirs.keys))
+        for (key, value) in written.paramGroups[0] {
+            #expect(Self.sameNumbers(value, golden.stateDict.paramGroups[0][key] ?? .null), "LBFGS option \(key)")
+        }
+    }
+
+    /// LBFGS saved mid-run and restored continues bit for bit.
+    @Test func aRestoredLBFGSRunContinuesBitForBit() throws {
+        func rosenbrock(_ x: Tensor) throws -> Double {
+            let v = x.toArray()
+            var loss = 0.0
+            var grad = [Double](repeating: 0, count: v.count)
+            for i in 0..<(v.count - 1) {
+                let a = 1 - v[i], b = v[i + 1] - v[i] * v[i]
+                loss += a * a + 100 * b * b
+                grad[i] += -2 * a - 400 * v[i] * b
+                grad[i + 1] += 200 * b
+            }
+            x.grad = try Tensor(grad, dtype: .float64)
+            return loss
+        }
+        let options = LBFGS.Options(maxIter: 4, historySize: 3, lineSearch: .strongWolfe)
+        let straight = try Tensor([-1.2, 1, 0.5, -0.3], dtype: .float64)
+        let uninterrupted = try LBFGS([straight], options: options)
+        for _ in 0..<4 { try uninterrupted.step { try rosenbrock(straight) } }
+
+        let first = try Tensor([-1.2, 1, 0.5, -0.3], dtype: .float64)
+        let before = try LBFGS([first], options: options)
+        for _ in 0..<2 { try before.step { try rosenbrock(first) } }
+        let saved = try JSONEncoder().encode(before.stateDict())
+        let resumed = first.clone()
+        let after = try LBFGS([resumed], options: .init())
+        try after.loadStateDict(JSONDecoder().decode(OptimizerStateDict.self, from: saved))
+        #expect(after.paramGroups[0].options == before.paramGroups[0].options)
+        for _ in 0..<2 { try after.step { try rosenbrock(resumed) } }
+        #expect(bytes(of: resumed) == bytes(of: straight))
+    }
+
     @Test func aDictThatDoesNotFitIsRefusedAndChangesNothing() throws {
         let a = try Tensor([1, 2, 3])
         let b = try Tensor([1, 2])

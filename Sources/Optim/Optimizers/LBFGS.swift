@@ -222,6 +222,110 @@ public final class LBFGS: Optimizer {
         return ParameterState(step: nIter, tensors: tensors, values: values)
     }
 
+    /// The state and options as torch's `state_dict()` holds them: the state on parameter 0
+    /// (`func_evals`, `n_iter`, `d`, `t`, `old_dirs`, `old_stps`, `ro`, `al`, `H_diag`,
+    /// `prev_flat_grad`, `prev_loss`) and one group.
+    public func stateDict() -> OptimizerStateDict {
+        var groupValues = group.options.torchValues
+        groupValues["params"] = .list(parameters.indices.map { .integer($0) })
+        guard funcEvals > 0 else { return OptimizerStateDict(state: [:], paramGroups: [groupValues]) }
+        func scalar(_ value: Double) -> StateValue { .tensor(.scalar(value, dtype: dtype)) }
+        var entry: [String: StateValue] = ["func_evals": .integer(funcEvals), "n_iter": .integer(nIter)]
+        entry["d"] = hasDirection ? .tensor(TensorValue(direction.flat)) : .null
+        entry["t"] = t.map { .number($0) } ?? .null
+        entry["old_dirs"] = .list(oldDirs.map { .tensor(TensorValue($0)) })
+        entry["old_stps"] = .list(oldSteps.map { .tensor(TensorValue($0)) })
+        entry["ro"] = .list(ro.map(scalar))
+        entry["al"] = .list(al.prefix(oldDirs.count).map(scalar))
+        entry["H_diag"] = hDiag.map(scalar) ?? .null
+        entry["prev_flat_grad"] = prevFlatGrad.map { .tensor(TensorValue($0)) } ?? .null
+        entry["prev_loss"] = prevLoss.map { .number($0) } ?? .null
+        return OptimizerStateDict(state: [0: entry], paramGroups: [groupValues])
+    }
+
+    /// Restores what ``stateDict()`` (or torch's, converted) saved. Throws, changing nothing,
+    /// when it does not fit: one group of as many parameters, vectors of the flat length.
+    public func loadStateDict(_ dict: OptimizerStateDict) throws {
+        guard dict.paramGroups.count == 1, case .list(let ids)? = dict.paramGroups[0]["params"],
+              ids.count == parameters.count else {
+            throw OptimError(.invalidArgument, """
+                the state dict must have one parameter group of \(parameters.count) parameters, as this LBFGS
+                """)
+        }
+        let options = try group.options.applying(torchValues: dict.paramGroups[0])
+        try options.validate()
+        let entry: [String: StateValue]
+        switch dict.state.count {
+        case 0: entry = [:]
+        case 1 where dict.state.keys.first == ids.first.flatMap({ if case .integer(let id) = $0 { id } else { nil } }):
+            entry = dict.state.values.first!
+        default:
+            throw OptimError(.invalidArgument, "LBFGS keeps its state on its first parameter only")
+        }
+        func vector(_ value: StateValue?, _ name: String) throws -> Tensor? {
+            switch value {
+            case nil, .null?: return nil
+            case .tensor(let tensor)? where tensor.data.count == elementCount:
+                return try Tensor(tensor.data, shape: [elementCount], dtype: dtype)
+            default:
+                throw OptimError(.invalidArgument, "state \(name) must be a vector of \(elementCount) elements")
+            }
+        }
+        func vectors(_ name: String) throws -> [Tensor] {
+            switch entry[name] {
+            case nil, .null?: return []
+            case .list(let items)?: return try items.map { try vector($0, name)! }
+            default: throw OptimError(.invalidArgument, "state \(name) must be a list of vectors")
+            }
+        }
+        func numbers(_ name: String) throws -> [Double] {
+            switch entry[name] {
+            case nil, .null?: return []
+            case .list(let items)?:
+                return try items.map {
+                    guard let number = $0.doubleValue else {
+                        throw OptimError(.invalidArgument, "state \(name) must be a list of numbers")
+                    }
+                    return number
+                }
+            default: throw OptimError(.invalidArgument, "state \(name) must be a list of numbers")
+            }
+        }
+        func number(_ name: String) throws -> Double? {
+            switch entry[name] {
+            case nil, .null?: return nil
+            case let value?:
+                guard let number = value.doubleValue else {
+                    throw OptimError(.invalidArgument, "state \(name) must be a number")
+                }
+                return number
+            }
+        }
+        let newDirection = try vector(entry["d"], "d")
+        let newDirs = try vectors("old_dirs"), newSteps = try vectors("old_stps")
+        let newRo = try numbers("ro"), newAl = try numbers("al")
+        guard newDirs.count == newSteps.count, newRo.count == newDirs.count else {
+            throw OptimError(.invalidArgument, "old_dirs, old_stps and ro must have as many entries")
+        }
+        let newPrevFlatGrad = try vector(entry["prev_flat_grad"], "prev_flat_grad")
+        let newFuncEvals = try number("func_evals") ?? 0, newIterations = try number("n_iter") ?? 0
+        let newT = try number("t"), newHDiag = try number("H_diag"), newPrevLoss = try number("prev_loss")
+
+        group.options = options.resolved
+        funcEvals = Int(newFuncEvals)
+        nIter = Int(newIterations)
+        hasDirection = newDirection != nil
+        if let newDirection { try direction.flat.copy(from: newDirection) }
+        t = newT
+        hDiag = newHDiag
+        prevLoss = newPrevLoss
+        prevFlatGrad = newPrevFlatGrad
+        oldDirs = newDirs
+        oldSteps = newSteps
+        ro = newRo
+        al = newAl
+    }
+
     /// Runs up to `maxIter` iterations, calling `closure` to evaluate the loss and set the
     /// gradients; returns the loss of the first call.
     @discardableResult
