@@ -84,3 +84,50 @@ extern "C" uint64_t optim_hash_bytes(const void *bytes, int64_t count, uint64_t 
     h ^= h >> 29;
     return h;
 }
+
+namespace {
+
+template <class Element, class Math, Math (*widen)(Element), Element (*narrow)(Math)>
+void sum_rows(const Element *source, const int64_t *order, const int64_t *starts, int64_t unique_count,
+              int64_t width, Element *destination) {
+    for (int64_t u = 0; u < unique_count; ++u) {
+        Element *out = destination + u * width;
+        for (int64_t j = 0; j < width; ++j) {
+            Math sum = widen(source[order[starts[u]] * width + j]);
+            for (int64_t k = starts[u] + 1; k < starts[u + 1]; ++k) sum = sum + widen(source[order[k] * width + j]);
+            out[j] = narrow(sum);
+        }
+    }
+}
+
+float identity_float(float x) { return x; }
+double identity_double(double x) { return x; }
+uint16_t narrow_half(float x) { return float_to_half(x); }
+uint16_t narrow_bfloat(float x) { return float_to_bfloat(x); }
+
+}  // namespace
+
+extern "C" void optim_sum_rows(const void *source, const int64_t *order, const int64_t *starts,
+                               int64_t unique_count, int64_t width, void *destination, optim_dtype dtype) {
+    switch (dtype) {
+    case OPTIM_DTYPE_FLOAT32:
+        sum_rows<float, float, identity_float, identity_float>(static_cast<const float *>(source), order, starts,
+                                                               unique_count, width, static_cast<float *>(destination));
+        break;
+    case OPTIM_DTYPE_FLOAT64:
+        sum_rows<double, double, identity_double, identity_double>(static_cast<const double *>(source), order, starts,
+                                                                   unique_count, width,
+                                                                   static_cast<double *>(destination));
+        break;
+    case OPTIM_DTYPE_FLOAT16:
+        sum_rows<uint16_t, float, half_to_float, narrow_half>(static_cast<const uint16_t *>(source), order, starts,
+                                                              unique_count, width,
+                                                              static_cast<uint16_t *>(destination));
+        break;
+    case OPTIM_DTYPE_BFLOAT16:
+        sum_rows<uint16_t, float, bfloat_to_float, narrow_bfloat>(static_cast<const uint16_t *>(source), order, starts,
+                                                                  unique_count, width,
+                                                                  static_cast<uint16_t *>(destination));
+        break;
+    }
+}

@@ -15,6 +15,7 @@
 #include "Rules/RMSprop.h"
 #include "Rules/Rprop.h"
 #include "Rules/SGD.h"
+#include "Rules/Sparse.h"
 #include "SegmentLoop.h"
 
 namespace optim {
@@ -94,6 +95,8 @@ extern "C" const optim_segment_fn *optim_kernel_table(optim_rule rule, optim_dty
     case OPTIM_RULE_NADAM: return table_of<NAdamRule>(dtype, isa, flag_bits);
     case OPTIM_RULE_RADAM: return table_of<RAdamRule>(dtype, isa, flag_bits);
     case OPTIM_RULE_RPROP: return table_of<RpropRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_SPARSE_ADAGRAD: return table_of<SparseAdagradRule>(dtype, isa, flag_bits);
+    case OPTIM_RULE_SPARSE_ADAM: return table_of<SparseAdamRule>(dtype, isa, flag_bits);
     }
     *flag_bits = 0;
     return nullptr;

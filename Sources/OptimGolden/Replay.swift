@@ -41,9 +41,6 @@ public struct GoldenReplayer {
             }
             objective = known
         }
-        let usesSparse = golden.steps.contains { step in
-            step.grads?.contains { if case .sparse = $0 { true } else { false } } ?? false
-        }
         let parameters = try zip(golden.initialParams, golden.shapes).map { data, shape in
             try Tensor(data, shape: shape, dtype: golden.dtype)
         }
@@ -65,10 +62,6 @@ public struct GoldenReplayer {
         } catch let error as OptimError {
             return .fail("the optimizer refused the case's options: \(error.message)")
         }
-        if usesSparse {
-            return .skip("sparse gradients for \(golden.optimizer) are not implemented yet")
-        }
-
         var maxError = 0.0
         for (stepIndex, step) in golden.steps.enumerated() {
             guard step.params.count == parameters.count else {
@@ -95,9 +88,20 @@ public struct GoldenReplayer {
                 }
                 for (parameter, grad) in zip(parameters, grads) {
                     switch grad {
-                    case .none: parameter.grad = nil
-                    case .dense(let values): parameter.grad = try Tensor(values, shape: parameter.shape, dtype: golden.dtype)
-                    case .sparse: break
+                    case .none:
+                        parameter.grad = nil
+                        parameter.sparseGrad = nil
+                    case .dense(let values):
+                        parameter.sparseGrad = nil
+                        parameter.grad = try Tensor(values, shape: parameter.shape, dtype: golden.dtype)
+                    case .sparse(let indices, let values):
+                        parameter.grad = nil
+                        let rowShape = Array(parameter.shape.dropFirst())
+                        guard values.count == indices.count * rowShape.reduce(1, *) else {
+                            throw GoldenError("a sparse gradient of step \(stepIndex + 1) has \(values.count) values for \(indices.count) rows of shape \(rowShape)")
+                        }
+                        parameter.sparseGrad = try RowSparseGradient(
+                            indices: indices, values: Tensor(values, shape: [indices.count] + rowShape, dtype: golden.dtype))
                     }
                 }
                 try optimizer.step()

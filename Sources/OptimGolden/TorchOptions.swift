@@ -130,6 +130,9 @@ func makeOptimizer(_ name: String, groups: [([Tensor], [String: Any])], executio
     case "Rprop":
         return try Rprop(groups: specs { try torchOptions($0, base: Rprop.Options()) }, execution: execution,
                          implementation: implementation)
+    case "SparseAdam":
+        return try SparseAdam(groups: specs { try torchOptions($0, base: SparseAdam.Options()) }, execution: execution,
+                              implementation: implementation)
     case "LBFGS":
         return try LBFGS(groups: specs { try LBFGS.Options(torch: $0) }, execution: execution,
                          implementation: implementation)

@@ -8,15 +8,10 @@ import Testing
 @Suite struct GoldenReplayTests {
     static let implemented: Set<String> = [
         "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "ASGD", "NAdam", "RAdam", "Rprop",
+        "SparseAdam",
     ]
     static let file = try! GoldenFile(contentsOf: fixtures.appendingPathComponent("optimizers.json"))
-    static let cases = file.cases.filter { implemented.contains($0.optimizer) && !usesSparseGradients($0) }
-
-    static func usesSparseGradients(_ golden: GoldenCase) -> Bool {
-        golden.steps.contains { step in
-            step.grads?.contains { if case .sparse = $0 { true } else { false } } ?? false
-        }
-    }
+    static let cases = file.cases.filter { implemented.contains($0.optimizer) }
 
     static let configurations: [(threads: Int, backend: Backend, implementation: Implementation)] =
         [1, 2].flatMap { threads in

@@ -44,6 +44,8 @@ typedef enum optim_rule {
     OPTIM_RULE_NADAM = 8,
     OPTIM_RULE_RADAM = 9,
     OPTIM_RULE_RPROP = 10,
+    OPTIM_RULE_SPARSE_ADAGRAD = 11,
+    OPTIM_RULE_SPARSE_ADAM = 12,
 } optim_rule;
 
 enum { OPTIM_MAX_STATE = 4 };
@@ -201,6 +203,21 @@ typedef struct optim_rprop_scalars {
     double step_size_max;
     double lr;
 } optim_rprop_scalars;
+
+// SparseAdam (Rules/Sparse.h; sparse Adagrad there uses optim_adagrad_scalars).
+typedef struct optim_sparse_adam_scalars {
+    double one_minus_beta1;
+    double one_minus_beta2;
+    double eps;
+    double negative_step_size;  // -lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+} optim_sparse_adam_scalars;
+
+/// Sums the rows of a row-sparse gradient that share an index, in order: unique row `u` of
+/// `destination` is the sum of rows `order[starts[u]] ... order[starts[u + 1] - 1]` of `source`
+/// (each `width` elements), added in that order in the storage's math type and rounded to the
+/// storage type once.
+void optim_sum_rows(const void *source, const int64_t *order, const int64_t *starts, int64_t unique_count,
+                    int64_t width, void *destination, optim_dtype dtype);
 
 typedef struct optim_probe_scalars {
     double a;

@@ -29,6 +29,19 @@ protocol ElementwiseAlgorithm {
     static func tensorState(from values: [String: Double]) -> TensorState
     /// The options under torch's names, for state dicts.
     static var optionFields: [OptionField<Options>] { get }
+    /// Whether torch keeps `step` as a plain integer (SparseAdam) rather than a float32 tensor.
+    static var stepIsInteger: Bool { get }
+    /// torch's name of the optimizer, for messages.
+    static var name: String { get }
+    /// Whether the optimizer takes row-sparse gradients (``Tensor/sparseGrad``).
+    static var sparseGradients: SparseGradientSupport { get }
+    /// The rule of a sparse update; its flags are the dense rule's maximize flag.
+    static var sparseRule: KernelRule? { get }
+    /// Throws when these options do not allow a sparse gradient.
+    static func validateSparse(_ options: Options) throws
+    /// The value a state slot starts at where a sparse update creates it (the dense rules
+    /// initialize their state in their first update instead).
+    static func initialValue(slot: Int, _ options: Options) -> Double
     /// Whether torch keeps a `step` count in a parameter's state (all but SGD do).
     static var keepsStepCount: Bool { get }
 }
@@ -46,6 +59,21 @@ extension ElementwiseAlgorithm where TensorState == NoTensorState {
 extension ElementwiseAlgorithm {
     static func initializationFlags(_ options: Options) -> UInt32 { 0 }
     static var keepsStepCount: Bool { true }
+    static var sparseGradients: SparseGradientSupport { .refused }
+    static var stepIsInteger: Bool { false }
+    static var sparseRule: KernelRule? { nil }
+    static func validateSparse(_ options: Options) throws {}
+    static func initialValue(slot: Int, _ options: Options) -> Double { 0 }
+}
+
+/// How an optimizer takes row-sparse gradients.
+enum SparseGradientSupport {
+    /// Dense gradients only (a sparse one is refused).
+    case refused
+    /// Dense or sparse (Adagrad).
+    case accepted
+    /// Sparse gradients only (SparseAdam).
+    case required
 }
 
 /// The state an optimizer keeps for one parameter: the number of updates it received, its
@@ -193,17 +221,23 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         if !(launchIsCurrent && reuseLaunch()) {
             try buildLaunch()
         }
-        guard !active.isEmpty else { return }
-        switch implementation {
-        case .multiTensor:
-            buffers.run(range: 0..<launchTotal, execution: execution)
-        case .forLoop:
-            let offsets = buffers.offsets
-            for position in active.indices {
-                buffers.run(range: Int(offsets[position])..<Int(offsets[position + 1]), execution: execution)
+        if !active.isEmpty {
+            switch implementation {
+            case .multiTensor:
+                buffers.run(range: 0..<launchTotal, execution: execution)
+            case .forLoop:
+                let offsets = buffers.offsets
+                for position in active.indices {
+                    buffers.run(range: Int(offsets[position])..<Int(offsets[position + 1]), execution: execution)
+                }
             }
         }
+        if !sparseActive.isEmpty { runSparseUpdates() }
     }
+
+    /// Parameters whose row-sparse gradient this step applies (checked by `buildLaunch`).
+    private(set) var sparseActive: [Int] = []
+    let sparseBuffers = LaunchBuffers()
 
     /// Advances the previous launch when the same parameters have a gradient as then, each of
     /// its parameter's shape and dtype; a gradient stored elsewhere than the launch's is
@@ -215,6 +249,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     private func reuseLaunch() -> Bool {
         for index in parameters.indices {
             let parameter = parameters[index]
+            // Sparse gradients change rows at every step: a step with one rebuilds.
+            if parameter.sparseGrad != nil { return false }
             guard let grad = parameter.grad else {
                 if inLaunch[index] { return false } else { continue }
             }
@@ -245,6 +281,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             blocks[number] = block
         }
         hadFreshState = false
+        sparseActive.removeAll(keepingCapacity: true)
         return true
     }
 
@@ -254,9 +291,33 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         // buffers, which the next step then rebuilds.
         launchIsCurrent = false
         active.removeAll(keepingCapacity: true)
+        sparseActive.removeAll(keepingCapacity: true)
         for index in parameters.indices {
             let parameter = parameters[index]
+            if let sparse = parameter.sparseGrad {
+                guard parameter.grad == nil else {
+                    throw OptimError(.gradientMismatch, """
+                        parameter \(index) (\(parameter)) has both a dense and a sparse gradient; set one of them
+                        """)
+                }
+                guard Algorithm.sparseGradients != .refused else {
+                    throw OptimError(.gradientMismatch, """
+                        \(Algorithm.name) does not support sparse gradients (parameter \(index), \(parameter)): \
+                        use Adagrad or SparseAdam, or a dense gradient
+                        """)
+                }
+                try Algorithm.validateSparse(groups[groupOf[index]].options)
+                try sparse.check(against: parameter, index: index)
+                sparseActive.append(index)
+                continue
+            }
             guard let grad = parameter.grad else { continue }
+            guard Algorithm.sparseGradients != .required else {
+                throw OptimError(.gradientMismatch, """
+                    \(Algorithm.name) does not support dense gradients (parameter \(index), \(parameter)): set a \
+                    sparseGrad, or use Adam for dense gradients
+                    """)
+            }
             guard grad.shape == parameter.shape, grad.dtype == parameter.dtype else {
                 throw OptimError(.gradientMismatch, """
                     the gradient of parameter \(index) (\(parameter)) is a \(grad.dtype) tensor of shape \
@@ -327,6 +388,84 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         launchTotal = total
         buffers.preparePlan(count: active.count, chunkElements: execution.chunkElements)
         launchIsCurrent = true
+    }
+
+    /// Applies the row-sparse gradients of `sparseActive` (already checked): creates missing
+    /// state at its initial value, advances step counts and scalar state, sums repeated rows,
+    /// and runs the sparse rule over the touched rows, one launch tensor per row, so that the
+    /// rows spread over threads like the chunks of a dense launch.
+    private func runSparseUpdates() {
+        guard let rule = Algorithm.sparseRule else { return }
+        var coalesced: [(rows: [Int], grad: Tensor)] = []
+        var rowCount = 0
+        for index in sparseActive {
+            let parameter = parameters[index]
+            let sparse = parameter.sparseGrad!
+            let plan = sparse.coalescingPlan()
+            let width = parameter.shape.dropFirst().reduce(1, *)
+            // Shapes come from a checked parameter, so this cannot fail.
+            let grad = try! Tensor.zeros([plan.rows.count] + Array(parameter.shape.dropFirst()), dtype: parameter.dtype)
+            if !plan.rows.isEmpty {
+                Kernels.sumRows(sparse.values, order: plan.order, starts: plan.starts, width: width, into: grad)
+            }
+            coalesced.append((plan.rows, grad))
+            rowCount += plan.rows.count
+        }
+        let stride = MemoryLayout<Algorithm.Scalars>.stride
+        sparseBuffers.reserve(tensors: max(rowCount, sparseActive.count), scalarStride: stride)
+        let sparseTables = DType.allCases.map { Kernels.table(rule, dtype: $0, isa: execution.instructionSet) }
+        let offsets = sparseBuffers.offsets
+        offsets[0] = 0
+        var position = 0
+        var parameterStarts: [Int] = []
+        for (number, index) in sparseActive.enumerated() {
+            let options = groups[groupOf[index]].options
+            let parameter = parameters[index]
+            for slot in 0..<slotCount where slots[index * slotCount + slot] == nil && Algorithm.usesSlot(slot, options) {
+                let tensor = try! Tensor.zeros(parameter.shape, dtype: parameter.dtype)
+                let value = Algorithm.initialValue(slot: slot, options)
+                if value != 0 { try! Foreach.add([tensor], scalar: value, execution: execution) }
+                slots[index * slotCount + slot] = tensor
+            }
+            stepCounts[index] += 1
+            var tensorState = tensorStates[index] ?? Algorithm.initialTensorState(options)
+            let prepared = Algorithm.prepare(options, step: stepCounts[index], state: &tensorState)
+            tensorStates[index] = tensorState
+            let scalars = sparseBuffers.scalars + number * stride
+            scalars.bindMemory(to: Algorithm.Scalars.self, capacity: 1).initialize(to: prepared.scalars)
+            let kernel = sparseTables[parameter.dtype.ordinal][Int(prepared.flags & RuleFlags.maximize)]
+            let (rows, grad) = coalesced[number]
+            let rowBytes = parameter.shape.dropFirst().reduce(1, *) * parameter.dtype.byteWidth
+            parameterStarts.append(position)
+            for (u, row) in rows.enumerated() {
+                var descriptor = KernelTensor()
+                descriptor.param = parameter.storage.base + row * rowBytes
+                descriptor.grad = UnsafeRawPointer(grad.storage.base + u * rowBytes)
+                withUnsafeMutableBytes(of: &descriptor.state) { raw in
+                    let pointers = raw.bindMemory(to: UnsafeMutableRawPointer?.self)
+                    for slot in 0..<slotCount { pointers[slot] = slots[index * slotCount + slot].map { $0.storage.base + row * rowBytes } }
+                }
+                descriptor.count = Int64(rowBytes / parameter.dtype.byteWidth)
+                descriptor.scalars = UnsafeRawPointer(scalars)
+                descriptor.kernel = kernel
+                sparseBuffers.descriptors[position] = descriptor
+                offsets[position + 1] = offsets[position] + descriptor.count
+                position += 1
+            }
+        }
+        parameterStarts.append(position)
+        sparseBuffers.preparePlan(count: position, chunkElements: execution.chunkElements)
+        withExtendedLifetime(coalesced) {
+            switch implementation {
+            case .multiTensor:
+                sparseBuffers.run(range: 0..<Int(offsets[position]), execution: execution)
+            case .forLoop:
+                for number in sparseActive.indices {
+                    let range = Int(offsets[parameterStarts[number]])..<Int(offsets[parameterStarts[number + 1]])
+                    if !range.isEmpty { sparseBuffers.run(range: range, execution: execution) }
+                }
+            }
+        }
     }
 
     private func refreshTables() {

@@ -13,6 +13,7 @@ typealias ASGDKernelScalars = optim_asgd_scalars
 typealias NAdamKernelScalars = optim_nadam_scalars
 typealias RAdamKernelScalars = optim_radam_scalars
 typealias RpropKernelScalars = optim_rprop_scalars
+typealias SparseAdamKernelScalars = optim_sparse_adam_scalars
 typealias KernelTensor = optim_tensor
 typealias KernelPlan = optim_plan
 typealias SegmentFunction = optim_segment_fn
@@ -23,6 +24,7 @@ enum KernelRule {
     case adam
     case bandwidthProbe
     case rmsprop, adagrad, adadelta, adamax, asgd, nadam, radam, rprop
+    case sparseAdagrad, sparseAdam
 
     var cValue: optim_rule {
         switch self {
@@ -37,6 +39,8 @@ enum KernelRule {
         case .nadam: OPTIM_RULE_NADAM
         case .radam: OPTIM_RULE_RADAM
         case .rprop: OPTIM_RULE_RPROP
+        case .sparseAdagrad: OPTIM_RULE_SPARSE_ADAGRAD
+        case .sparseAdam: OPTIM_RULE_SPARSE_ADAM
         }
     }
 }
@@ -107,6 +111,16 @@ enum Kernels {
 
     static func convert(from source: UnsafeRawPointer, dtype: DType, to destination: UnsafeMutableBufferPointer<Double>) {
         optim_convert_to_double(source, destination.baseAddress, Int64(destination.count), dtype.cValue)
+    }
+
+    /// Sums the rows of `source` that share an index (see `optim_sum_rows`).
+    static func sumRows(_ source: Tensor, order: [Int64], starts: [Int64], width: Int, into destination: Tensor) {
+        order.withUnsafeBufferPointer { order in
+            starts.withUnsafeBufferPointer { starts in
+                optim_sum_rows(source.storage.base, order.baseAddress, starts.baseAddress, Int64(starts.count - 1),
+                               Int64(width), destination.storage.base, source.dtype.cValue)
+            }
+        }
     }
 
     static func hash(_ bytes: UnsafeRawPointer, byteCount: Int, seed: UInt64) -> UInt64 {

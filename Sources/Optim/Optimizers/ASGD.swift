@@ -68,6 +68,7 @@ public final class ASGD: ElementwiseOptimizer<ASGD.Options> {
 enum ASGDAlgorithm: ElementwiseAlgorithm {
     typealias Options = ASGD.Options
     typealias Scalars = ASGDKernelScalars
+    static let name = "ASGD"
 
     /// η and μ, rounded to Float as torch keeps them.
     struct TensorState: Equatable {

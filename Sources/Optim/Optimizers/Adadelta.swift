@@ -53,6 +53,7 @@ public final class Adadelta: ElementwiseOptimizer<Adadelta.Options> {
 enum AdadeltaAlgorithm: ElementwiseAlgorithm {
     typealias Options = Adadelta.Options
     typealias Scalars = AdadeltaKernelScalars
+    static let name = "Adadelta"
 
     static let rule = KernelRule.adadelta
     static let stateNames = ["square_avg", "acc_delta"]

@@ -56,6 +56,17 @@ public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
 enum AdagradAlgorithm: ElementwiseAlgorithm {
     typealias Options = Adagrad.Options
     typealias Scalars = AdagradKernelScalars
+    static let name = "Adagrad"
+    static let sparseGradients = SparseGradientSupport.accepted
+    static let sparseRule: KernelRule? = .sparseAdagrad
+
+    static func validateSparse(_ o: Options) throws {
+        guard o.weightDecay == 0 else {
+            throw OptimError(.invalidOption, "weight_decay option is not compatible with sparse gradients")
+        }
+    }
+
+    static func initialValue(slot: Int, _ o: Options) -> Double { o.initialAccumulatorValue }
 
     static let rule = KernelRule.adagrad
     static let stateNames = ["sum"]

@@ -110,6 +110,7 @@ public final class AdamW: ElementwiseOptimizer<AdamW.Options> {
 enum AdamAlgorithm: ElementwiseAlgorithm {
     typealias Options = Adam.Options
     typealias Scalars = AdamKernelScalars
+    static let name = "Adam"
 
     static let rule = KernelRule.adam
     static let stateNames = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]

@@ -66,6 +66,7 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
 enum AdamaxAlgorithm: ElementwiseAlgorithm {
     typealias Options = Adamax.Options
     typealias Scalars = AdamaxKernelScalars
+    static let name = "Adamax"
 
     static let rule = KernelRule.adamax
     static let stateNames = ["exp_avg", "exp_inf"]

@@ -79,6 +79,7 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
 enum NAdamAlgorithm: ElementwiseAlgorithm {
     typealias Options = NAdam.Options
     typealias Scalars = NAdamKernelScalars
+    static let name = "NAdam"
 
     /// The running product of the momentum coefficients, rounded to Float as torch keeps it.
     struct TensorState: Equatable {

@@ -75,6 +75,7 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
 enum RAdamAlgorithm: ElementwiseAlgorithm {
     typealias Options = RAdam.Options
     typealias Scalars = RAdamKernelScalars
+    static let name = "RAdam"
 
     static let rule = KernelRule.radam
     static let stateNames = ["exp_avg", "exp_avg_sq"]

@@ -62,6 +62,7 @@ public final class RMSprop: ElementwiseOptimizer<RMSprop.Options> {
 enum RMSpropAlgorithm: ElementwiseAlgorithm {
     typealias Options = RMSprop.Options
     typealias Scalars = RMSpropKernelScalars
+    static let name = "RMSprop"
 
     static let rule = KernelRule.rmsprop
     static let stateNames = ["square_avg", "momentum_buffer", "grad_avg"]

@@ -56,6 +56,7 @@ public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
 enum RpropAlgorithm: ElementwiseAlgorithm {
     typealias Options = Rprop.Options
     typealias Scalars = RpropKernelScalars
+    static let name = "Rprop"
 
     static let rule = KernelRule.rprop
     static let stateNames = ["prev", "step_size"]

@@ -58,6 +58,7 @@ public final class SGD: ElementwiseOptimizer<SGD.Options> {
 enum SGDAlgorithm: ElementwiseAlgorithm {
     typealias Options = SGD.Options
     typealias Scalars = SGDKernelScalars
+    static let name = "SGD"
 
     static let rule = KernelRule.sgd
     static let stateNames = ["momentum_buffer"]

@@ -4,7 +4,10 @@ extension ElementwiseEngine {
         var state: [Int: [String: StateValue]] = [:]
         for index in parameters.indices where stepCounts[index] > 0 {
             var entry: [String: StateValue] = [:]
-            if Algorithm.keepsStepCount { entry["step"] = .tensor(.scalar(Double(stepCounts[index]))) }
+            if Algorithm.keepsStepCount {
+                entry["step"] = Algorithm.stepIsInteger ? .integer(stepCounts[index])
+                    : .tensor(.scalar(Double(stepCounts[index])))
+            }
             for slot in 0..<slotCount {
                 if let tensor = slots[index * slotCount + slot] {
                     entry[Algorithm.stateNames[slot]] = .tensor(TensorValue(tensor))

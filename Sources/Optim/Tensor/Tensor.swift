@@ -27,6 +27,9 @@ public final class Tensor: @unchecked Sendable {
     /// The gradient an optimizer step reads; `nil` when the parameter has none. It must have
     /// this tensor's shape and dtype.
     public var grad: Tensor?
+    /// A row-sparse gradient (an embedding's, say), for the optimizers that accept one
+    /// (Adagrad, SparseAdam). A parameter has a dense `grad` or a `sparseGrad`, not both.
+    public var sparseGrad: RowSparseGradient?
 
     let storage: TensorStorage
 

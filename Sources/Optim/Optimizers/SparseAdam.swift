@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Adam for row-sparse gradients, as `torch.optim.SparseAdam`: the moments and the parameter
+/// change only in the rows the gradient touches (an embedding's looked-up rows).
+///
+/// For each parameter `p` with row-sparse gradient `g` (repeated rows summed), at its `t`-th
+/// update, in every touched row:
+///
+///     g ← maximize ? −g : g
+///     Δm ← (1 − β₁) · (g − m),    Δv ← (1 − β₂) · (g² − v)
+///     p ← p − (lr · √(1 − β₂ᵗ) / (1 − β₁ᵗ)) · (m + Δm) / (√(v + Δv) + ε)
+///     m ← m + Δm,                 v ← v + Δv
+///
+/// Dense gradients are refused (use ``Adam``). The rows of a step spread over threads like the
+/// chunks of a dense step. State: `exp_avg` (m), `exp_avg_sq` (v) and `step`, which torch keeps
+/// as a plain integer. Defaults are torch 2.15's.
+public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
+    /// SparseAdam's options, with torch's defaults.
+    public struct Options: OptimizerOptions, Equatable {
+        /// Learning rate (default 1e-3).
+        public var lr: Double
+        /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
+        public var betas: (Double, Double)
+        /// Added to the denominator for numerical stability; must be positive (default 1e-8).
+        public var eps: Double
+        /// Maximize the objective instead of minimizing it (default false).
+        public var maximize: Bool
+
+        public init(lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+                    maximize: Bool = false) {
+            self.lr = lr
+            self.betas = betas
+            self.eps = eps
+            self.maximize = maximize
+        }
+
+        public static func == (a: Options, b: Options) -> Bool {
+            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.maximize == b.maximize
+        }
+    }
+
+    /// SparseAdam over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// SparseAdam over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        let engine = try ElementwiseEngine<SparseAdamAlgorithm>(groups: groups, defaults: defaults,
+                                                                execution: execution, implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+}
+
+enum SparseAdamAlgorithm: ElementwiseAlgorithm {
+    typealias Options = SparseAdam.Options
+    typealias Scalars = SparseAdamKernelScalars
+
+    static let name = "SparseAdam"
+    // The dense rule is never run: every gradient must be sparse.
+    static let rule = KernelRule.sparseAdam
+    static let sparseGradients = SparseGradientSupport.required
+    static let sparseRule: KernelRule? = .sparseAdam
+    static let stateNames = ["exp_avg", "exp_avg_sq"]
+    static let optionFields: [OptionField<Options>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .flag("maximize", \.maximize),
+    ]
+    static let stepIsInteger = true
+
+    static func validate(_ o: Options) throws {
+        try Check.learningRate(o.lr)
+        guard o.eps.isFinite, o.eps > 0 else {
+            throw OptimError(.invalidOption, "Invalid epsilon value: \(o.eps) (must be finite and > 0)")
+        }
+        try Check.beta(o.betas.0, index: 0)
+        try Check.beta(o.betas.1, index: 1)
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
+
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
+        let t = Double(step)
+        let biasCorrection1 = 1 - pow(o.betas.0, t)
+        let biasCorrection2 = 1 - pow(o.betas.1, t)
+        let stepSize = o.lr * biasCorrection2.squareRoot() / biasCorrection1
+        return (o.maximize ? RuleFlags.maximize : 0,
+                Scalars(one_minus_beta1: 1 - o.betas.0, one_minus_beta2: 1 - o.betas.1, eps: o.eps,
+                        negative_step_size: -stepSize))
+    }
+}
+
+extension SparseAdam.Options: TorchNamedOptions {
+    public var torchValues: [String: StateValue] { SparseAdamAlgorithm.optionFields.torchValues(of: self) }
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try SparseAdamAlgorithm.optionFields.options(from: values, base: self)
+    }
+}
