@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument { case table, json }
     enum OptimizerName: String, ExpressibleByArgument, CaseIterable {
-        case adam, adamw, sgd, rmsprop, adagrad, adadelta, adamax, asgd, nadam, radam, rprop
+        case adam, adamw, sgd, rmsprop, adagrad, adadelta, adamax, asgd, nadam, radam, rprop, sparseadam, lbfgs
 
         /// The optimizer with torch's defaults (SGD with momentum 0.9) and the arrays one step
         /// reads plus those it writes, per element.
@@ -37,6 +37,12 @@ struct Bench: ParsableCommand {
             case .nadam: (try NAdam(parameters, execution: execution, implementation: implementation), 7)
             case .radam: (try RAdam(parameters, execution: execution, implementation: implementation), 7)
             case .rprop: (try Rprop(parameters, execution: execution, implementation: implementation), 7)
+            // Every row of every parameter in the sparse gradient, once: the traffic of a dense
+            // step, plus the summing of the gradient's rows.
+            case .sparseadam: (try SparseAdam(parameters, execution: execution, implementation: implementation), 8)
+            // One iteration per step (the bench's gradients and loss do not change): gathering
+            // the gradient, its norms, the direction, the step along it.
+            case .lbfgs: (try LBFGS(parameters, execution: execution, implementation: implementation), 6)
             }
         }
     }
@@ -127,7 +133,17 @@ struct Bench: ParsableCommand {
         }
         let (optimizer, arrayAccesses) = try self.optimizer.make(parameters, execution: execution,
                                                                  implementation: implementation)
-        let stepper = { try optimizer.step() }
+        if self.optimizer == .sparseadam {
+            for parameter in parameters {
+                // The dense gradient, read as one value row per parameter row.
+                parameter.sparseGrad = try RowSparseGradient(indices: Array(0..<(parameter.shape.first ?? 0)),
+                                                             values: parameter.grad!)
+                parameter.grad = nil
+            }
+        }
+        let stepper: () throws -> Void = self.optimizer == .lbfgs
+            ? { _ = try optimizer.step { 1 } }
+            : { try optimizer.step() }
         let bytesPerElement = arrayAccesses * dtype.byteWidth
         for _ in 0..<warmup { try stepper() }
         var times: [Double] = []

@@ -437,7 +437,14 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             let (rows, grad) = coalesced[number]
             let rowBytes = parameter.shape.dropFirst().reduce(1, *) * parameter.dtype.byteWidth
             parameterStarts.append(position)
-            for (u, row) in rows.enumerated() {
+            let width = Int64(rowBytes / parameter.dtype.byteWidth)
+            var u = 0
+            while u < rows.count {
+                // Consecutive rows are contiguous in the parameter, the state and the summed
+                // gradient: one launch tensor covers each run of them.
+                var end = u + 1
+                while end < rows.count && rows[end] == rows[end - 1] + 1 { end += 1 }
+                let row = rows[u]
                 var descriptor = KernelTensor()
                 descriptor.param = parameter.storage.base + row * rowBytes
                 descriptor.grad = UnsafeRawPointer(grad.storage.base + u * rowBytes)
@@ -445,12 +452,13 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
                     let pointers = raw.bindMemory(to: UnsafeMutableRawPointer?.self)
                     for slot in 0..<slotCount { pointers[slot] = slots[index * slotCount + slot].map { $0.storage.base + row * rowBytes } }
                 }
-                descriptor.count = Int64(rowBytes / parameter.dtype.byteWidth)
+                descriptor.count = width * Int64(end - u)
                 descriptor.scalars = UnsafeRawPointer(scalars)
                 descriptor.kernel = kernel
                 sparseBuffers.descriptors[position] = descriptor
                 offsets[position + 1] = offsets[position] + descriptor.count
                 position += 1
+                u = end
             }
         }
         parameterStarts.append(position)
