@@ -401,6 +401,12 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         for index in sparseActive {
             let parameter = parameters[index]
             let sparse = parameter.sparseGrad!
+            if zip(sparse.indices, sparse.indices.dropFirst()).allSatisfy({ $0 < $1 }) {
+                // Distinct rows in increasing order are already coalesced.
+                coalesced.append((sparse.indices, sparse.values))
+                rowCount += sparse.indices.count
+                continue
+            }
             let plan = sparse.coalescingPlan()
             let width = parameter.shape.dropFirst().reduce(1, *)
             // Shapes come from a checked parameter, so this cannot fail.
