@@ -10,7 +10,7 @@ struct VerifyGolden: ParsableCommand {
         discussion: """
             Prints one line per case: PASS <id> max_err=<e>, FAIL <id> <where> or SKIP <id> <reason>, \
             then a summary line. Files with an "errors" list are checked too: options torch refuses \
-            must be refused. Exit status 1 if any case fails.
+            must be refused; files with a "schedulers" list replay learning-rate schedules. Exit status 1 if any case fails.
             """
     )
 
@@ -62,6 +62,9 @@ struct VerifyGolden: ParsableCommand {
             }
             for check in try GoldenErrorCase.load(data: data) where selected(check.id) {
                 report(check.id, check.check(execution: execution))
+            }
+            for schedule in try GoldenSchedule.load(data: data) where selected(schedule.id) {
+                report(schedule.id, schedule.replay())
             }
         }
         print("\(passed) passed, \(failed) failed, \(skipped) skipped")

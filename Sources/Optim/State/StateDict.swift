@@ -31,6 +31,8 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
     case number(Double)
     case string(String)
     indirect case list([StateValue])
+    /// A nested dictionary (the states of a composite scheduler's schedulers).
+    indirect case dictionary([String: StateValue])
     case tensor(TensorValue)
 
     /// The value as a number, for an integer, a number or a tensor of one element.
@@ -51,15 +53,30 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
         case .number(let value): "\(value)"
         case .string(let value): "'\(value)'"
         case .list(let values): "[\(values.map(\.description).joined(separator: ", "))]"
+        case .dictionary(let values): "{\(values.keys.sorted().map { "'\($0)': \(values[$0]!)" }.joined(separator: ", "))}"
         case .tensor(let value): "tensor(\(value.dtype), shape: \(value.shape))"
         }
     }
 
     private enum TensorKey: String, CodingKey { case tensor }
 
+    private struct AnyKey: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
     public init(from decoder: any Decoder) throws {
-        if let keyed = try? decoder.container(keyedBy: TensorKey.self), keyed.contains(.tensor) {
-            self = .tensor(try keyed.decode(TensorValue.self, forKey: .tensor))
+        if let keyed = try? decoder.container(keyedBy: AnyKey.self) {
+            if keyed.allKeys.map(\.stringValue) == ["tensor"],
+               let tensor = try? keyed.decode(TensorValue.self, forKey: AnyKey(stringValue: "tensor")) {
+                self = .tensor(tensor)
+                return
+            }
+            var values: [String: StateValue] = [:]
+            for key in keyed.allKeys { values[key.stringValue] = try keyed.decode(StateValue.self, forKey: key) }
+            self = .dictionary(values)
             return
         }
         if var list = try? decoder.unkeyedContainer() {
@@ -90,6 +107,9 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
         case .list(let values):
             var list = encoder.unkeyedContainer()
             for value in values { try list.encode(value) }
+        case .dictionary(let values):
+            var keyed = encoder.container(keyedBy: AnyKey.self)
+            for (key, value) in values { try keyed.encode(value, forKey: AnyKey(stringValue: key)) }
         case .null:
             var single = encoder.singleValueContainer()
             try single.encodeNil()

@@ -1,0 +1,234 @@
+/// Runs schedulers one after another, as torch's `SequentialLR`: `schedulers[i]` drives the
+/// epochs from `milestones[i - 1]` on, and each one after the first starts from its epoch 0
+/// (its closed form where it has one) at its milestone.
+public final class SequentialLR: LRScheduler {
+    public let schedulers: [LRScheduler]
+    public let milestones: [Int]
+
+    public init<O: Optimizer>(_ optimizer: O, schedulers: [LRScheduler], milestones: [Int]) throws {
+        guard !schedulers.isEmpty else {
+            throw OptimError(.invalidOption, "SequentialLR expects at least one scheduler")
+        }
+        guard schedulers.allSatisfy({ $0.groups.optimizer === optimizer }) else {
+            throw OptimError(.invalidOption, "SequentialLR expects all schedulers to belong to the same optimizer")
+        }
+        guard milestones.count == schedulers.count - 1 else {
+            throw OptimError(.invalidOption, """
+                Sequential Schedulers expects number of schedulers provided to be one more than the number of \
+                milestone points, but got number of schedulers \(schedulers.count) and the number of milestones \
+                \(milestones.count)
+                """)
+        }
+        self.schedulers = schedulers
+        self.milestones = milestones
+        super.init(groups: ScheduledGroups(optimizer))
+        lastEpoch = 0
+        try apply(baseLearningRates)
+        Self.undoLastStep(of: self)
+        let first = schedulers[milestones.prefix { $0 <= 0 }.count]
+        try first.initialStep()
+        lastLearningRates = first.lastLearningRates
+    }
+
+    override var children: [LRScheduler] { schedulers }
+
+    private static func undoLastStep(of scheduler: LRScheduler) {
+        if scheduler.children.isEmpty {
+            scheduler.lastEpoch -= 1
+        } else {
+            for child in scheduler.children { undoLastStep(of: child) }
+        }
+    }
+
+    public override func step() throws {
+        lastEpoch += 1
+        let index = milestones.prefix { $0 <= lastEpoch }.count
+        let scheduler = schedulers[index]
+        do {
+            if index > 0 && milestones[index - 1] == lastEpoch {
+                try scheduler.jump(to: 0)
+            } else {
+                try scheduler.step()
+            }
+        } catch {
+            lastEpoch -= 1
+            throw error
+        }
+        lastLearningRates = scheduler.lastLearningRates
+        stepCount += 1
+    }
+
+    override func extraState() -> [String: StateValue] {
+        ["_schedulers": .list(schedulers.map { .dictionary($0.stateDict().values) })]
+    }
+
+    override func loadExtraState(_ state: SchedulerState) throws {
+        try loadChildren(state, into: schedulers)
+    }
+}
+
+/// Steps several schedulers together at every epoch, so that their factors multiply, as torch's
+/// `ChainedScheduler`.
+public final class ChainedScheduler: LRScheduler {
+    public let schedulers: [LRScheduler]
+
+    public init(_ schedulers: [LRScheduler]) throws {
+        guard let first = schedulers.first else {
+            throw OptimError(.invalidOption, "ChainedScheduler expects at least one scheduler to be chained")
+        }
+        guard schedulers.allSatisfy({ $0.groups.optimizer === first.groups.optimizer }) else {
+            throw OptimError(.invalidOption, "ChainedScheduler expects all schedulers to belong to the same optimizer")
+        }
+        self.schedulers = schedulers
+        super.init(groups: first.groups)
+        lastLearningRates = groups.learningRates
+    }
+
+    override var children: [LRScheduler] { schedulers }
+
+    public override func step() throws {
+        for scheduler in schedulers { try scheduler.step() }
+        lastEpoch += 1
+        stepCount += 1
+        lastLearningRates = groups.learningRates
+    }
+
+    override func extraState() -> [String: StateValue] {
+        ["_schedulers": .list(schedulers.map { .dictionary($0.stateDict().values) })]
+    }
+
+    override func loadExtraState(_ state: SchedulerState) throws {
+        try loadChildren(state, into: schedulers)
+    }
+}
+
+/// Reads the states of `schedulers` saved under `_schedulers`, checking them all before any
+/// is restored.
+private func loadChildren(_ state: SchedulerState, into schedulers: [LRScheduler]) throws {
+    guard case .list(let saved)? = state.values["_schedulers"], saved.count == schedulers.count else {
+        throw OptimError(.invalidArgument, "the scheduler state needs the states of its \(schedulers.count) schedulers")
+    }
+    let states = try saved.map { item -> SchedulerState in
+        guard case .dictionary(let values) = item else {
+            throw OptimError(.invalidArgument, "a saved sub-scheduler state is not a dictionary")
+        }
+        return SchedulerState(values: values)
+    }
+    let snapshots = schedulers.map { $0.stateDict() }
+    do {
+        for (scheduler, saved) in zip(schedulers, states) { try scheduler.loadStateDict(saved) }
+    } catch {
+        for (scheduler, snapshot) in zip(schedulers, snapshots) { try? scheduler.loadStateDict(snapshot) }
+        throw error
+    }
+}
+
+/// Lowers each group's rate by `factor` when a metric stops improving for `patience` epochs,
+/// as torch's `ReduceLROnPlateau`.
+///
+/// A metric improves on the best so far when, for mode min, it is below best · (1 − threshold)
+/// (`rel`) or best − threshold (`abs`) (for max: above best · (1 + threshold) or best +
+/// threshold). After more than `patience` epochs without improvement each rate becomes
+/// max(lr · factor, minLR) (unless that changes it by no more than `eps`), then `cooldown`
+/// epochs pass before bad epochs count again.
+public final class ReduceLROnPlateau {
+    public enum Mode: String, Sendable { case min, max }
+    public enum ThresholdMode: String, Sendable { case rel, abs }
+
+    let groups: ScheduledGroups
+    public let mode: Mode
+    public let factor: Double
+    public let patience: Int
+    public let threshold: Double
+    public let thresholdMode: ThresholdMode
+    public let cooldown: Int
+    public let minLearningRates: [Double]
+    public let eps: Double
+
+    public private(set) var best: Double
+    public private(set) var badEpochs = 0
+    public private(set) var cooldownCounter = 0
+    public private(set) var lastEpoch = 0
+    public private(set) var lastLearningRates: [Double]
+
+    /// `minLR` takes one value for every group or one per group.
+    public init<O: Optimizer>(_ optimizer: O, mode: Mode = .min, factor: Double = 0.1, patience: Int = 10,
+                              threshold: Double = 1e-4, thresholdMode: ThresholdMode = .rel, cooldown: Int = 0,
+                              minLR: [Double] = [0], eps: Double = 1e-8) throws {
+        groups = ScheduledGroups(optimizer)
+        guard factor < 1 else { throw OptimError(.invalidOption, "Factor should be < 1.0.") }
+        try Check.finite(factor, "factor")
+        try Check.finite(threshold, "threshold")
+        try Check.nonNegative(eps, "eps")
+        guard patience >= 0, cooldown >= 0 else {
+            throw OptimError(.invalidOption, "patience and cooldown must be >= 0")
+        }
+        let count = groups.count()
+        guard minLR.count == 1 || minLR.count == count else {
+            throw OptimError(.invalidOption, "expected \(count) min_lrs, got \(minLR.count)")
+        }
+        minLearningRates = minLR.count == 1 ? Array(repeating: minLR[0], count: count) : minLR
+        self.mode = mode
+        self.factor = factor
+        self.patience = patience
+        self.threshold = threshold
+        self.thresholdMode = thresholdMode
+        self.cooldown = cooldown
+        self.eps = eps
+        best = mode == .min ? .infinity : -.infinity
+        lastLearningRates = groups.learningRates
+    }
+
+    private func isBetter(_ value: Double) -> Bool {
+        switch (mode, thresholdMode) {
+        case (.min, .rel): value < best * (1 - threshold)
+        case (.min, .abs): value < best - threshold
+        case (.max, .rel): value > best * (threshold + 1)
+        case (.max, .abs): value > best + threshold
+        }
+    }
+
+    /// Records the epoch's metric and lowers the rates on a plateau.
+    public func step(metric: Double) throws {
+        let rates = groups.learningRates
+        var newRates = rates
+        var (newBest, bad, cool) = (best, badEpochs, cooldownCounter)
+        if isBetter(metric) {
+            newBest = metric
+            bad = 0
+        } else {
+            bad += 1
+        }
+        if cool > 0 {
+            cool -= 1
+            bad = 0
+        }
+        if bad > patience {
+            for group in rates.indices {
+                let lowered = Swift.max(rates[group] * factor, minLearningRates[group])
+                if rates[group] - lowered > eps { newRates[group] = lowered }
+            }
+            cool = cooldown
+            bad = 0
+        }
+        for group in rates.indices where newRates[group] != rates[group] {
+            try groups.setLearningRate(group, newRates[group])
+        }
+        (best, badEpochs, cooldownCounter) = (newBest, bad, cool)
+        lastEpoch += 1
+        lastLearningRates = groups.learningRates
+    }
+
+    public func stateDict() -> SchedulerState {
+        SchedulerState(values: [
+            "best": .number(best), "num_bad_epochs": .integer(badEpochs), "cooldown_counter": .integer(cooldownCounter),
+            "last_epoch": .integer(lastEpoch), "_last_lr": stateList(lastLearningRates),
+        ])
+    }
+
+    public func loadStateDict(_ state: SchedulerState) throws {
+        let saved = (try state.number("best"), try state.integer("num_bad_epochs"), try state.integer("cooldown_counter"),
+                     try state.integer("last_epoch"), try state.numbers("_last_lr", count: lastLearningRates.count))
+        (best, badEpochs, cooldownCounter, lastEpoch, lastLearningRates) = saved
+    }
+}
