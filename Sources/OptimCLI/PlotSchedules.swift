@@ -1,0 +1,175 @@
+import ArgumentParser
+import Foundation
+import Optim
+
+/// Writes one SVG plot of the learning rate over epochs per scheduler.
+struct PlotSchedules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plot-schedules",
+        abstract: "Plots every learning-rate scheduler's rate over epochs, one SVG file each.",
+        discussion: "Each plot runs the scheduler on SGD (lr 0.1, momentum 0.9, one group) for the epochs shown."
+    )
+
+    @Option(help: "Folder to write the SVG files into.")
+    var output = "Docs/schedulers"
+
+    /// A scheduler to plot: its name, the options shown in the title, the epochs, and how to
+    /// build and step it.
+    struct Plot {
+        let name: String
+        let options: String
+        let epochs: Int
+        let build: (SGD) throws -> (Int) throws -> Void
+    }
+
+    static var plots: [Plot] { [
+        Plot(name: "LambdaLR", options: "lambda = 0.95^e · (1 + e mod 5) / 5", epochs: 40) { sgd in
+            let s = try LambdaLR(sgd, lambda: { pow(0.95, Double($0)) * Double(1 + $0 % 5) / 5 })
+            return { _ in try s.step() }
+        },
+        Plot(name: "MultiplicativeLR", options: "lambda = 0.9 on even epochs, 1.02 on odd", epochs: 40) { sgd in
+            let s = try MultiplicativeLR(sgd, lambda: { $0 % 2 == 0 ? 0.9 : 1.02 })
+            return { _ in try s.step() }
+        },
+        Plot(name: "StepLR", options: "step_size=10, gamma=0.5", epochs: 40) { sgd in
+            let s = try StepLR(sgd, stepSize: 10, gamma: 0.5)
+            return { _ in try s.step() }
+        },
+        Plot(name: "MultiStepLR", options: "milestones=[8, 20, 30], gamma=0.3", epochs: 40) { sgd in
+            let s = try MultiStepLR(sgd, milestones: [8, 20, 30], gamma: 0.3)
+            return { _ in try s.step() }
+        },
+        Plot(name: "ConstantLR", options: "factor=0.25, total_iters=10", epochs: 40) { sgd in
+            let s = try ConstantLR(sgd, factor: 0.25, totalIters: 10)
+            return { _ in try s.step() }
+        },
+        Plot(name: "LinearLR", options: "start_factor=0.1, end_factor=1, total_iters=15", epochs: 40) { sgd in
+            let s = try LinearLR(sgd, startFactor: 0.1, endFactor: 1, totalIters: 15)
+            return { _ in try s.step() }
+        },
+        Plot(name: "ExponentialLR", options: "gamma=0.92", epochs: 40) { sgd in
+            let s = try ExponentialLR(sgd, gamma: 0.92)
+            return { _ in try s.step() }
+        },
+        Plot(name: "PolynomialLR", options: "total_iters=30, power=2", epochs: 40) { sgd in
+            let s = try PolynomialLR(sgd, totalIters: 30, power: 2)
+            return { _ in try s.step() }
+        },
+        Plot(name: "CosineAnnealingLR", options: "T_max=15, eta_min=0.005", epochs: 40) { sgd in
+            let s = try CosineAnnealingLR(sgd, tMax: 15, etaMin: 0.005)
+            return { _ in try s.step() }
+        },
+        Plot(name: "CosineAnnealingWarmRestarts", options: "T_0=5, T_mult=2, eta_min=0.005", epochs: 40) { sgd in
+            let s = try CosineAnnealingWarmRestarts(sgd, t0: 5, tMult: 2, etaMin: 0.005)
+            return { _ in try s.step() }
+        },
+        Plot(name: "CyclicLR-triangular", options: "base_lr=0.01, max_lr=0.1, step_size_up=5", epochs: 40) { sgd in
+            let s = try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5)
+            return { _ in try s.step() }
+        },
+        Plot(name: "CyclicLR-triangular2", options: "base_lr=0.01, max_lr=0.1, step_size_up=5, mode=triangular2",
+             epochs: 40) { sgd in
+            let s = try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5, mode: .triangular2)
+            return { _ in try s.step() }
+        },
+        Plot(name: "CyclicLR-exp_range", options: "base_lr=0.01, max_lr=0.1, step_size_up=5, mode=exp_range, gamma=0.97",
+             epochs: 40) { sgd in
+            let s = try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5, mode: .expRange, gamma: 0.97)
+            return { _ in try s.step() }
+        },
+        Plot(name: "CyclicLR-custom", options: "base_lr=0.01, max_lr=0.1, step_size_up=4, step_size_down=8, scale_fn=1/√cycle",
+             epochs: 40) { sgd in
+            let s = try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 4, stepSizeDown: 8,
+                                 scaleFunction: { 1 / $0.squareRoot() })
+            return { _ in try s.step() }
+        },
+        // OneCycleLR's last step is total_steps - 1: one more runs past the schedule.
+        Plot(name: "OneCycleLR", options: "max_lr=0.1, total_steps=40", epochs: 39) { sgd in
+            let s = try OneCycleLR(sgd, maxLR: [0.1], totalSteps: 40)
+            return { _ in try s.step() }
+        },
+        Plot(name: "OneCycleLR-three-phase-linear", options: "max_lr=0.1, total_steps=40, three_phase, anneal_strategy=linear",
+             epochs: 39) { sgd in
+            let s = try OneCycleLR(sgd, maxLR: [0.1], totalSteps: 40, annealing: .linear, threePhase: true)
+            return { _ in try s.step() }
+        },
+        Plot(name: "SequentialLR", options: "LinearLR(0.1, 5 iters), then CosineAnnealingLR(T_max=35) at epoch 5",
+             epochs: 40) { sgd in
+            let s = try SequentialLR(sgd, schedulers: [LinearLR(sgd, startFactor: 0.1, totalIters: 5),
+                                                       CosineAnnealingLR(sgd, tMax: 35)], milestones: [5])
+            return { _ in try s.step() }
+        },
+        Plot(name: "ChainedScheduler", options: "ConstantLR(0.5, 10 iters) and ExponentialLR(0.95)", epochs: 40) { sgd in
+            let s = try ChainedScheduler([ConstantLR(sgd, factor: 0.5, totalIters: 10), ExponentialLR(sgd, gamma: 0.95)])
+            return { _ in try s.step() }
+        },
+        Plot(name: "ReduceLROnPlateau", options: "factor=0.5, patience=3, metric improving then flat", epochs: 40) { sgd in
+            let s = try ReduceLROnPlateau(sgd, factor: 0.5, patience: 3)
+            return { epoch in try s.step(metric: epoch < 8 ? 1.0 / Double(epoch + 1) : 0.12) }
+        },
+    ] }
+
+    func run() throws {
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        for plot in Self.plots {
+            let sgd = try SGD([Tensor([0.0])], options: .init(lr: 0.1, momentum: 0.9))
+            var rates = [sgd.learningRates[0]]
+            let step = try plot.build(sgd)
+            rates[0] = sgd.learningRates[0]
+            for epoch in 0..<plot.epochs {
+                try sgd.step()
+                try step(epoch)
+                rates.append(sgd.learningRates[0])
+            }
+            let path = (output as NSString).appendingPathComponent("\(plot.name).svg")
+            try svg(title: plot.name, subtitle: plot.options, rates: rates).write(toFile: path, atomically: true, encoding: .utf8)
+            print("wrote \(path)")
+        }
+    }
+
+    /// A line chart of `rates` (epoch 0 is the rate after the scheduler was built).
+    func svg(title: String, subtitle: String, rates: [Double]) -> String {
+        let width = 640.0, height = 360.0
+        let left = 70.0, right = 20.0, top = 56.0, bottom = 44.0
+        let plotWidth = width - left - right, plotHeight = height - top - bottom
+        let highest = max(rates.max() ?? 1, 1e-12) * 1.08
+        func x(_ epoch: Int) -> Double { left + plotWidth * Double(epoch) / Double(max(rates.count - 1, 1)) }
+        func y(_ rate: Double) -> Double { top + plotHeight * (1 - rate / highest) }
+        func format(_ value: Double) -> String { String(format: "%.2f", value) }
+        var lines: [String] = [
+            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(Int(width))" height="\##(Int(height))" viewBox="0 0 \##(Int(width)) \##(Int(height))" font-family="Helvetica, Arial, sans-serif">"##,
+            ##"<rect width="100%" height="100%" fill="white"/>"##,
+            ##"<text x="\##(left)" y="24" font-size="17" font-weight="bold">\##(escape(title))</text>"##,
+            ##"<text x="\##(left)" y="44" font-size="12" fill="#555">\##(escape(subtitle))</text>"##,
+        ]
+        let ticks = 5
+        for index in 0...ticks {
+            let rate = highest * Double(index) / Double(ticks)
+            let position = y(rate)
+            lines.append(##"<line x1="\##(left)" y1="\##(format(position))" x2="\##(width - right)" y2="\##(format(position))" stroke="#e5e5e5"/>"##)
+            lines.append(##"<text x="\##(left - 8)" y="\##(format(position + 4))" font-size="11" text-anchor="end" fill="#333">\##(String(format: "%.3g", rate))</text>"##)
+        }
+        let epochStep = max(1, (rates.count - 1) / 8)
+        for epoch in stride(from: 0, through: rates.count - 1, by: epochStep) {
+            let position = x(epoch)
+            lines.append(##"<line x1="\##(format(position))" y1="\##(top + plotHeight)" x2="\##(format(position))" y2="\##(top + plotHeight + 5)" stroke="#333"/>"##)
+            lines.append(##"<text x="\##(format(position))" y="\##(top + plotHeight + 18)" font-size="11" text-anchor="middle" fill="#333">\##(epoch)</text>"##)
+        }
+        lines.append(##"<line x1="\##(left)" y1="\##(top + plotHeight)" x2="\##(width - right)" y2="\##(top + plotHeight)" stroke="#333"/>"##)
+        lines.append(##"<line x1="\##(left)" y1="\##(top)" x2="\##(left)" y2="\##(top + plotHeight)" stroke="#333"/>"##)
+        lines.append(##"<text x="\##(left + plotWidth / 2)" y="\##(height - 6)" font-size="12" text-anchor="middle">epoch</text>"##)
+        lines.append(##"<text x="16" y="\##(top + plotHeight / 2)" font-size="12" text-anchor="middle" transform="rotate(-90 16 \##(top + plotHeight / 2))">learning rate</text>"##)
+        let points = rates.enumerated().map { "\(format(x($0.offset))),\(format(y($0.element)))" }.joined(separator: " ")
+        lines.append(##"<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="\##(points)"/>"##)
+        for (epoch, rate) in rates.enumerated() {
+            lines.append(##"<circle cx="\##(format(x(epoch)))" cy="\##(format(y(rate)))" r="2.2" fill="#1f6feb"/>"##)
+        }
+        lines.append("</svg>")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
+    }
+}
