@@ -70,6 +70,7 @@ protocol ReplayedOptimizer: AnyObject {
 }
 
 extension ElementwiseOptimizer: ReplayedOptimizer {}
+extension PerTensorOptimizer: ReplayedOptimizer {}
 
 /// Builds the optimizer torch calls `name` over parameter groups with torch-named options, or
 /// returns nil when this library does not implement it.
@@ -115,6 +116,12 @@ func makeOptimizer(_ name: String, groups: [([Tensor], [String: Any])], executio
     case "Rprop":
         return try Rprop(groups: specs { try torchOptions($0, base: Rprop.Options()) }, execution: execution,
                          implementation: implementation)
+    case "Adafactor":
+        return try Adafactor(groups: specs { try torchOptions($0, base: Adafactor.Options()) }, execution: execution,
+                             implementation: implementation)
+    case "Muon":
+        return try Muon(groups: specs { try torchOptions($0, base: Muon.Options()) }, execution: execution,
+                        implementation: implementation)
     default:
         return nil
     }

@@ -264,4 +264,6 @@ uint64_t optim_hash_bytes(const void *bytes, int64_t count, uint64_t seed);
 }
 #endif
 
+#include "COptimTensorKernels.h"
+
 #endif
