@@ -8,6 +8,7 @@ import Testing
 @Suite struct GoldenReplayTests {
     static let implemented: Set<String> = [
         "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "ASGD", "NAdam", "RAdam", "Rprop",
+        "Adafactor", "Muon",
     ]
     static let file = try! GoldenFile(contentsOf: fixtures.appendingPathComponent("optimizers.json"))
     static let cases = file.cases.filter { implemented.contains($0.optimizer) && !usesSparseGradients($0) }
