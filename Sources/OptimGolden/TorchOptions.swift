@@ -85,6 +85,7 @@ protocol ReplayedOptimizer: AnyObject {
 
 extension ElementwiseOptimizer: ReplayedOptimizer {}
 extension LBFGS: ReplayedOptimizer {}
+extension PerTensorOptimizer: ReplayedOptimizer {}
 
 /// Builds the optimizer torch calls `name` over parameter groups with torch-named options, or
 /// returns nil when this library does not implement it.
@@ -136,6 +137,12 @@ func makeOptimizer(_ name: String, groups: [([Tensor], [String: Any])], executio
     case "LBFGS":
         return try LBFGS(groups: specs { try LBFGS.Options(torch: $0) }, execution: execution,
                          implementation: implementation)
+    case "Adafactor":
+        return try Adafactor(groups: specs { try torchOptions($0, base: Adafactor.Options()) }, execution: execution,
+                             implementation: implementation)
+    case "Muon":
+        return try Muon(groups: specs { try torchOptions($0, base: Muon.Options()) }, execution: execution,
+                        implementation: implementation)
     default:
         return nil
     }

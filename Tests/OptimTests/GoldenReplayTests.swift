@@ -9,6 +9,7 @@ import Testing
     static let implemented: Set<String> = [
         "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "ASGD", "NAdam", "RAdam", "Rprop",
         "SparseAdam",
+        "Adafactor", "Muon",
     ]
     static let file = try! GoldenFile(contentsOf: fixtures.appendingPathComponent("optimizers.json"))
     static let cases = file.cases.filter { implemented.contains($0.optimizer) }

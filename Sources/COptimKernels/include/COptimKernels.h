@@ -282,5 +282,6 @@ uint64_t optim_hash_bytes(const void *bytes, int64_t count, uint64_t seed);
 #endif
 
 #include "ForeachOps.h"
+#include "COptimTensorKernels.h"
 
 #endif

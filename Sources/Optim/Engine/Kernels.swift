@@ -17,6 +17,9 @@ typealias SparseAdamKernelScalars = optim_sparse_adam_scalars
 typealias KernelTensor = optim_tensor
 typealias KernelPlan = optim_plan
 typealias SegmentFunction = optim_segment_fn
+typealias AdafactorJob = optim_adafactor_job
+typealias MuonJob = optim_muon_job
+typealias ScratchPool = optim_scratch_pool
 
 /// The element-wise rules of the kernel target.
 enum KernelRule {
@@ -79,6 +82,24 @@ enum AdamFlags {
 
 enum Kernels {
     static let maxStateSlots = Int(OPTIM_MAX_STATE)
+
+    // The per-tensor jobs (COptimTensorKernels.h).
+    static let adafactorMaximize = UInt32(OPTIM_ADAFACTOR_MAXIMIZE)
+    static let adafactorWeightDecay = UInt32(OPTIM_ADAFACTOR_WEIGHT_DECAY)
+    static let muonNesterov = UInt32(OPTIM_MUON_NESTEROV)
+
+    static func adafactorKernel(dtype: DType, isa: InstructionSet) -> SegmentFunction? {
+        optim_adafactor_kernel(dtype.cValue, isa.cValue)
+    }
+    static func muonKernel(dtype: DType, isa: InstructionSet) -> SegmentFunction? {
+        optim_muon_kernel(dtype.cValue, isa.cValue)
+    }
+    static func adafactorScratchBytes(rows: Int, cols: Int) -> Int {
+        Int(optim_adafactor_scratch_bytes(Int64(rows), Int64(cols)))
+    }
+    static func muonScratchBytes(rows: Int, cols: Int) -> Int {
+        Int(optim_muon_scratch_bytes(Int64(rows), Int64(cols)))
+    }
 
     /// The specialized loops of `rule` for one dtype and tier, indexed by flags.
     static func table(_ rule: KernelRule, dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {

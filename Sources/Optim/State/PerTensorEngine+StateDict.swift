@@ -1,0 +1,98 @@
+extension PerTensorEngine {
+    /// The state and options as torch's `state_dict()` holds them.
+    func stateDict() -> OptimizerStateDict {
+        var state: [Int: [String: StateValue]] = [:]
+        for index in parameters.indices where stepCounts[index] > 0 {
+            var entry: [String: StateValue] = [:]
+            if Algorithm.keepsStepCount { entry["step"] = .tensor(.scalar(Double(stepCounts[index]))) }
+            for slot in 0..<slotCount {
+                if let tensor = slots[index * slotCount + slot] {
+                    entry[Algorithm.stateNames[slot]] = .tensor(TensorValue(tensor))
+                }
+            }
+            state[index] = entry
+        }
+        var first = 0
+        let paramGroups = groups.map { group -> [String: StateValue] in
+            var values = group.options.torchValues
+            values["params"] = .list((first..<(first + group.parameters.count)).map { .integer($0) })
+            first += group.parameters.count
+            return values
+        }
+        return OptimizerStateDict(state: state, paramGroups: paramGroups)
+    }
+
+    /// Replaces the options and the state with those of `dict`, matching its parameters to this
+    /// optimizer's in order, as torch's `load_state_dict` does. State tensors must have the
+    /// shape this optimizer gives them (a factored parameter's `row_var` is `[..., rows, 1]`)
+    /// and are converted to their parameter's dtype. Checks everything first: on error nothing
+    /// changes.
+    func loadStateDict(_ dict: OptimizerStateDict) throws {
+        guard dict.paramGroups.count == groups.count else {
+            throw OptimError(.invalidArgument, """
+                the state dict has \(dict.paramGroups.count) parameter groups; this optimizer has \(groups.count)
+                """)
+        }
+        var savedIndex: [Int: Int] = [:]  // saved parameter id -> index here
+        var options: [Options] = []
+        var next = 0
+        for (number, (saved, group)) in zip(dict.paramGroups, groups).enumerated() {
+            guard case .list(let ids)? = saved["params"] else {
+                throw OptimError(.invalidArgument, "parameter group \(number) of the state dict has no params list")
+            }
+            guard ids.count == group.parameters.count else {
+                throw OptimError(.invalidArgument, """
+                    parameter group \(number) of the state dict has \(ids.count) parameters; \
+                    the optimizer's has \(group.parameters.count)
+                    """)
+            }
+            for id in ids {
+                guard case .integer(let id) = id, savedIndex.updateValue(next, forKey: id) == nil else {
+                    throw OptimError(.invalidArgument, "parameter ids in the state dict must be distinct integers")
+                }
+                next += 1
+            }
+            let loaded = try group.options.applying(torchValues: saved)
+            try Algorithm.validate(loaded)
+            options.append(loaded)
+        }
+
+        var newSteps = Array(repeating: 0, count: parameters.count)
+        var newSlots = [Tensor?](repeating: nil, count: parameters.count * slotCount)
+        let known = Set(Algorithm.stateNames + ["step"])
+        for (id, entry) in dict.state {
+            guard let index = savedIndex[id] else {
+                throw OptimError(.invalidArgument, "the state dict has state for parameter \(id), which no group lists")
+            }
+            let parameter = parameters[index]
+            if let unknown = entry.keys.first(where: { !known.contains($0) }) {
+                throw OptimError(.invalidArgument, "state \(unknown) of parameter \(id) is not state of this optimizer")
+            }
+            if Algorithm.keepsStepCount {
+                guard let step = entry["step"]?.doubleValue, step >= 0, step == step.rounded(), step < 1e15 else {
+                    throw OptimError(.invalidArgument, "parameter \(id) of the state dict has no valid step count")
+                }
+                newSteps[index] = Int(step)
+            } else if !entry.isEmpty {
+                // torch keeps no count; one update at least made the state.
+                newSteps[index] = 1
+            }
+            for (slot, name) in Algorithm.stateNames.enumerated() {
+                guard let value = entry[name] else { continue }
+                guard let shape = Algorithm.stateShape(slot: slot, parameterShape: parameter.shape) else {
+                    throw OptimError(.invalidArgument, """
+                        parameter \(id) of the state dict has state \(name), which a parameter of shape \
+                        \(parameter.shape) does not have
+                        """)
+                }
+                guard case .tensor(let tensor) = value, tensor.shape == shape else {
+                    throw OptimError(.invalidArgument, "state \(name) of parameter \(id) must be a tensor of shape \(shape)")
+                }
+                newSlots[index * slotCount + slot] = try Tensor(tensor.data, shape: shape, dtype: parameter.dtype)
+            }
+        }
+
+        for (number, loaded) in options.enumerated() { groups[number].options = loaded }
+        restore(steps: newSteps, slots: newSlots)
+    }
+}
