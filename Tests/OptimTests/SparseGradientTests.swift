@@ -14,7 +14,7 @@ import Testing
             ("SGD", { try SGD($0, options: .init(lr: 0.1)) }), ("Adam", { try Adam($0) }), ("AdamW", { try AdamW($0) }),
             ("RMSprop", { try RMSprop($0) }), ("Adadelta", { try Adadelta($0) }), ("Adamax", { try Adamax($0) }),
             ("ASGD", { try ASGD($0) }), ("NAdam", { try NAdam($0) }), ("RAdam", { try RAdam($0) }),
-            ("Rprop", { try Rprop($0) }),
+            ("Rprop", { try Rprop($0) }), ("Adafactor", { try Adafactor($0) }), ("Muon", { try Muon($0) }),
         ]
         for (name, make) in makers {
             let dense = try Tensor([1, 2, 3, 4], shape: [2, 2])
@@ -30,6 +30,15 @@ import Testing
             }
             #expect(dense.toArray() == [1, 2, 3, 4] && embedding.toArray() == [1, 2, 3, 4, 5, 6], "\(name) changed a parameter")
         }
+        let x = try Tensor([1, 2, 3, 4, 5, 6], shape: [3, 2], dtype: .float64)
+        let lbfgs = try LBFGS([x])
+        #expect(throws: OptimError.self) {
+            try lbfgs.step {
+                x.sparseGrad = try Self.sparse([0], [[1, 1]], dtype: .float64)
+                return 1
+            }
+        }
+        #expect(x.toArray() == [1, 2, 3, 4, 5, 6])
     }
 
     @Test func sparseAdamRefusesDenseGradientsAndBothKindsAtOnce() throws {

@@ -151,6 +151,12 @@ final class PerTensorEngine<Algorithm: PerTensorAlgorithm> {
         active.removeAll(keepingCapacity: true)
         for index in parameters.indices {
             let parameter = parameters[index]
+            guard parameter.sparseGrad == nil else {
+                throw OptimError(.gradientMismatch, """
+                    this optimizer does not support sparse gradients (parameter \(index), \(parameter)): use Adagrad \
+                    or SparseAdam, or a dense gradient
+                    """)
+            }
             guard let grad = parameter.grad else { continue }
             guard grad.shape == parameter.shape, grad.dtype == parameter.dtype else {
                 throw OptimError(.gradientMismatch, """

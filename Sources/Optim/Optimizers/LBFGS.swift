@@ -599,6 +599,11 @@ public final class LBFGS: Optimizer {
     private func gatherGradients() throws {
         var views: [Tensor] = [], grads: [Tensor] = [], missing: [Tensor] = []
         for (index, parameter) in parameters.enumerated() {
+            guard parameter.sparseGrad == nil else {
+                throw OptimError(.gradientMismatch, """
+                    parameter \(index) (\(parameter)) has a sparse gradient: LBFGS does not support sparse gradients
+                    """)
+            }
             guard let grad = parameter.grad else {
                 missing.append(gathered.views[index])
                 continue

@@ -65,6 +65,14 @@ extension SparseAdam.Options: CyclableMomentumOptions {
     public static var momentumIsBeta1: Bool { true }
 }
 
+extension Muon.Options: CyclableMomentumOptions {
+    public var cyclableMomentum: Double {
+        get { momentum }
+        set { momentum = newValue }
+    }
+    public static var momentumIsBeta1: Bool { false }
+}
+
 /// An optimizer's groups as a scheduler sees them: learning rates and, where the options have
 /// one, the momentum. Every scheduler of one optimizer shares its groups' initial learning
 /// rates (torch's `initial_lr`), so that chained and sequential schedules start from the
