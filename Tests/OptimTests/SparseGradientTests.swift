@@ -1,4 +1,5 @@
 import Optim
+import PropertyBased
 import Testing
 
 /// Row-sparse gradients: who takes them, who refuses them, how repeated rows add up, and that
@@ -114,6 +115,60 @@ import Testing
         #expect(embedding.toArray() == expected)
         #expect(adagrad.state(for: embedding)!["sum"]!.toArray() == sum)
         #expect(adagrad.state(for: embedding)!.step == 3)
+    }
+
+    /// Random options and random sparse patterns (rows repeated, missing, out of order, empty
+    /// gradients): the multi-tensor path on any thread count and backend gives the bits of the
+    /// loop path on one thread.
+    @Test func sparseUpdatesWithRandomOptionsMatchTheLoopPath() async throws {
+        let scenarios = zip(Gen<UInt64>.value(in: 0...UInt64.max), Gen.element(of: [DType.float32, .float64, .float16, .bfloat16]))
+        await propertyCheck(count: 10, input: scenarios) { seed, elementType in
+            let dtype = elementType!
+            func run(_ execution: Execution, _ implementation: Implementation) throws -> [[UInt8]] {
+                var random = TestRandom(seed: seed)
+                let shapes = (0..<3).map { _ in [1 + random.below(40), 1 + random.below(20)] }
+                let adamParameters = try shapes.map { try Tensor(random.values($0[0] * $0[1]), shape: $0, dtype: dtype) }
+                let adagradParameters = try adamParameters.map { try Tensor($0.toArray(), shape: $0.shape, dtype: dtype) }
+                func unit() -> Double { (random.signed() + 1) / 2 }
+                let adam = try SparseAdam(groups: adamParameters.map { parameter in
+                    let o = SparseAdam.Options(lr: 0.1 * unit(), betas: (0.99 * unit(), 0.5 + 0.4999 * unit()),
+                                               eps: random.below(2) == 0 ? 1e-8 : 1e-3, maximize: random.below(2) == 0)
+                    return ParameterGroupSpec([parameter]) { $0 = o }
+                }, execution: execution, implementation: implementation)
+                let adagrad = try Adagrad(groups: adagradParameters.map { parameter in
+                    let o = Adagrad.Options(lr: 0.1 * unit(), lrDecay: random.below(2) == 0 ? 0 : unit(),
+                                            initialAccumulatorValue: random.below(2) == 0 ? 0 : unit(),
+                                            eps: random.below(2) == 0 ? 1e-10 : 1e-3, maximize: random.below(2) == 0)
+                    return ParameterGroupSpec([parameter]) { $0 = o }
+                }, execution: execution, implementation: implementation)
+                for _ in 0..<3 {
+                    for (a, b) in zip(adamParameters, adagradParameters) {
+                        if random.below(5) == 0 {
+                            a.sparseGrad = nil
+                            b.sparseGrad = nil
+                            continue
+                        }
+                        let count = random.below(2 * a.shape[0] + 1)
+                        let indices = (0..<count).map { _ in random.below(a.shape[0]) }
+                        let gradient = try RowSparseGradient(
+                            indices: indices,
+                            values: Tensor(random.values(count * a.shape[1]), shape: [count, a.shape[1]], dtype: dtype))
+                        a.sparseGrad = gradient
+                        b.sparseGrad = gradient
+                    }
+                    try adam.step()
+                    try adagrad.step()
+                }
+                return snapshot(adamParameters, state: adam.state(for:)) + snapshot(adagradParameters, state: adagrad.state(for:))
+            }
+            let reference = try run(Execution(threads: 1, backend: .serial, instructionSet: .baseline), .forLoop)
+            for threads in 1...8 {
+                for backend in [Backend.dispatch, .openMP] {
+                    let execution = try Execution(threads: threads, backend: backend, serialThreshold: 0, chunkElements: 16)
+                    #expect(try run(execution, .multiTensor) == reference, "seed \(seed) \(dtype) \(threads) \(backend)")
+                }
+            }
+        }
     }
 
     /// The sparse updates give the same bits on every thread count, backend, tier and path.
