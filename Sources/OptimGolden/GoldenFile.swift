@@ -100,23 +100,31 @@ public struct GoldenCase: @unchecked Sendable {
             let grads = try (step["grads"] as? [Any]).map { list in
                 try list.map { try gradient($0) }
             }
-            return GoldenStep(grads: grads, loss: (step["loss"] as? NSNumber)?.doubleValue,
+            return GoldenStep(grads: grads, loss: (step["loss"] as? NSNumber).map(exactDouble),
                               evaluations: (step["evaluations"] as? NSNumber)?.intValue,
                               params: try (step["params"] as? [Any] ?? []).map { try numbers($0, "step params") })
         }
         state = (raw["state"] as? [Any])?.map { $0 as? [String: Any] ?? [:] } ?? []
         let tolerance = raw["tolerance"] as? [String: Any] ?? [:]
-        rtol = (tolerance["rtol"] as? NSNumber)?.doubleValue ?? 0
-        atol = (tolerance["atol"] as? NSNumber)?.doubleValue ?? 0
+        rtol = (tolerance["rtol"] as? NSNumber).map(exactDouble) ?? 0
+        atol = (tolerance["atol"] as? NSNumber).map(exactDouble) ?? 0
         reference = raw["reference"] as? String ?? "forloop"
         objective = raw["objective"] as? String
     }
 }
 
+/// The `Double` a JSON number's text denotes. `JSONSerialization` on Linux reads long decimals
+/// (0.09000000000000001) as `NSDecimalNumber`, whose `doubleValue` can be off in the last
+/// places (0.09000000000000004); the decimal's text, parsed again, is correctly rounded.
+func exactDouble(_ number: NSNumber) -> Double {
+    if number is NSDecimalNumber, let parsed = Double(number.stringValue) { return parsed }
+    return number.doubleValue
+}
+
 /// A list of numbers (or a single number) as `Double`, with Python's `NaN` and `Infinity`.
 func numbers(_ value: Any?, _ what: String) throws -> [Double] {
     func number(_ item: Any) throws -> Double {
-        if let number = item as? NSNumber { return number.doubleValue }
+        if let number = item as? NSNumber { return exactDouble(number) }
         switch item as? String {
         case "NaN": return .nan
         case "Infinity": return .infinity

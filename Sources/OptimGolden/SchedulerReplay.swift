@@ -23,13 +23,13 @@ public struct GoldenSchedule: @unchecked Sendable {
         return try list.enumerated().map { index, raw in
             func number(_ key: String) throws -> Double {
                 guard let value = raw[key] as? NSNumber else { throw GoldenError("schedule \(index) has no number \(key)") }
-                return value.doubleValue
+                return exactDouble(value)
             }
             let lrs = try numbers(raw["lrs"], "lrs")
             return GoldenSchedule(
                 id: raw["id"] as? String ?? "schedule \(index)", scheduler: raw["scheduler"] as? String ?? "?",
                 options: raw["options"] as? [String: Any] ?? [:], baseLR: try number("base_lr"),
-                baseMomentum: (raw["base_momentum"] as? NSNumber)?.doubleValue,
+                baseMomentum: (raw["base_momentum"] as? NSNumber).map(exactDouble),
                 epochs: (raw["epochs"] as? NSNumber)?.intValue ?? lrs.count, lrs: lrs,
                 momentums: try raw["momentums"].map { try numbers($0, "momentums") },
                 metrics: try raw["metrics"].map { try numbers($0, "metrics") })
@@ -102,7 +102,7 @@ private struct SchedulerOptions {
     mutating func double(_ key: String) throws -> Double? {
         guard let value = take(key) else { return nil }
         guard let number = value as? NSNumber else { throw GoldenError("option \(key) is not a number: \(value)") }
-        return number.doubleValue
+        return exactDouble(number)
     }
     mutating func int(_ key: String) throws -> Int? {
         guard let value = try double(key) else { return nil }
@@ -122,7 +122,7 @@ private struct SchedulerOptions {
     /// A number or a list of numbers (one per group).
     mutating func doubles(_ key: String) throws -> [Double]? {
         guard let value = take(key) else { return nil }
-        if let number = value as? NSNumber { return [number.doubleValue] }
+        if let number = value as? NSNumber { return [exactDouble(number)] }
         return try numbers(value, key)
     }
     func finish() throws {

@@ -13,7 +13,7 @@ struct TorchOptions {
         guard let number = value as? NSNumber else {
             throw GoldenError("option \(key) is not a number: \(value)")
         }
-        return number.doubleValue
+        return exactDouble(number)
     }
 
     mutating func bool(_ key: String) throws -> Bool? {
@@ -28,7 +28,7 @@ struct TorchOptions {
         guard let list = value as? [NSNumber], list.count == 2 else {
             throw GoldenError("option \(key) is not a pair of numbers: \(value)")
         }
-        return (list[0].doubleValue, list[1].doubleValue)
+        return (exactDouble(list[0]), exactDouble(list[1]))
     }
 
     mutating func int(_ key: String) throws -> Int? {
@@ -57,7 +57,7 @@ extension StateValue {
     init(json value: Any) throws {
         switch value {
         case is NSNull: self = .null
-        case let number as NSNumber: self = .number(number.doubleValue)
+        case let number as NSNumber: self = .number(exactDouble(number))
         case let text as String:
             switch text {
             case "NaN": self = .number(.nan)

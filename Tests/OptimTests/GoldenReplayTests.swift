@@ -94,4 +94,12 @@ import Testing
         #expect(values[0].isNaN && values[1] == .infinity && values[2] == -.infinity)
         #expect(file.cases[0].id == "x NaN")
     }
+
+    /// Long decimals read as the doubles they denote (JSONSerialization alone rounds some of
+    /// them wrongly on Linux).
+    @Test func longDecimalsAreReadExactly() throws {
+        let text = #"{"cases": [{"id": "x", "optimizer": "SGD", "dtype": "float64", "groups": [{"params": [0], "options": {"lr": 0.1}}], "params": [{"shape": [3], "data": [0.09000000000000001, 0.04999775066971779, -1.2815610200467566]}], "steps": [], "state": [{}]}]}"#
+        let file = try GoldenFile(data: Data(text.utf8))
+        #expect(file.cases[0].initialParams[0] == [0.09000000000000001, 0.04999775066971779, -1.2815610200467566])
+    }
 }
