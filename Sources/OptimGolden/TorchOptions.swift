@@ -85,7 +85,6 @@ protocol ReplayedOptimizer: AnyObject {
 
 extension ElementwiseOptimizer: ReplayedOptimizer {}
 extension LBFGS: ReplayedOptimizer {}
-extension PerTensorOptimizer: ReplayedOptimizer {}
 
 /// Builds the optimizer torch calls `name` over parameter groups with torch-named options, or
 /// returns nil when this library does not implement it.

@@ -1,5 +1,5 @@
-/// The engine seen through its options type only, so that one base class serves every
-/// element-wise optimizer.
+/// An engine seen through its options type only, so that one base class serves every
+/// optimizer on the element-wise or the per-tensor engine.
 protocol ElementwiseCore<Options>: AnyObject {
     associatedtype Options: OptimizerOptions
     var groups: [ParameterGroup<Options>] { get }
@@ -16,9 +16,10 @@ protocol ElementwiseCore<Options>: AnyObject {
 
 extension ElementwiseEngine: ElementwiseCore {}
 
-/// What every optimizer whose update is element-wise shares: parameter groups, the two code
-/// paths of the multi-tensor engine, and per-parameter state. The optimizers (``SGD``,
-/// ``Adam``, ``RMSprop``, ...) are its subclasses; each documents its update.
+/// What every optimizer stepped by one of the library's engines shares: parameter groups,
+/// the two code paths, per-parameter state and state dicts. The element-wise optimizers
+/// (``SGD``, ``Adam``, ``RMSprop``, ...) and the per-tensor ones (``Adafactor``, ``Muon``) are
+/// its subclasses; each documents its update.
 public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer {
     let core: any ElementwiseCore<Options>
     /// The options a group added with ``addParamGroup(_:)`` starts from.
