@@ -55,6 +55,16 @@ import Testing
         #expect(throws: OptimError.self) { try SparseAdam([embedding], options: .init(eps: 0)) }
     }
 
+    @Test func zeroGradClearsSparseGradients() throws {
+        let embedding = try Tensor([1, 2, 3, 4], shape: [2, 2])
+        let adagrad = try Adagrad([embedding])
+        embedding.sparseGrad = try Self.sparse([1], [[3, 4]])
+        adagrad.zeroGrad(setToNone: false)
+        #expect(embedding.sparseGrad?.indices == [1] && embedding.sparseGrad?.values.toArray() == [0, 0])
+        adagrad.zeroGrad()
+        #expect(embedding.sparseGrad == nil && embedding.grad == nil)
+    }
+
     @Test func badSparseGradientsAreRefusedAndChangeNothing() throws {
         #expect(throws: OptimError.self) { try RowSparseGradient(indices: [0, 1], values: Tensor([1, 2], shape: [1, 2])) }
         #expect(throws: OptimError.self) { try RowSparseGradient(indices: [-1], values: Tensor([1, 2], shape: [1, 2])) }

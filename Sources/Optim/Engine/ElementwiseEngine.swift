@@ -212,9 +212,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     func invalidateLaunch() { launchIsCurrent = false }
 
     func zeroGrad(setToNone: Bool) {
-        for parameter in parameters {
-            if setToNone { parameter.grad = nil } else { parameter.grad?.zero() }
-        }
+        for parameter in parameters { parameter.zeroGradient(setToNone: setToNone) }
     }
 
     func step() throws {

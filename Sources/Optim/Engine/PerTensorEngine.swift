@@ -141,9 +141,7 @@ final class PerTensorEngine<Algorithm: PerTensorAlgorithm> {
     }
 
     func zeroGrad(setToNone: Bool) {
-        for parameter in parameters {
-            if setToNone { parameter.grad = nil } else { parameter.grad?.zero() }
-        }
+        for parameter in parameters { parameter.zeroGradient(setToNone: setToNone) }
     }
 
     func step() throws {

@@ -203,9 +203,7 @@ public final class LBFGS: Optimizer {
     }
 
     public func zeroGrad(setToNone: Bool) {
-        for parameter in parameters {
-            if setToNone { parameter.grad = nil } else { parameter.grad?.zero() }
-        }
+        for parameter in parameters { parameter.zeroGradient(setToNone: setToNone) }
     }
 
     /// The state, kept on the first parameter as torch keeps it; nil for other parameters and

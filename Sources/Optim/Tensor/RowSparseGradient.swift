@@ -60,3 +60,17 @@ public struct RowSparseGradient: @unchecked Sendable {
         return (rows, order.map(Int64.init), starts)
     }
 }
+
+extension Tensor {
+    /// Drops the gradient, dense or sparse (`setToNone`), or fills it with zeros (a sparse
+    /// gradient keeps its rows), as torch's `zero_grad`.
+    func zeroGradient(setToNone: Bool) {
+        if setToNone {
+            grad = nil
+            sparseGrad = nil
+        } else {
+            grad?.zero()
+            sparseGrad?.values.zero()
+        }
+    }
+}
