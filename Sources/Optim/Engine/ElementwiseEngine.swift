@@ -2,7 +2,7 @@
 /// slots, option validation, and how options and the step count become the rule's flags and
 /// per-tensor scalars.
 protocol ElementwiseAlgorithm {
-    associatedtype Options: OptimizerOptions
+    associatedtype Options: TorchNamedOptions
     associatedtype Scalars
     /// Scalar state a tensor carries from step to step (ASGD's eta and mu, NAdam's product of
     /// momentum coefficients), kept per parameter as torch keeps it.

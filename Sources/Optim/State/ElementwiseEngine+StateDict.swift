@@ -18,48 +18,14 @@ extension ElementwiseEngine {
             }
             state[index] = entry
         }
-        var first = 0
-        let paramGroups = groups.map { group -> [String: StateValue] in
-            var values = Algorithm.optionFields.torchValues(of: group.options)
-            values["params"] = .list((first..<(first + group.parameters.count)).map { .integer($0) })
-            first += group.parameters.count
-            return values
-        }
-        return OptimizerStateDict(state: state, paramGroups: paramGroups)
+        return OptimizerStateDict(state: state, paramGroups: torchParamGroups(groups))
     }
 
     /// Replaces the options and the state with those of `dict`, matching its parameters to
     /// this optimizer's in order, as torch's `load_state_dict` does. State tensors are
     /// converted to their parameter's dtype. Checks everything first: on error nothing changes.
     func loadStateDict(_ dict: OptimizerStateDict) throws {
-        guard dict.paramGroups.count == groups.count else {
-            throw OptimError(.invalidArgument, """
-                the state dict has \(dict.paramGroups.count) parameter groups; this optimizer has \(groups.count)
-                """)
-        }
-        var savedIndex: [Int: Int] = [:]  // saved parameter id -> index here
-        var options: [Algorithm.Options] = []
-        var next = 0
-        for (number, (saved, group)) in zip(dict.paramGroups, groups).enumerated() {
-            guard case .list(let ids)? = saved["params"] else {
-                throw OptimError(.invalidArgument, "parameter group \(number) of the state dict has no params list")
-            }
-            guard ids.count == group.parameters.count else {
-                throw OptimError(.invalidArgument, """
-                    parameter group \(number) of the state dict has \(ids.count) parameters; \
-                    the optimizer's has \(group.parameters.count)
-                    """)
-            }
-            for id in ids {
-                guard case .integer(let id) = id, savedIndex.updateValue(next, forKey: id) == nil else {
-                    throw OptimError(.invalidArgument, "parameter ids in the state dict must be distinct integers")
-                }
-                next += 1
-            }
-            let loaded = try Algorithm.optionFields.options(from: saved, base: group.options)
-            try Algorithm.validate(loaded)
-            options.append(loaded)
-        }
+        let (savedIndex, options) = try matchParamGroups(dict, groups, validate: Algorithm.validate)
 
         var newSteps = Array(repeating: 0, count: parameters.count)
         var newSlots = [Tensor?](repeating: nil, count: parameters.count * slotCount)

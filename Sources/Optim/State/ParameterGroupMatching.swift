@@ -1,0 +1,49 @@
+/// The `param_groups` of a state dict: each group's options by torch's names, and `params`,
+/// the indices of its parameters counted over the groups in order.
+func torchParamGroups<Options: TorchNamedOptions>(_ groups: [ParameterGroup<Options>]) -> [[String: StateValue]] {
+    var first = 0
+    return groups.map { group in
+        var values = group.options.torchValues
+        values["params"] = .list((first..<(first + group.parameters.count)).map { .integer($0) })
+        first += group.parameters.count
+        return values
+    }
+}
+
+/// Matches a state dict's groups to `groups` in order, as torch's `load_state_dict` does: as
+/// many groups, as many parameters in each. Returns, for each saved parameter id, the index of
+/// the parameter it names here, and each group's options with the dict's applied (checked by
+/// `validate`). Changes nothing.
+func matchParamGroups<Options: TorchNamedOptions>(
+    _ dict: OptimizerStateDict, _ groups: [ParameterGroup<Options>], validate: (Options) throws -> Void
+) throws -> (indexOfSavedID: [Int: Int], options: [Options]) {
+    guard dict.paramGroups.count == groups.count else {
+        throw OptimError(.invalidArgument, """
+            the state dict has \(dict.paramGroups.count) parameter groups; this optimizer has \(groups.count)
+            """)
+    }
+    var indexOfSavedID: [Int: Int] = [:]
+    var options: [Options] = []
+    var next = 0
+    for (number, (saved, group)) in zip(dict.paramGroups, groups).enumerated() {
+        guard case .list(let ids)? = saved["params"] else {
+            throw OptimError(.invalidArgument, "parameter group \(number) of the state dict has no params list")
+        }
+        guard ids.count == group.parameters.count else {
+            throw OptimError(.invalidArgument, """
+                parameter group \(number) of the state dict has \(ids.count) parameters; \
+                the optimizer's has \(group.parameters.count)
+                """)
+        }
+        for id in ids {
+            guard case .integer(let id) = id, indexOfSavedID.updateValue(next, forKey: id) == nil else {
+                throw OptimError(.invalidArgument, "parameter ids in the state dict must be distinct integers")
+            }
+            next += 1
+        }
+        let loaded = try group.options.applying(torchValues: saved)
+        try validate(loaded)
+        options.append(loaded)
+    }
+    return (indexOfSavedID, options)
+}
