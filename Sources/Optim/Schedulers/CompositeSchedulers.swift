@@ -164,10 +164,7 @@ public final class ReduceLROnPlateau {
             throw OptimError(.invalidOption, "patience and cooldown must be >= 0")
         }
         let count = groups.count()
-        guard minLR.count == 1 || minLR.count == count else {
-            throw OptimError(.invalidOption, "expected \(count) min_lrs, got \(minLR.count)")
-        }
-        minLearningRates = minLR.count == 1 ? Array(repeating: minLR[0], count: count) : minLR
+        minLearningRates = try perGroup(minLR, count: count, "min_lr")
         self.mode = mode
         self.factor = factor
         self.patience = patience

@@ -41,15 +41,8 @@ public final class CyclicLR: LRScheduler {
                               maxMomentum: [Double] = [0.9]) throws {
         let groups = ScheduledGroups(optimizer)
         let count = groups.count()
-        func perGroup(_ values: [Double], _ name: String) throws -> [Double] {
-            if values.count == 1 { return Array(repeating: values[0], count: count) }
-            guard values.count == count else {
-                throw OptimError(.invalidOption, "expected \(count) values for \(name), got \(values.count)")
-            }
-            return values
-        }
-        let bases = try perGroup(baseLR, "base_lr")
-        maxLearningRates = try perGroup(maxLR, "max_lr")
+        let bases = try perGroup(baseLR, count: count, "base_lr")
+        maxLearningRates = try perGroup(maxLR, count: count, "max_lr")
         guard stepSizeUp > 0, (stepSizeDown ?? 1) > 0 else {
             throw OptimError(.invalidOption, "step_size_up and step_size_down must be positive")
         }
@@ -79,8 +72,8 @@ public final class CyclicLR: LRScheduler {
             guard groups.setMomentum != nil else {
                 throw OptimError(.invalidOption, "optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
             }
-            baseMomentums = try perGroup(baseMomentum, "base_momentum")
-            maxMomentums = try perGroup(maxMomentum, "max_momentum")
+            baseMomentums = try perGroup(baseMomentum, count: count, "base_momentum")
+            maxMomentums = try perGroup(maxMomentum, count: count, "max_momentum")
         } else {
             baseMomentums = []
             maxMomentums = []
@@ -138,13 +131,6 @@ public final class OneCycleLR: LRScheduler {
                               threePhase: Bool = false) throws {
         let groups = ScheduledGroups(optimizer)
         let count = groups.count()
-        func perGroup(_ values: [Double], _ name: String) throws -> [Double] {
-            if values.count == 1 { return Array(repeating: values[0], count: count) }
-            guard values.count == count else {
-                throw OptimError(.invalidOption, "expected \(count) values for \(name), got \(values.count)")
-            }
-            return values
-        }
         if let totalSteps {
             guard totalSteps > 0 else { throw OptimError(.invalidOption, "Expected positive integer total_steps, but got \(totalSteps)") }
             self.totalSteps = totalSteps
@@ -161,7 +147,7 @@ public final class OneCycleLR: LRScheduler {
             throw OptimError(.invalidOption, "Expected float between 0 and 1 pct_start, but got \(pctStart)")
         }
         self.annealing = annealing
-        maxRates = try perGroup(maxLR, "max_lr")
+        maxRates = try perGroup(maxLR, count: count, "max_lr")
         initialRates = maxRates.map { $0 / divFactor }
         minRates = initialRates.map { $0 / finalDivFactor }
         self.cycleMomentum = cycleMomentum
@@ -169,8 +155,8 @@ public final class OneCycleLR: LRScheduler {
             guard groups.setMomentum != nil else {
                 throw OptimError(.invalidOption, "optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
             }
-            maxMomentums = try perGroup(maxMomentum, "max_momentum")
-            baseMomentums = try perGroup(baseMomentum, "base_momentum")
+            maxMomentums = try perGroup(maxMomentum, count: count, "max_momentum")
+            baseMomentums = try perGroup(baseMomentum, count: count, "base_momentum")
         } else {
             maxMomentums = []
             baseMomentums = []

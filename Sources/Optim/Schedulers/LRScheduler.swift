@@ -46,6 +46,16 @@ public struct SchedulerState: Equatable, Sendable, Codable {
 
 func stateList(_ values: [Double]) -> StateValue { .list(values.map { .number($0) }) }
 
+/// One value for every group, or one per group, as torch's schedulers take their per-group
+/// options; `name` is torch's name of the option, for the error.
+func perGroup<Value>(_ values: [Value], count: Int, _ name: String) throws -> [Value] {
+    if values.count == 1 { return Array(repeating: values[0], count: count) }
+    guard values.count == count else {
+        throw OptimError(.invalidOption, "expected \(count) values for \(name), got \(values.count)")
+    }
+    return values
+}
+
 /// A learning-rate schedule over an optimizer's parameter groups, as torch's
 /// `torch.optim.lr_scheduler`: call ``step()`` once per epoch, after the optimizer's step.
 ///
@@ -171,10 +181,7 @@ public final class LambdaLR: LRScheduler {
     /// One function for every group, or one per group.
     public init<O: Optimizer>(_ optimizer: O, lambdas: [(Int) -> Double]) throws {
         let groups = ScheduledGroups(optimizer)
-        guard lambdas.count == 1 || lambdas.count == groups.count() else {
-            throw OptimError(.invalidOption, "Expected \(groups.count()) lr_lambdas, but got \(lambdas.count)")
-        }
-        self.lambdas = lambdas.count == 1 ? Array(repeating: lambdas[0], count: groups.count()) : lambdas
+        self.lambdas = try perGroup(lambdas, count: groups.count(), "lr_lambda")
         super.init(groups: groups)
         try initialStep()
     }
@@ -197,10 +204,7 @@ public final class MultiplicativeLR: LRScheduler {
 
     public init<O: Optimizer>(_ optimizer: O, lambdas: [(Int) -> Double]) throws {
         let groups = ScheduledGroups(optimizer)
-        guard lambdas.count == 1 || lambdas.count == groups.count() else {
-            throw OptimError(.invalidOption, "Expected \(groups.count()) lr_lambdas, but got \(lambdas.count)")
-        }
-        self.lambdas = lambdas.count == 1 ? Array(repeating: lambdas[0], count: groups.count()) : lambdas
+        self.lambdas = try perGroup(lambdas, count: groups.count(), "lr_lambda")
         super.init(groups: groups)
         try initialStep()
     }
