@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: swift-optim's `optim bench` against its peers (PyTorch's
-fused optimizer, DeepSpeed's CPU Adam) and the C Adam bandwidth probe, in alternating
+fused optimizer, DeepSpeed's CPU Adam) and the C step probe, in alternating
 rounds within one invocation, so that all contenders see the same machine state.
 
 For round in 1..R, for each workload, it runs each contender once, forward in odd
@@ -11,8 +11,8 @@ rounds and in reverse order in even rounds:
               --steps N --format json          (one row per backend)
   peers   <venv>/bin/python Benchmarks/peers/peer_bench.py ... --peer P
               (one process per peer and workload, so memory is freed)
-  probe   .build-peers/adam_probe --elements <workload's parameter count>
-              --threads T --reps N             (Adam and AdamW only)
+  probe   .build-peers/step_probe --optimizer O --elements <workload's parameter count>
+              --threads T --reps N             (adam, adamw, rmsprop, adagrad, sgd)
 
 Every raw row goes to a JSONL file (--out); at the end a markdown table gives, per
 workload and contender, the median over rounds of the per-run median ms per step, the
@@ -43,7 +43,7 @@ PEERS_DIR = os.path.join(HERE, "peers")
 sys.path.insert(0, PEERS_DIR)
 import peer_bench  # noqa: E402  (workload shapes; imports no torch at module level)
 
-PROBE_OPTIMIZERS = ("adam", "adamw")
+PROBE_OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
 PROBE_NAME = "c-avx512-probe"
 
 
@@ -207,7 +207,7 @@ class Runner:
                 self.peer_python = py
         if not a.no_probe:
             if a.optimizer not in PROBE_OPTIMIZERS:
-                log(f"note: the C probe is Adam-shaped; skipped for {a.optimizer}")
+                log(f"note: the C probe has no {a.optimizer} rule; skipped")
             elif a.probe_bin:
                 self.probe_bin, self.have_probe = a.probe_bin, os.access(a.probe_bin, os.X_OK)
                 if not self.have_probe:
@@ -268,8 +268,8 @@ class Runner:
     def run_probe(self, base, workload):
         a = self.args
         _, _, elements = peer_bench.WORKLOADS[workload]
-        cmd = [self.probe_bin, "--elements", str(elements), "--threads", str(a.threads),
-               "--reps", str(a.steps)]
+        cmd = [self.probe_bin, "--optimizer", a.optimizer, "--elements", str(elements),
+               "--threads", str(a.threads), "--reps", str(a.steps)]
         base = dict(base, contender=PROBE_NAME)
         rc, out, err, secs = run(cmd, a.timeout, self.env)
         rows = json_objects(out)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the C Adam bandwidth probe (adam_probe.c) into a git-ignored folder.
+# Build the C step probe (step_probe.c, the bandwidth ceiling of a step) into a git-ignored folder.
 #
 #   OPTIM_PEER_BUILD   output folder (default: <repo>/.build-peers)
 #   CC                 compiler (default: gcc)
@@ -12,8 +12,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 out_dir="${OPTIM_PEER_BUILD:-$repo/.build-peers}"
 cc="${CC:-gcc}"
-src="$here/adam_probe.c"
-bin="$out_dir/adam_probe"
+src="$here/step_probe.c"
+bin="$out_dir/step_probe"
 
 mkdir -p "$out_dir"
 if [[ "${1:-}" == "--force" || ! -x "$bin" || "$src" -nt "$bin" || "${BASH_SOURCE[0]}" -nt "$bin" ]]; then
