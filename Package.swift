@@ -25,7 +25,7 @@ let package = Package(
         ),
         .target(
             name: "OptimGolden",
-            dependencies: ["Optim"]
+            dependencies: ["Optim", "COptimKernels"]
         ),
         .executableTarget(
             name: "OptimCLI",

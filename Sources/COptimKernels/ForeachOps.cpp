@@ -230,7 +230,11 @@ OPTIM_INLINE double reduce_piece(const typename Storage::Element *x, const typen
         accumulate_vectors<Reduction, parts>(acc, vx, vy, p);
     }
     if (i < end) {
-        // Zero padding adds nothing: 0 to a sum, |0| to a maximum of absolute values.
+        // The tail (fewer elements than a vector) goes into lanes 0 and 1 only, a pair at a
+        // time, and a last odd element into lane 0: with the lane order below, a piece of a
+        // float64 vector is summed exactly as the BLAS dot product that torch calls on x86
+        // (four two-lane accumulators over blocks of eight, the tail into the first one), which
+        // LBFGS's reference trajectories follow to the last bit.
         const size_t bytes = size_t(end - i) * sizeof(Element);
         Element bx[width] = {}, by[width] = {};
         copy_small(bx, x + i, bytes);
@@ -238,13 +242,23 @@ OPTIM_INLINE double reduce_piece(const typename Storage::Element *x, const typen
         Vector vx, vy = {};
         Storage::load(vx, bx);
         if (inputs >= 1) Storage::load(vy, by);
-        accumulate_vectors<Reduction, parts>(acc, vx, vy, p);
+        VDouble dx[parts], dy[parts];
+        to_doubles(vx, dx);
+        if (inputs >= 1) to_doubles(vy, dy);
+        const int count = int(end - i);
+        for (int k = 0; k < count; ++k) {
+            // Element k of the tail is lane k % 8 of part k / 8; its term alone, then added to
+            // lane k % 2 of the first accumulator (other lanes of `term` are not used, so
+            // what the reduction makes of zeros does not matter).
+            VDouble ex = dx[k / 8], ey = inputs >= 1 ? dy[k / 8] : dx[k / 8];
+            const VDouble zero = {};
+            const VDouble term = Reduction::accumulate(zero, ex, ey, p);
+            acc[0][k & 1] = combine<Reduction>(acc[0][k & 1], term[k % 8]);
+        }
     }
     VDouble lanes = acc[0];
     for (int k = 1; k < parts; ++k) lanes = combine<Reduction>(lanes, acc[k]);
-    // The even lanes, then the odd lanes, each in order, then the two: for up to 8 elements
-    // this is the order of the BLAS dot product that torch calls (two accumulators over
-    // alternate elements), which LBFGS's reference trajectories follow to the last bit.
+    // The even lanes, then the odd lanes, each in order, then the two (the BLAS order above).
     const double even = combine<Reduction>(combine<Reduction>(combine<Reduction>(lanes[0], lanes[2]), lanes[4]), lanes[6]);
     const double odd = combine<Reduction>(combine<Reduction>(combine<Reduction>(lanes[1], lanes[3]), lanes[5]), lanes[7]);
     return combine<Reduction>(even, odd);
@@ -351,6 +365,98 @@ extern "C" optim_segment_fn optim_foreach_kernel(optim_foreach_op op, optim_dtyp
 
 extern "C" optim_segment_fn optim_reduction_kernel(optim_reduction reduction, optim_dtype dtype, optim_isa isa) {
     return optim::kernel_for(true, int(reduction), dtype, isa);
+}
+
+// ---- torch's order of a sum ------------------------------------------------------------------
+
+namespace {
+
+// W lanes of T, added lane by lane: the accumulator of torch's vectorized sum.
+template <class T, int W> struct Lanes {
+    T lane[W];
+    Lanes() { for (int k = 0; k < W; ++k) lane[k] = T(0); }
+    Lanes &operator+=(const Lanes &other) {
+        for (int k = 0; k < W; ++k) lane[k] += other.lane[k];
+        return *this;
+    }
+};
+
+int64_t ceil_log2(int64_t x) {
+    if (x <= 2) return 1;
+    return 64 - __builtin_clzll(uint64_t(x - 1));
+}
+
+// Four interleaved running sums over `rows` rows (row i, column k is load(4 i + k)), each kept
+// in a cascade of four levels that carries a level's total up every 2^p rows, so that only
+// sums of similar size meet.
+template <class Item, class Load> void cascade_four(Item out[4], int64_t rows, const Load &load) {
+    constexpr int levels = 4;
+    const int64_t level_power = std::max<int64_t>(4, ceil_log2(rows) / levels);
+    const int64_t level_step = int64_t(1) << level_power;
+    const int64_t level_mask = level_step - 1;
+    Item acc[levels][4];
+    int64_t i = 0;
+    while (i + level_step <= rows) {
+        for (int64_t j = 0; j < level_step; ++j, ++i)
+            for (int k = 0; k < 4; ++k) acc[0][k] += load(4 * i + k);
+        for (int j = 1; j < levels; ++j) {
+            for (int k = 0; k < 4; ++k) {
+                acc[j][k] += acc[j - 1][k];
+                acc[j - 1][k] = Item();
+            }
+            if ((i & (level_mask << (j * level_power))) != 0) break;
+        }
+    }
+    for (; i < rows; ++i)
+        for (int k = 0; k < 4; ++k) acc[0][k] += load(4 * i + k);
+    for (int j = 1; j < levels; ++j)
+        for (int k = 0; k < 4; ++k) acc[0][k] += acc[j][k];
+    for (int k = 0; k < 4; ++k) out[k] = acc[0][k];
+}
+
+// The sum of load(0) ... load(size - 1): four running sums, the rest into the first, then
+// the four in order.
+template <class Item, class Load> Item four_way_sum(int64_t size, const Load &load) {
+    Item partial[4];
+    cascade_four(partial, size / 4, load);
+    for (int64_t i = size / 4 * 4; i < size; ++i) partial[0] += load(i);
+    for (int k = 1; k < 4; ++k) partial[0] += partial[k];
+    return partial[0];
+}
+
+template <class T> struct Scalar {
+    T value = T(0);
+    Scalar() = default;
+    explicit Scalar(T v) : value(v) {}
+    Scalar &operator+=(const Scalar &other) {
+        value += other.value;
+        return *this;
+    }
+};
+
+template <class T> T torch_order_sum_abs(const T *x, int64_t n) {
+    constexpr int W = 32 / int(sizeof(T));  // an AVX2 vector
+    if (n < W) return four_way_sum<Scalar<T>>(n, [&](int64_t i) { return Scalar<T>(T(fabs(x[i]))); }).value;
+    const int64_t vectors = n / W;
+    const Lanes<T, W> lanes = four_way_sum<Lanes<T, W>>(vectors, [&](int64_t v) {
+        Lanes<T, W> loaded;
+        for (int k = 0; k < W; ++k) loaded.lane[k] = T(fabs(x[v * W + k]));
+        return loaded;
+    });
+    T total = T(0);
+    for (int64_t i = vectors * W; i < n; ++i) total += T(fabs(x[i]));
+    for (int k = 0; k < W; ++k) total += lanes.lane[k];
+    return total;
+}
+
+}  // namespace
+
+extern "C" double optim_torch_order_sum_abs(const void *x, int64_t count, optim_dtype dtype) {
+    switch (dtype) {
+    case OPTIM_DTYPE_FLOAT64: return torch_order_sum_abs(static_cast<const double *>(x), count);
+    case OPTIM_DTYPE_FLOAT32: return double(torch_order_sum_abs(static_cast<const float *>(x), count));
+    default: return 0.0;
+    }
 }
 
 extern "C" double optim_reduction_combine(const double *partials, int64_t first, int64_t count, int32_t maximum) {

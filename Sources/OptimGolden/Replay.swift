@@ -36,7 +36,7 @@ public struct GoldenReplayer {
             guard let name = golden.objective else {
                 throw GoldenError("a step has no gradients but the case names no objective")
             }
-            guard let known = GoldenObjective.named(name) else {
+            guard let known = GoldenObjective.named(name, dtype: golden.dtype) else {
                 return .skip("objective '\(name)' is not known to this replayer")
             }
             objective = known

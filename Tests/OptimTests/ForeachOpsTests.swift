@@ -172,6 +172,43 @@ import Testing
         return lists
     }
 
+    /// A float64 dot product of one tensor of up to one reduction block (4,096 elements) is
+    /// summed as the BLAS that torch calls on x86 sums it: products (not fused) into four
+    /// two-lane accumulators over blocks of eight, the tail's pairs and a last odd element into
+    /// the first, then ((a0 + a1) + a2) + a3 lane by lane and the two lanes. LBFGS's reference
+    /// trajectories depend on that order to the last bit.
+    @Test func aFloat64DotProductFollowsTheBLASOrder() throws {
+        func blasOrderDot(_ x: [Double], _ y: [Double]) -> Double {
+            var accumulators = [[Double]](repeating: [0, 0], count: 4)
+            let full = x.count / 8 * 8
+            for block in stride(from: 0, to: full, by: 8) {
+                for j in 0..<4 {
+                    for lane in 0..<2 { accumulators[j][lane] += x[block + 2 * j + lane] * y[block + 2 * j + lane] }
+                }
+            }
+            var index = full
+            while index + 2 <= x.count {
+                for lane in 0..<2 { accumulators[0][lane] += x[index + lane] * y[index + lane] }
+                index += 2
+            }
+            if index < x.count { accumulators[0][0] += x[index] * y[index] }
+            var lanes = accumulators[0]
+            for j in 1..<4 { for lane in 0..<2 { lanes[lane] += accumulators[j][lane] } }
+            return lanes[0] + lanes[1]
+        }
+        var random = TestRandom(seed: 77)
+        for count in Array(1...80) + [255, 1000, 4095, 4096] {
+            // Magnitudes from 1e-3 to 1e3, so that a different order gives different bits.
+            let x = (0..<count).map { _ in random.signed() * Double(sign: .plus, exponent: random.below(20) - 10, significand: 1) }
+            let y = random.values(count)
+            let tensorX = try Tensor(x, dtype: .float64), tensorY = try Tensor(y, dtype: .float64)
+            for threads in [1, 2] {
+                let got = try Foreach.dot([tensorX], [tensorY], execution: try Execution(threads: threads, serialThreshold: 0))
+                #expect(got.bitPattern == blasOrderDot(x, y).bitPattern, "\(count) elements, \(threads) threads")
+            }
+        }
+    }
+
     @Test func reductionsMatchPlainDoubleLoops() throws {
         let execution = try Execution(threads: 2, serialThreshold: 0, chunkElements: 100)
         for seed in UInt64(10)...20 {

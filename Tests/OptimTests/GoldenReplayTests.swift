@@ -41,6 +41,27 @@ import Testing
         }
     }
 
+    /// Random cases made with torch by Fixtures/generate_random_cases.py: options, shapes,
+    /// dtypes, groups, step counts, missing and sparse gradients, and LBFGS on Rosenbrock of 2
+    /// to 64 dimensions (whose trajectories follow torch's dot-product and sum orders to the
+    /// last bit), in every configuration.
+    @Test func randomCasesMatchTorch() throws {
+        let file = try GoldenFile(contentsOf: fixtures.appendingPathComponent("random_cases.json"))
+        #expect(file.cases.count >= 150)
+        #expect(Set(file.cases.map(\.optimizer)) == Self.implemented.union(["LBFGS"]))
+        for configuration in Self.configurations {
+            let execution = try Execution(threads: configuration.threads, backend: configuration.backend)
+            let replayer = GoldenReplayer(execution: execution, implementation: configuration.implementation)
+            for golden in file.cases {
+                let outcome = replayer.replay(golden)
+                guard case .pass = outcome else {
+                    Issue.record("\(golden.id) with \(configuration): \(outcome)")
+                    continue
+                }
+            }
+        }
+    }
+
     /// The replay must be able to fail: the same case with a changed option or a changed
     /// reference value is reported as a failure.
     @Test func aWrongOptionOrReferenceValueFails() throws {

@@ -50,7 +50,7 @@ typedef enum optim_reduction {
 /// elements, at fixed offsets. Each piece (a block's part of one tensor) gets one partial, in
 /// `partials[block + tensor index]`, which is unique per piece. A launch's chunk size must be
 /// a multiple of the block, so that no piece is split between workers.
-enum { OPTIM_REDUCTION_BLOCK = 2048 };
+enum { OPTIM_REDUCTION_BLOCK = 4096 };
 
 /// The per-tensor scalars of a reduction launch.
 typedef struct optim_reduction_scalars {
@@ -67,6 +67,13 @@ optim_segment_fn optim_reduction_kernel(optim_reduction reduction, optim_dtype d
 /// Combines `count` partials from `first` in index order: their sum (left to right), or with
 /// `maximum` their NaN-propagating maximum.
 double optim_reduction_combine(const double *partials, int64_t first, int64_t count, int32_t maximum);
+
+/// The sum of |x| over `count` contiguous float32 or float64 elements (0 for another dtype),
+/// on the calling thread, in the order of torch's CPU sum of a tensor (the AVX2 kernel torch
+/// dispatches to on x86, single-threaded below 32,768 elements; float32 in float, float64 in
+/// double): LBFGS's first step length is 1 / Σ|g| and its reference trajectories follow it to
+/// the last bit. Not vectorized; for one use per run.
+double optim_torch_order_sum_abs(const void *x, int64_t count, optim_dtype dtype);
 
 #ifdef __cplusplus
 }

@@ -147,6 +147,11 @@ enum Kernels {
     static func hash(_ bytes: UnsafeRawPointer, byteCount: Int, seed: UInt64) -> UInt64 {
         optim_hash_bytes(bytes, Int64(byteCount), seed)
     }
+
+    /// Σ|xᵢ| of a float32 or float64 tensor in torch's order of a sum, on the calling thread.
+    static func torchOrderSumAbs(_ tensor: Tensor) -> Double {
+        optim_torch_order_sum_abs(tensor.baseAddress, Int64(tensor.count), tensor.dtype.cValue)
+    }
 }
 
 /// An opened OpenMP runtime.

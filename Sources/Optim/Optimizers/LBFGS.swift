@@ -24,7 +24,9 @@
 /// element count, in the parameters' dtype, and every vector operation is a multi-tensor
 /// operation of ``Foreach`` on the optimizer's ``execution``: dot products and norms are
 /// accumulated in `Double` with a fixed order, so a step gives the same bits for every
-/// thread count, backend and instruction-set tier. Scalars (t, H, ρ, the line search's
+/// thread count, backend and instruction-set tier. For float64 that order is torch's own on
+/// x86 (the BLAS order of its dot products up to 4,096 elements, the order of its sum for the
+/// first step length 1 / Σ|g|), so that a run follows torch's trajectory to the last bit. Scalars (t, H, ρ, the line search's
 /// values) are `Double`; torch keeps them as tensors of the parameters' dtype, which for
 /// float32 parameters rounds them to float.
 ///
@@ -589,8 +591,13 @@ public final class LBFGS: Optimizer {
     private func maxAbs(_ x: Tensor) -> Double {
         launcher.reduce(.maxAbs, [x], execution: execution).combined
     }
+    /// Σ|xᵢ| of a flat buffer, in the order torch sums it where that order is known (float32 and
+    /// float64): the first step length depends on it.
     private func sumAbs(_ x: Tensor) -> Double {
-        launcher.reduce(.sumAbs, [x], execution: execution).combined
+        switch x.dtype {
+        case .float32, .float64: Kernels.torchOrderSumAbs(x)
+        default: launcher.reduce(.sumAbs, [x], execution: execution).combined
+        }
     }
 
     /// The gradients into `gathered` (zero for a parameter without one), negated to maximize.
