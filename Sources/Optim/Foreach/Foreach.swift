@@ -19,15 +19,17 @@
 ///
 /// **Reductions** (``dot(_:_:execution:)``, ``norm(_:p:execution:)`` and their per-tensor
 /// forms) widen every element to `Double` and accumulate in `Double`, whatever the storage.
-/// The concatenated list is cut into blocks of 2,048 elements at fixed offsets. Each block's
-/// part of each tensor gets one partial: element i goes to lane i mod 8 (for 32- and 16-bit
-/// storage, 16 lanes folded pairwise into 8), and the lanes are added even ones in order, odd
-/// ones in order, then the two; for up to 8 elements that is the order of the BLAS dot
-/// product torch calls, so that LBFGS follows torch's trajectories to the last bit. The
-/// partials are then added in position order on the calling thread. The grid depends on the
-/// element offsets only, so a reduction gives the same bits for every thread count, backend,
-/// instruction-set tier and chunk size. On longer vectors torch sums in other orders: results
-/// agree with torch's to rounding.
+/// The concatenated list is cut into blocks of 4,096 elements at fixed offsets. Each block's
+/// part of each tensor gets one partial: element i of its whole vectors goes to lane i mod 8
+/// (for 32- and 16-bit storage, 16 lanes folded pairwise into 8), the tail of fewer than a
+/// vector into lanes 0 and 1 by pairs (a last odd element into lane 0), and the lanes are
+/// added even ones in order, odd ones in order, then the two. For a float64 tensor of up to
+/// 4,095 elements that is the order of the BLAS dot product torch calls on x86, so that LBFGS
+/// follows torch's trajectories to the last bit. The partials are then added in position
+/// order on the calling thread. The grid depends on the element offsets only, so a reduction
+/// gives the same bits for every thread count, backend, instruction-set tier and chunk size.
+/// Beyond 4,095 elements torch's BLAS splits the sum by its thread count: results agree with
+/// torch's to rounding.
 ///
 /// `execution` defaults to the environment's (``Execution/fromEnvironment()``).
 public enum Foreach {
