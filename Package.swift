@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// The library product (Optim + COptimKernels) has no package dependency and no unsafe flag,
+// The library product (Optim, COptimKernels, COptimLanes) has no package dependency and no unsafe flag,
 // so that any package can depend on it by version. The command-line tool and the tests
 // bring their own dependencies.
 let package = Package(
@@ -19,9 +19,11 @@ let package = Package(
             name: "COptimKernels",
             cxxSettings: [.define("OPTIM_KERNELS_BUILD")]
         ),
+        // Lane operations for rules written in Swift: header-only, reached from inlinable code.
+        .target(name: "COptimLanes"),
         .target(
             name: "Optim",
-            dependencies: ["COptimKernels"]
+            dependencies: ["COptimKernels", "COptimLanes"]
         ),
         .target(
             name: "OptimGolden",

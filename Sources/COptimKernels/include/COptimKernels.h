@@ -274,6 +274,14 @@ void optim_convert_from_double(const double *source, void *destination, int64_t 
 void optim_convert_to_double(const void *source, double *destination, int64_t count,
                              optim_dtype dtype);
 
+/// Widens `count` float16 or bfloat16 values to float, and rounds float values back (to
+/// nearest, ties to even), with the vector code of `isa`: the half-type storage of rules
+/// written in Swift, whose math runs in float.
+void optim_widen_to_float(const void *source, float *destination, int64_t count, optim_dtype dtype,
+                          optim_isa isa);
+void optim_narrow_from_float(const float *source, void *destination, int64_t count, optim_dtype dtype,
+                             optim_isa isa);
+
 /// A 64-bit hash of a byte range, for comparing results bit for bit.
 uint64_t optim_hash_bytes(const void *bytes, int64_t count, uint64_t seed);
 

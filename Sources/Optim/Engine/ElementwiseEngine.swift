@@ -8,7 +8,8 @@ protocol ElementwiseAlgorithm {
     /// momentum coefficients), kept per parameter as torch keeps it.
     associatedtype TensorState: Equatable = NoTensorState
 
-    static var rule: KernelRule { get }
+    /// The loops of the rule for one dtype and tier, indexed by flags.
+    static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?>
     /// torch's names of the state slots, in slot order.
     static var stateNames: [String] { get }
     static func validate(_ options: Options) throws
@@ -44,6 +45,17 @@ protocol ElementwiseAlgorithm {
     static func initialValue(slot: Int, _ options: Options) -> Double
     /// Whether torch keeps a `step` count in a parameter's state (all but SGD do).
     static var keepsStepCount: Bool { get }
+}
+
+/// An algorithm whose rule is built into the kernel target, with a loop per instruction-set tier.
+protocol BuiltInAlgorithm: ElementwiseAlgorithm {
+    static var rule: KernelRule { get }
+}
+
+extension BuiltInAlgorithm {
+    static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
+        Kernels.table(rule, dtype: dtype, isa: isa)
+    }
 }
 
 /// The scalar state of a rule that keeps none.
@@ -482,7 +494,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
 
     private func refreshTables() {
         guard tablesISA != execution.instructionSet else { return }
-        tables = DType.allCases.map { Kernels.table(Algorithm.rule, dtype: $0, isa: execution.instructionSet) }
+        tables = DType.allCases.map { Algorithm.kernels(dtype: $0, isa: execution.instructionSet) }
         tablesISA = execution.instructionSet
     }
 }

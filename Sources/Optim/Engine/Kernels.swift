@@ -154,6 +154,51 @@ enum Kernels {
     }
 }
 
+// Rules written in Swift (ElementwiseRule) run behind one C entry per storage dtype: the
+// engine's plan calls it like any kernel, and it forwards the segment to the rule's loops,
+// which the descriptor's scalar block names (SwiftRuleScalars).
+extension Kernels {
+    private static let bestForConversions = bestInstructionSet.cValue
+
+    /// Half-type blocks of Swift rules: conversions are exact integer code, so the best tier
+    /// gives the bits of every tier.
+    static func widen(_ source: UnsafeRawPointer, to destination: UnsafeMutablePointer<Float>, count: Int, dtype: DType) {
+        optim_widen_to_float(source, destination, Int64(count), dtype.cValue, bestForConversions)
+    }
+
+    static func narrow(_ source: UnsafePointer<Float>, to destination: UnsafeMutableRawPointer, count: Int, dtype: DType) {
+        optim_narrow_from_float(source, destination, Int64(count), dtype.cValue, bestForConversions)
+    }
+
+    /// The one-entry kernel table of Swift rules for `dtype` (they take no flags).
+    static func swiftRuleTable(dtype: DType) -> UnsafeBufferPointer<SegmentFunction?> {
+        swiftRuleTables[dtype.ordinal]
+    }
+
+    // Written once, read only after.
+    nonisolated(unsafe) private static let swiftRuleTables: [UnsafeBufferPointer<SegmentFunction?>] = DType.allCases.map { dtype in
+        let entry = UnsafeMutableBufferPointer<SegmentFunction?>.allocate(capacity: 1)
+        switch dtype {
+        case .float32: entry[0] = { runSwiftRuleSegment($0, $1, $2, .float32) }
+        case .float64: entry[0] = { runSwiftRuleSegment($0, $1, $2, .float64) }
+        case .float16: entry[0] = { runSwiftRuleSegment($0, $1, $2, .float16) }
+        case .bfloat16: entry[0] = { runSwiftRuleSegment($0, $1, $2, .bfloat16) }
+        }
+        return UnsafeBufferPointer(entry)
+    }
+}
+
+private func runSwiftRuleSegment(_ tensor: UnsafePointer<KernelTensor>?, _ begin: Int64, _ end: Int64,
+                                 _ dtype: DType) {
+    let descriptor = tensor.unsafelyUnwrapped.pointee
+    let block = descriptor.scalars.unsafelyUnwrapped
+    let header = block.load(as: SwiftRuleHeader.self)
+    header.rule.runSegment(RuleSegment(
+        parameter: descriptor.param.unsafelyUnwrapped, gradient: descriptor.grad.unsafelyUnwrapped,
+        state: descriptor.state, scalars: block + header.scalarsOffset, begin: Int(begin), end: Int(end),
+        dtype: dtype))
+}
+
 /// An opened OpenMP runtime.
 struct OpenMPRuntime: @unchecked Sendable {
     let library: String

@@ -65,7 +65,7 @@ public final class ASGD: ElementwiseOptimizer<ASGD.Options> {
     }
 }
 
-enum ASGDAlgorithm: ElementwiseAlgorithm {
+enum ASGDAlgorithm: BuiltInAlgorithm {
     typealias Options = ASGD.Options
     typealias Scalars = ASGDKernelScalars
     static let name = "ASGD"

@@ -50,7 +50,7 @@ public final class Adadelta: ElementwiseOptimizer<Adadelta.Options> {
     }
 }
 
-enum AdadeltaAlgorithm: ElementwiseAlgorithm {
+enum AdadeltaAlgorithm: BuiltInAlgorithm {
     typealias Options = Adadelta.Options
     typealias Scalars = AdadeltaKernelScalars
     static let name = "Adadelta"

@@ -53,7 +53,7 @@ public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
     }
 }
 
-enum AdagradAlgorithm: ElementwiseAlgorithm {
+enum AdagradAlgorithm: BuiltInAlgorithm {
     typealias Options = Adagrad.Options
     typealias Scalars = AdagradKernelScalars
     static let name = "Adagrad"

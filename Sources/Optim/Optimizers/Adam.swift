@@ -107,7 +107,7 @@ public final class AdamW: ElementwiseOptimizer<AdamW.Options> {
     }
 }
 
-enum AdamAlgorithm: ElementwiseAlgorithm {
+enum AdamAlgorithm: BuiltInAlgorithm {
     typealias Options = Adam.Options
     typealias Scalars = AdamKernelScalars
     static let name = "Adam"

@@ -63,7 +63,7 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
     }
 }
 
-enum AdamaxAlgorithm: ElementwiseAlgorithm {
+enum AdamaxAlgorithm: BuiltInAlgorithm {
     typealias Options = Adamax.Options
     typealias Scalars = AdamaxKernelScalars
     static let name = "Adamax"

@@ -76,7 +76,7 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
     }
 }
 
-enum NAdamAlgorithm: ElementwiseAlgorithm {
+enum NAdamAlgorithm: BuiltInAlgorithm {
     typealias Options = NAdam.Options
     typealias Scalars = NAdamKernelScalars
     static let name = "NAdam"

@@ -72,7 +72,7 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
     }
 }
 
-enum RAdamAlgorithm: ElementwiseAlgorithm {
+enum RAdamAlgorithm: BuiltInAlgorithm {
     typealias Options = RAdam.Options
     typealias Scalars = RAdamKernelScalars
     static let name = "RAdam"

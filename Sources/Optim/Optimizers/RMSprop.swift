@@ -59,7 +59,7 @@ public final class RMSprop: ElementwiseOptimizer<RMSprop.Options> {
     }
 }
 
-enum RMSpropAlgorithm: ElementwiseAlgorithm {
+enum RMSpropAlgorithm: BuiltInAlgorithm {
     typealias Options = RMSprop.Options
     typealias Scalars = RMSpropKernelScalars
     static let name = "RMSprop"

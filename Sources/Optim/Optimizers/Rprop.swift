@@ -53,7 +53,7 @@ public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
     }
 }
 
-enum RpropAlgorithm: ElementwiseAlgorithm {
+enum RpropAlgorithm: BuiltInAlgorithm {
     typealias Options = Rprop.Options
     typealias Scalars = RpropKernelScalars
     static let name = "Rprop"

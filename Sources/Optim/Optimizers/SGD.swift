@@ -55,7 +55,7 @@ public final class SGD: ElementwiseOptimizer<SGD.Options> {
     }
 }
 
-enum SGDAlgorithm: ElementwiseAlgorithm {
+enum SGDAlgorithm: BuiltInAlgorithm {
     typealias Options = SGD.Options
     typealias Scalars = SGDKernelScalars
     static let name = "SGD"

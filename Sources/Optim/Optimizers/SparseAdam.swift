@@ -61,7 +61,7 @@ public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
     }
 }
 
-enum SparseAdamAlgorithm: ElementwiseAlgorithm {
+enum SparseAdamAlgorithm: BuiltInAlgorithm {
     typealias Options = SparseAdam.Options
     typealias Scalars = SparseAdamKernelScalars
 

@@ -1,11 +1,13 @@
-/// One option of an optimizer under torch's name, for reading and writing state dicts.
+/// One option of an optimizer under torch's name, for reading and writing state dicts: a
+/// number, a flag, or a pair of numbers (torch's `betas`).
 // Key paths are immutable values, safe to share between threads.
-enum OptionField<Options>: @unchecked Sendable {
+public enum OptionField<Options>: @unchecked Sendable {
     case number(String, WritableKeyPath<Options, Double>)
     case flag(String, WritableKeyPath<Options, Bool>)
     case pair(String, WritableKeyPath<Options, (Double, Double)>)
 
-    var name: String {
+    /// torch's name of the option.
+    public var name: String {
         switch self {
         case .number(let name, _), .flag(let name, _), .pair(let name, _): name
         }
@@ -72,4 +74,28 @@ public protocol TorchNamedOptions: OptimizerOptions {
     /// this optimizer are ignored, as torch ignores them in a parameter group. Throws when a
     /// value has the wrong type; does not validate ranges (the optimizer does).
     func applying(torchValues values: [String: StateValue]) throws -> Self
+}
+
+/// Options whose torch names come from one table of fields: the table gives the state-dict
+/// mapping (``TorchNamedOptions``), so that an options struct declares its fields and nothing
+/// else.
+///
+///     struct Options: TorchFieldOptions {
+///         var lr = 1e-4, betas = (0.9, 0.99), weightDecay = 0.0
+///         static let torchFields: [OptionField<Self>] = [
+///             .number("lr", \.lr), .pair("betas", \.betas), .number("weight_decay", \.weightDecay)]
+///     }
+public protocol TorchFieldOptions: TorchNamedOptions {
+    /// The options at their defaults.
+    init()
+    /// Every option under its torch name.
+    static var torchFields: [OptionField<Self>] { get }
+}
+
+extension TorchFieldOptions {
+    public var torchValues: [String: StateValue] { Self.torchFields.torchValues(of: self) }
+
+    public func applying(torchValues values: [String: StateValue]) throws -> Self {
+        try Self.torchFields.options(from: values, base: self)
+    }
 }

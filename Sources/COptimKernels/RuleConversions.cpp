@@ -1,0 +1,88 @@
+// Widening of half-type storage to float and rounding back, for the element loops of rules
+// written in Swift: their math runs in float, on blocks converted here with the vector code of
+// the chosen tier. The conversions are exact integer code (Storage.h), so every tier gives the
+// same bits.
+#include "COptimKernels.h"
+#include "Storage.h"
+
+namespace optim {
+namespace {
+
+template <class Storage>
+OPTIM_INLINE void widen_block(const void *source, float *destination, int64_t count) {
+    const typename Storage::Element *in = static_cast<const typename Storage::Element *>(source);
+    int64_t i = 0;
+    for (; i + Storage::width <= count; i += Storage::width) {
+        VFloat v;
+        Storage::load(v, in + i);
+        memcpy(destination + i, &v, sizeof v);
+    }
+    if (i < count) {
+        typename Storage::Element buffer[Storage::width] = {};
+        copy_small(buffer, in + i, size_t(count - i) * sizeof(buffer[0]));
+        VFloat v;
+        Storage::load(v, buffer);
+        copy_small(destination + i, &v, size_t(count - i) * sizeof(float));
+    }
+}
+
+template <class Storage>
+OPTIM_INLINE void narrow_block(const float *source, void *destination, int64_t count) {
+    typename Storage::Element *out = static_cast<typename Storage::Element *>(destination);
+    int64_t i = 0;
+    for (; i + Storage::width <= count; i += Storage::width) {
+        VFloat v;
+        memcpy(&v, source + i, sizeof v);
+        Storage::store(out + i, v);
+    }
+    if (i < count) {
+        VFloat v = {};
+        copy_small(&v, source + i, size_t(count - i) * sizeof(float));
+        typename Storage::Element buffer[Storage::width];
+        Storage::store(buffer, v);
+        copy_small(out + i, buffer, size_t(count - i) * sizeof(buffer[0]));
+    }
+}
+
+#define OPTIM_DEFINE_CONVERSION_TIER(NAME, ATTRIBUTES)                                              \
+    ATTRIBUTES void widen_##NAME(const void *s, float *d, int64_t n, optim_dtype dtype) {           \
+        if (dtype == OPTIM_DTYPE_FLOAT16) widen_block<Float16Storage>(s, d, n);                     \
+        else widen_block<BFloat16Storage>(s, d, n);                                                 \
+    }                                                                                               \
+    ATTRIBUTES void narrow_##NAME(const float *s, void *d, int64_t n, optim_dtype dtype) {          \
+        if (dtype == OPTIM_DTYPE_FLOAT16) narrow_block<Float16Storage>(s, d, n);                    \
+        else narrow_block<BFloat16Storage>(s, d, n);                                                \
+    }
+
+OPTIM_DEFINE_CONVERSION_TIER(baseline, )
+#if defined(__x86_64__)
+OPTIM_DEFINE_CONVERSION_TIER(avx2, __attribute__((target("arch=x86-64-v3"))))
+OPTIM_DEFINE_CONVERSION_TIER(avx512, __attribute__((target("arch=x86-64-v4"), min_vector_width(512))))
+#endif
+
+}  // namespace
+}  // namespace optim
+
+extern "C" void optim_widen_to_float(const void *source, float *destination, int64_t count, optim_dtype dtype,
+                                     optim_isa isa) {
+    using namespace optim;
+#if defined(__x86_64__)
+    if (isa == OPTIM_ISA_AVX512) return widen_avx512(source, destination, count, dtype);
+    if (isa == OPTIM_ISA_AVX2) return widen_avx2(source, destination, count, dtype);
+#else
+    (void)isa;
+#endif
+    widen_baseline(source, destination, count, dtype);
+}
+
+extern "C" void optim_narrow_from_float(const float *source, void *destination, int64_t count, optim_dtype dtype,
+                                        optim_isa isa) {
+    using namespace optim;
+#if defined(__x86_64__)
+    if (isa == OPTIM_ISA_AVX512) return narrow_avx512(source, destination, count, dtype);
+    if (isa == OPTIM_ISA_AVX2) return narrow_avx2(source, destination, count, dtype);
+#else
+    (void)isa;
+#endif
+    narrow_baseline(source, destination, count, dtype);
+}

@@ -1,0 +1,72 @@
+/// An optimizer that runs a rule written in Swift (``ElementwiseRule``) on the library's
+/// engine, with the API of the built-in optimizers: parameter groups with their own options,
+/// `step`, `zeroGrad`, `state(for:)`, state dicts in torch's layout (the rule's state names,
+/// `step` as a float32 tensor, its options under ``TorchFieldOptions``'s names), schedulers
+/// (its `lr`), threads on either backend and both code paths with the same bits.
+public final class RuleOptimizer<Rule: ElementwiseRule>: ElementwiseOptimizer<Rule.Options> {
+    /// The rule over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Rule.Options = .init(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// The rule over parameter groups, each with its changes to `defaults`. `execution`
+    /// defaults to the environment's (``Execution/fromEnvironment()``).
+    public init(groups: [ParameterGroupSpec<Rule.Options>], defaults: Rule.Options = .init(),
+                execution: Execution? = nil, implementation: Implementation = .multiTensor) throws {
+        guard Rule.stateNames.count <= Kernels.maxStateSlots else {
+            throw OptimError(.invalidArgument, """
+                \(Rule.name) declares \(Rule.stateNames.count) state slots; a rule keeps at most \
+                \(Kernels.maxStateSlots)
+                """)
+        }
+        let engine = try ElementwiseEngine<SwiftRuleAlgorithm<Rule>>(
+            groups: groups, defaults: defaults, execution: execution, implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+}
+
+/// What a Swift rule's scalar block starts with: the rule's loops and where its scalars are.
+struct SwiftRuleHeader {
+    let rule: any ElementwiseRuleSegments.Type
+    let scalarsOffset: Int
+}
+
+/// The scalar block of a Swift rule's launch tensors.
+struct SwiftRuleScalars<Rule: ElementwiseRule> {
+    var header: SwiftRuleHeader
+    var scalars: Rule.Scalars
+
+    init(_ scalars: Rule.Scalars) {
+        header = SwiftRuleHeader(rule: Rule.self, scalarsOffset: MemoryLayout<Self>.offset(of: \.scalars)!)
+        self.scalars = scalars
+    }
+}
+
+/// A Swift rule seen by the engine as one of its algorithms.
+enum SwiftRuleAlgorithm<Rule: ElementwiseRule>: ElementwiseAlgorithm {
+    typealias Options = Rule.Options
+    typealias Scalars = SwiftRuleScalars<Rule>
+    typealias TensorState = Rule.ScalarState
+
+    static var name: String { Rule.name }
+    static var stateNames: [String] { Rule.stateNames }
+    static var optionFields: [OptionField<Options>] { Options.torchFields }
+    static var valueNames: [String] { Rule.ScalarState.names }
+
+    static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
+        Kernels.swiftRuleTable(dtype: dtype)
+    }
+
+    static func validate(_ options: Options) throws { try Rule.validate(options) }
+    static func usesSlot(_ slot: Int, _ options: Options) -> Bool { true }
+
+    static func prepare(_ options: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars) {
+        (0, Scalars(Rule.scalars(options, step: step, state: &state)))
+    }
+
+    static func initialTensorState(_ options: Options) -> TensorState { TensorState() }
+    static func values(of state: TensorState) -> [String: Double] { state.values }
+    static func tensorState(from values: [String: Double]) -> TensorState { TensorState(values: values) }
+}
