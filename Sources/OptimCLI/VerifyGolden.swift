@@ -9,6 +9,8 @@ struct VerifyGolden: ParsableCommand {
         abstract: "Replays reference trajectories (optim-golden/1 files) and compares every value.",
         discussion: """
             Prints one line per case: PASS <id> max_err=<e>, FAIL <id> <where> or SKIP <id> <reason>, \
+            each case replayed by every optimizer of the catalog that reimplements its optimizer \
+            (the Swift-rule Adam replays Adam's cases, its id marked [SwiftAdam]), \
             then a summary line. Files with an "errors" list are checked too: options torch refuses \
             must be refused; files with a "schedulers" list replay learning-rate schedules. Exit status 1 if any case fails.
             """
@@ -58,7 +60,13 @@ struct VerifyGolden: ParsableCommand {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             let file = try GoldenFile(data: data, source: path, allowingNoCases: true)
             for golden in file.cases where selected(golden.id) {
-                report(golden.id, replayer.replay(golden))
+                // Every catalog optimizer that reimplements the case's optimizer replays it.
+                let entries = OptimizerCatalog.entries(replaying: golden.optimizer)
+                if entries.isEmpty { report(golden.id, replayer.replay(golden)) }
+                for entry in entries {
+                    let id = entry.name == golden.optimizer ? golden.id : "\(golden.id) [\(entry.name)]"
+                    report(id, replayer.replay(golden, on: entry))
+                }
             }
             for check in try GoldenErrorCase.load(data: data) where selected(check.id) {
                 report(check.id, check.check(execution: execution))

@@ -19,9 +19,14 @@ public struct GoldenReplayer {
         self.implementation = implementation
     }
 
-    public func replay(_ golden: GoldenCase) -> ReplayOutcome {
+    /// Replays `golden` on `entry`, by default the catalog's first optimizer that replays
+    /// cases of its optimizer.
+    public func replay(_ golden: GoldenCase, on entry: OptimizerEntry? = nil) -> ReplayOutcome {
+        guard let entry = entry ?? OptimizerCatalog.entries(replaying: golden.optimizer).first else {
+            return .skip("\(golden.optimizer) is not implemented")
+        }
         do {
-            return try replayThrowing(golden)
+            return try replayThrowing(golden, on: entry)
         } catch let error as GoldenError {
             return .fail(error.message)
         } catch {
@@ -29,7 +34,7 @@ public struct GoldenReplayer {
         }
     }
 
-    private func replayThrowing(_ golden: GoldenCase) throws -> ReplayOutcome {
+    private func replayThrowing(_ golden: GoldenCase, on entry: OptimizerEntry) throws -> ReplayOutcome {
         let closureDriven = golden.objective != nil || golden.steps.contains { $0.grads == nil }
         var objective: GoldenObjective.Function?
         if closureDriven {
@@ -44,21 +49,17 @@ public struct GoldenReplayer {
         let parameters = try zip(golden.initialParams, golden.shapes).map { data, shape in
             try Tensor(data, shape: shape, dtype: golden.dtype)
         }
-        let groups = try golden.groups.map { group in
+        let groups = try golden.groups.map { group -> OptimizerEntry.Group in
             (try group.params.map { index -> Tensor in
                 guard parameters.indices.contains(index) else {
                     throw GoldenError("group refers to parameter \(index) of \(parameters.count)")
                 }
                 return parameters[index]
-            }, group.options)
+            }, try torchValues(group.options))
         }
-        let optimizer: ReplayedOptimizer
+        let optimizer: any Optimizer
         do {
-            guard let made = try makeOptimizer(golden.optimizer, groups: groups, execution: execution,
-                                               implementation: implementation) else {
-                return .skip("\(golden.optimizer) is not implemented yet")
-            }
-            optimizer = made
+            optimizer = try entry.make(groups: groups, execution: execution, implementation: implementation)
         } catch let error as OptimError {
             return .fail("the optimizer refused the case's options: \(error.message)")
         }
@@ -194,11 +195,11 @@ public struct GoldenErrorCase {
     /// refuses what torch refused and accepts what torch accepted.
     public func check(execution: Execution) -> ReplayOutcome {
         let parameter = try! Tensor([0.5, -0.5], dtype: .float32)
+        guard let entry = OptimizerCatalog.entries(replaying: optimizer).first else {
+            return .skip("\(optimizer) is not implemented")
+        }
         do {
-            guard try makeOptimizer(optimizer, groups: [([parameter], options)], execution: execution,
-                                    implementation: .multiTensor) != nil else {
-                return .skip("\(optimizer) is not implemented yet")
-            }
+            _ = try entry.make([parameter], options: torchValues(options), execution: execution)
             return torchError == nil ? .pass(maxError: 0) : .fail("accepted options that torch refuses (\(torchError!))")
         } catch let error as OptimError {
             if torchError == nil && TorchOptions.refusedAtFirstStep(optimizer: optimizer, options: options) {

@@ -4,7 +4,7 @@ import Testing
 /// A rule as a user writes it in their own package: signed momentum,
 /// `m ← β·m + g`, `p ← p − lr·sign(m)`, with a decoupled weight decay.
 struct SignedMomentum: ElementwiseRule {
-    struct Options: TorchFieldOptions, Equatable {
+    struct Options: TorchFieldOptions, DefaultOptions {
         var lr = 1e-3, momentum = 0.9, weightDecay = 0.0
         static let torchFields: [OptionField<Self>] = [
             .number("lr", \.lr), .number("momentum", \.momentum), .number("weight_decay", \.weightDecay),

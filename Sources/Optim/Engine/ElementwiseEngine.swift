@@ -28,8 +28,6 @@ protocol ElementwiseAlgorithm {
     static var valueNames: [String] { get }
     /// The scalar state from its values by torch's names.
     static func tensorState(from values: [String: Double]) -> TensorState
-    /// The options under torch's names, for state dicts.
-    static var optionFields: [OptionField<Options>] { get }
     /// Whether torch keeps `step` as a plain integer (SparseAdam) rather than a float32 tensor.
     static var stepIsInteger: Bool { get }
     /// torch's name of the optimizer, for messages.
@@ -79,7 +77,7 @@ extension ElementwiseAlgorithm {
 }
 
 /// How an optimizer takes row-sparse gradients.
-enum SparseGradientSupport {
+public enum SparseGradientSupport: String, Sendable {
     /// Dense gradients only (a sparse one is refused).
     case refused
     /// Dense or sparse (Adagrad).

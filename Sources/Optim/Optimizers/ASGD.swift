@@ -78,10 +78,6 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.asgd
     static let stateNames = ["ax"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .number("lambd", \.lambd), .number("alpha", \.alpha), .number("t0", \.t0),
-        .number("weight_decay", \.weightDecay), .flag("maximize", \.maximize),
-    ]
     static let valueNames = ["eta", "mu"]
 
     static func tensorState(from values: [String: Double]) -> TensorState {
@@ -89,11 +85,11 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
     }
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
-        try Check.nonNegative(o.weightDecay, "weight_decay")
-        try Check.finite(o.lambd, "lambd")
-        try Check.finite(o.alpha, "alpha")
-        try Check.finite(o.t0, "t0")
+        try OptionCheck.learningRate(o.lr)
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.finite(o.lambd, "lambd")
+        try OptionCheck.finite(o.alpha, "alpha")
+        try OptionCheck.finite(o.t0, "t0")
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
@@ -117,9 +113,9 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension ASGD.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { ASGDAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try ASGDAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension ASGD.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .number("lambd", \.lambd), .number("alpha", \.alpha), .number("t0", \.t0),
+        .number("weight_decay", \.weightDecay), .flag("maximize", \.maximize),
+    ]
 }

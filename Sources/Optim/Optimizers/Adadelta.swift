@@ -57,18 +57,14 @@ enum AdadeltaAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.adadelta
     static let stateNames = ["square_avg", "acc_delta"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .number("rho", \.rho), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .flag("maximize", \.maximize),
-    ]
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
+        try OptionCheck.learningRate(o.lr)
         guard o.rho >= 0, o.rho <= 1 else {
             throw OptimError(.invalidOption, "Invalid rho value: \(o.rho) (must be in [0, 1])")
         }
-        try Check.epsilon(o.eps)
-        try Check.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.epsilon(o.eps)
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
@@ -79,9 +75,9 @@ enum AdadeltaAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension Adadelta.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { AdadeltaAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try AdadeltaAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension Adadelta.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .number("rho", \.rho), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .flag("maximize", \.maximize),
+    ]
 }

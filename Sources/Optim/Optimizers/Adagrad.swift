@@ -70,18 +70,13 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.adagrad
     static let stateNames = ["sum"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .number("lr_decay", \.lrDecay), .number("weight_decay", \.weightDecay),
-        .number("initial_accumulator_value", \.initialAccumulatorValue), .number("eps", \.eps),
-        .flag("maximize", \.maximize),
-    ]
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
-        try Check.nonNegative(o.lrDecay, "lr_decay")
-        try Check.nonNegative(o.weightDecay, "weight_decay")
-        try Check.nonNegative(o.initialAccumulatorValue, "initial_accumulator_value")
-        try Check.epsilon(o.eps)
+        try OptionCheck.learningRate(o.lr)
+        try OptionCheck.nonNegative(o.lrDecay, "lr_decay")
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.nonNegative(o.initialAccumulatorValue, "initial_accumulator_value")
+        try OptionCheck.epsilon(o.eps)
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
@@ -96,9 +91,10 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension Adagrad.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { AdagradAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try AdagradAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension Adagrad.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .number("lr_decay", \.lrDecay), .number("weight_decay", \.weightDecay),
+        .number("initial_accumulator_value", \.initialAccumulatorValue), .number("eps", \.eps),
+        .flag("maximize", \.maximize),
+    ]
 }

@@ -114,18 +114,13 @@ enum AdamAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.adam
     static let stateNames = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .flag("amsgrad", \.amsgrad), .flag("maximize", \.maximize),
-        .flag("decoupled_weight_decay", \.decoupledWeightDecay),
-    ]
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
-        try Check.epsilon(o.eps)
-        try Check.beta(o.betas.0, index: 0)
-        try Check.beta(o.betas.1, index: 1)
-        try Check.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.learningRate(o.lr)
+        try OptionCheck.epsilon(o.eps)
+        try OptionCheck.beta(o.betas.0, index: 0)
+        try OptionCheck.beta(o.betas.1, index: 1)
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { slot < 2 || o.amsgrad }
@@ -149,9 +144,10 @@ enum AdamAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension Adam.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { AdamAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try AdamAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension Adam.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .flag("amsgrad", \.amsgrad), .flag("maximize", \.maximize),
+        .flag("decoupled_weight_decay", \.decoupledWeightDecay),
+    ]
 }

@@ -91,15 +91,15 @@ public final class LBFGS: Optimizer {
         }
 
         func validate() throws {
-            try Check.learningRate(lr)
+            try OptionCheck.learningRate(lr)
             guard maxIter >= 1 else {
                 throw OptimError(.invalidOption, "Invalid max_iter value: \(maxIter) (must be >= 1)")
             }
             if let maxEval, maxEval < 1 {
                 throw OptimError(.invalidOption, "Invalid max_eval value: \(maxEval) (must be >= 1)")
             }
-            try Check.nonNegative(toleranceGrad, "tolerance_grad")
-            try Check.nonNegative(toleranceChange, "tolerance_change")
+            try OptionCheck.nonNegative(toleranceGrad, "tolerance_grad")
+            try OptionCheck.nonNegative(toleranceChange, "tolerance_change")
             guard historySize >= 1 else {
                 throw OptimError(.invalidOption, "Invalid history_size value: \(historySize) (must be >= 1)")
             }

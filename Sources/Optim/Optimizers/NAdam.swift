@@ -88,11 +88,6 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.nadam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .number("momentum_decay", \.momentumDecay), .flag("decoupled_weight_decay", \.decoupledWeightDecay),
-        .flag("maximize", \.maximize),
-    ]
     static let valueNames = ["mu_product"]
 
     static func tensorState(from values: [String: Double]) -> TensorState {
@@ -100,12 +95,12 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
     }
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
-        try Check.epsilon(o.eps)
-        try Check.beta(o.betas.0, index: 0)
-        try Check.beta(o.betas.1, index: 1)
-        try Check.nonNegative(o.weightDecay, "weight_decay")
-        try Check.nonNegative(o.momentumDecay, "momentum_decay")
+        try OptionCheck.learningRate(o.lr)
+        try OptionCheck.epsilon(o.eps)
+        try OptionCheck.beta(o.betas.0, index: 0)
+        try OptionCheck.beta(o.betas.1, index: 1)
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.nonNegative(o.momentumDecay, "momentum_decay")
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
@@ -132,9 +127,10 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
     static func values(of state: TensorState) -> [String: Double] { ["mu_product": Double(state.muProduct)] }
 }
 
-extension NAdam.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { NAdamAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try NAdamAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension NAdam.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .number("momentum_decay", \.momentumDecay), .flag("decoupled_weight_decay", \.decoupledWeightDecay),
+        .flag("maximize", \.maximize),
+    ]
 }

@@ -64,6 +64,21 @@ public protocol Optimizer: AnyObject {
     func step(_ closure: () throws -> Double) throws -> Double
     /// Drops every gradient (`setToNone`, the default, as torch) or fills them with zeros.
     func zeroGrad(setToNone: Bool)
+
+    /// The state of `parameter` by torch's names, or nil before its first update.
+    func state(for parameter: Tensor) -> ParameterState?
+    /// The state and options as torch's `optimizer.state_dict()` holds them.
+    func stateDict() -> OptimizerStateDict
+    /// Restores options and state saved by ``stateDict()``; throws, changing nothing, when the
+    /// dict does not fit this optimizer.
+    func loadStateDict(_ dict: OptimizerStateDict) throws
+}
+
+/// An optimizer built from its parameter groups and default options: what the catalog
+/// (``OptimizerCatalog``) needs to build any optimizer from torch-named options.
+public protocol GroupConstructible: Optimizer where Options: TorchNamedOptions {
+    init(groups: [ParameterGroupSpec<Options>], defaults: Options, execution: Execution?,
+         implementation: Implementation) throws
 }
 
 extension Optimizer {

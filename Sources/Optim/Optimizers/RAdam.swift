@@ -79,17 +79,13 @@ enum RAdamAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.radam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .flag("decoupled_weight_decay", \.decoupledWeightDecay), .flag("maximize", \.maximize),
-    ]
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
-        try Check.epsilon(o.eps)
-        try Check.beta(o.betas.0, index: 0)
-        try Check.beta(o.betas.1, index: 1)
-        try Check.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.learningRate(o.lr)
+        try OptionCheck.epsilon(o.eps)
+        try OptionCheck.beta(o.betas.0, index: 0)
+        try OptionCheck.beta(o.betas.1, index: 1)
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
@@ -117,9 +113,9 @@ enum RAdamAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension RAdam.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { RAdamAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try RAdamAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension RAdam.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+        .flag("decoupled_weight_decay", \.decoupledWeightDecay), .flag("maximize", \.maximize),
+    ]
 }

@@ -66,17 +66,13 @@ enum RMSpropAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.rmsprop
     static let stateNames = ["square_avg", "momentum_buffer", "grad_avg"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .number("alpha", \.alpha), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .number("momentum", \.momentum), .flag("centered", \.centered), .flag("maximize", \.maximize),
-    ]
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
-        try Check.epsilon(o.eps)
-        try Check.nonNegative(o.momentum, "momentum")
-        try Check.nonNegative(o.weightDecay, "weight_decay")
-        try Check.nonNegative(o.alpha, "alpha")
+        try OptionCheck.learningRate(o.lr)
+        try OptionCheck.epsilon(o.eps)
+        try OptionCheck.nonNegative(o.momentum, "momentum")
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.nonNegative(o.alpha, "alpha")
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool {
@@ -92,9 +88,10 @@ enum RMSpropAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension RMSprop.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { RMSpropAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try RMSpropAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension RMSprop.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .number("alpha", \.alpha), .number("eps", \.eps),
+        .number("weight_decay", \.weightDecay), .number("momentum", \.momentum), .flag("centered", \.centered),
+        .flag("maximize", \.maximize),
+    ]
 }

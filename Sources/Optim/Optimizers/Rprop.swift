@@ -60,12 +60,9 @@ enum RpropAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.rprop
     static let stateNames = ["prev", "step_size"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .pair("etas", \.etas), .pair("step_sizes", \.stepSizes), .flag("maximize", \.maximize),
-    ]
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
+        try OptionCheck.learningRate(o.lr)
         let (minus, plus) = o.etas
         guard minus > 0, minus < 1, plus > 1, plus.isFinite else {
             throw OptimError(.invalidOption, "Invalid eta values: \(minus), \(plus) (must be 0 < etaminus < 1 < etaplus)")
@@ -88,9 +85,8 @@ enum RpropAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension Rprop.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { RpropAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try RpropAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension Rprop.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .pair("etas", \.etas), .pair("step_sizes", \.stepSizes), .flag("maximize", \.maximize),
+    ]
 }

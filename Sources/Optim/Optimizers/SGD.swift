@@ -62,17 +62,13 @@ enum SGDAlgorithm: BuiltInAlgorithm {
 
     static let rule = KernelRule.sgd
     static let stateNames = ["momentum_buffer"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .number("momentum", \.momentum), .number("dampening", \.dampening),
-        .number("weight_decay", \.weightDecay), .flag("nesterov", \.nesterov), .flag("maximize", \.maximize),
-    ]
     static let keepsStepCount = false
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
-        try Check.nonNegative(o.momentum, "momentum")
-        try Check.finite(o.dampening, "dampening")
-        try Check.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.learningRate(o.lr)
+        try OptionCheck.nonNegative(o.momentum, "momentum")
+        try OptionCheck.finite(o.dampening, "dampening")
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
         if o.nesterov && (o.momentum <= 0 || o.dampening != 0) {
             throw OptimError(.invalidOption, "Nesterov momentum requires a momentum and zero dampening")
         }
@@ -95,9 +91,9 @@ enum SGDAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension SGD.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { SGDAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try SGDAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension SGD.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .number("momentum", \.momentum), .number("dampening", \.dampening),
+        .number("weight_decay", \.weightDecay), .flag("nesterov", \.nesterov), .flag("maximize", \.maximize),
+    ]
 }

@@ -71,18 +71,15 @@ enum SparseAdamAlgorithm: BuiltInAlgorithm {
     static let sparseGradients = SparseGradientSupport.required
     static let sparseRule: KernelRule? = .sparseAdam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
-    static let optionFields: [OptionField<Options>] = [
-        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .flag("maximize", \.maximize),
-    ]
     static let stepIsInteger = true
 
     static func validate(_ o: Options) throws {
-        try Check.learningRate(o.lr)
+        try OptionCheck.learningRate(o.lr)
         guard o.eps.isFinite, o.eps > 0 else {
             throw OptimError(.invalidOption, "Invalid epsilon value: \(o.eps) (must be finite and > 0)")
         }
-        try Check.beta(o.betas.0, index: 0)
-        try Check.beta(o.betas.1, index: 1)
+        try OptionCheck.beta(o.betas.0, index: 0)
+        try OptionCheck.beta(o.betas.1, index: 1)
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
@@ -98,9 +95,8 @@ enum SparseAdamAlgorithm: BuiltInAlgorithm {
     }
 }
 
-extension SparseAdam.Options: TorchNamedOptions {
-    public var torchValues: [String: StateValue] { SparseAdamAlgorithm.optionFields.torchValues(of: self) }
-    public func applying(torchValues values: [String: StateValue]) throws -> Self {
-        try SparseAdamAlgorithm.optionFields.options(from: values, base: self)
-    }
+extension SparseAdam.Options: TorchFieldOptions {
+    public static let torchFields: [OptionField<Self>] = [
+        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .flag("maximize", \.maximize),
+    ]
 }

@@ -1,34 +1,41 @@
-/// Option checks shared by the optimizers. Messages follow torch's wording where torch has one,
+/// Option checks shared by the optimizers, built-in and written in Swift. Messages follow torch's wording where torch has one,
 /// and also refuse NaN and infinities, which torch lets through.
-enum Check {
-    static func learningRate(_ lr: Double) throws {
+public enum OptionCheck {
+    public static func learningRate(_ lr: Double) throws {
         guard lr.isFinite, lr >= 0 else {
             throw OptimError(.invalidOption, "Invalid learning rate: \(lr) (must be finite and >= 0)")
         }
     }
 
-    static func nonNegative(_ value: Double, _ name: String) throws {
+    public static func nonNegative(_ value: Double, _ name: String) throws {
         guard value.isFinite, value >= 0 else {
             throw OptimError(.invalidOption, "Invalid \(name) value: \(value) (must be finite and >= 0)")
         }
     }
 
-    static func finite(_ value: Double, _ name: String) throws {
+    public static func finite(_ value: Double, _ name: String) throws {
         guard value.isFinite else {
             throw OptimError(.invalidOption, "Invalid \(name) value: \(value) (must be finite)")
         }
     }
 
-    static func epsilon(_ eps: Double) throws {
+    public static func epsilon(_ eps: Double) throws {
         guard eps.isFinite, eps >= 0 else {
             throw OptimError(.invalidOption, "Invalid epsilon value: \(eps) (must be finite and >= 0)")
         }
     }
 
     /// 0 <= beta < 1, as torch requires of Adam's betas.
-    static func beta(_ beta: Double, index: Int) throws {
+    public static func beta(_ beta: Double, index: Int) throws {
         guard beta >= 0, beta < 1 else {
             throw OptimError(.invalidOption, "Invalid beta parameter at index \(index): \(beta) (must be in [0, 1))")
+        }
+    }
+
+    /// 0 <= value <= 1.
+    public static func unitInterval(_ value: Double, _ name: String) throws {
+        guard value >= 0, value <= 1 else {
+            throw OptimError(.invalidOption, "Invalid \(name) value: \(value) (must be in [0, 1])")
         }
     }
 }

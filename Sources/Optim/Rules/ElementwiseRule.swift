@@ -8,7 +8,7 @@
 /// A signed-momentum rule, `m ← β·m + g`, `p ← p − lr·sign(m)`:
 ///
 ///     struct SignedMomentum: ElementwiseRule {
-///         struct Options: TorchFieldOptions {
+///         struct Options: TorchFieldOptions, DefaultOptions {
 ///             var lr = 1e-3, momentum = 0.9
 ///             static let torchFields: [OptionField<Self>] = [.number("lr", \.lr), .number("momentum", \.momentum)]
 ///         }
@@ -39,7 +39,7 @@
 /// Docs/benchmarks.md compares the two forms of one rule.
 public protocol ElementwiseRule: ElementwiseRuleSegments {
     /// The options, with torch-style names for state dicts (``TorchFieldOptions``).
-    associatedtype Options: TorchFieldOptions
+    associatedtype Options: TorchFieldOptions & DefaultOptions
     /// What `update` needs besides the elements, computed once per step and parameter group in
     /// `Double` (learning rate, bias corrections, ...). A plain value type.
     associatedtype Scalars
@@ -55,11 +55,16 @@ public protocol ElementwiseRule: ElementwiseRuleSegments {
     /// The scalars of a parameter's `step`-th update (counted from 1); advances its scalar
     /// state to what it is after that update.
     static func scalars(_ options: Options, step: Int, state: inout ScalarState) -> Scalars
+    /// Whether a state slot is kept under these options (default: every slot). A slot that is
+    /// not kept is neither allocated nor loaded; `update` sees zeros there.
+    static func usesSlot(_ slot: Int, _ options: Options) -> Bool
     /// The update of one vector of elements.
     static func update<V: RuleVector>(parameter: inout V, gradient: V, state: inout RuleState<V>, scalars: Scalars)
 }
 
 extension ElementwiseRule {
+    public static func usesSlot(_ slot: Int, _ options: Options) -> Bool { true }
+
     public static func validate(_ options: Options) throws {
         guard options.lr >= 0, options.lr.isFinite else {
             throw OptimError(.invalidOption, "Invalid learning rate: \(options.lr) (it must be finite and >= 0)")
@@ -175,13 +180,14 @@ public struct RuleSegment {
         (self.a0, self.a1, self.a2, self.a3) = (a0, a1, a2, a3)
     }
 
-    @inlinable subscript(slot: Int) -> UnsafeMutableRawPointer {
+    /// The array of `slot`, nil where the slot is not kept.
+    @inlinable subscript(slot: Int) -> UnsafeMutableRawPointer? {
         @inline(__always) get {
             switch slot {
-            case 0: a0.unsafelyUnwrapped
-            case 1: a1.unsafelyUnwrapped
-            case 2: a2.unsafelyUnwrapped
-            default: a3.unsafelyUnwrapped
+            case 0: a0
+            case 1: a1
+            case 2: a2
+            default: a3
             }
         }
     }
@@ -208,10 +214,11 @@ extension ElementwiseRule {
         case .float16, .bfloat16:
             withUnsafeTemporaryAllocation(of: Float.self, capacity: ruleHalfBlock * 6) { buffer in
                 let base = buffer.baseAddress.unsafelyUnwrapped
-                let floatState = RuleStateArrays(
-                    count: slots, UnsafeMutableRawPointer(base + 2 * ruleHalfBlock),
-                    UnsafeMutableRawPointer(base + 3 * ruleHalfBlock), UnsafeMutableRawPointer(base + 4 * ruleHalfBlock),
-                    UnsafeMutableRawPointer(base + 5 * ruleHalfBlock))
+                let kept = segment.stateArrays(slots, byteOffset: 0)
+                func floatSlot(_ slot: Int) -> UnsafeMutableRawPointer? {
+                    kept[slot] == nil ? nil : UnsafeMutableRawPointer(base + (2 + slot) * ruleHalfBlock)
+                }
+                let floatState = RuleStateArrays(count: slots, floatSlot(0), floatSlot(1), floatSlot(2), floatSlot(3))
                 var start = segment.begin
                 while start < segment.end {
                     let n = min(ruleHalfBlock, segment.end - start)
@@ -219,14 +226,16 @@ extension ElementwiseRule {
                     segment.widen(segment.parameter + start * 2, to: base, count: n)
                     segment.widen(segment.gradient + start * 2, to: base + ruleHalfBlock, count: n)
                     for slot in 0..<slots {
-                        segment.widen(stored[slot], to: floatState[slot].assumingMemoryBound(to: Float.self), count: n)
+                        guard let array = stored[slot], let float = floatState[slot] else { continue }
+                        segment.widen(array, to: float.assumingMemoryBound(to: Float.self), count: n)
                     }
                     runLoop(SIMD16<Float>.self, parameter: UnsafeMutableRawPointer(base),
                             gradient: UnsafeRawPointer(base + ruleHalfBlock), state: floatState, count: n,
                             scalars: scalars)
                     segment.narrow(base, to: segment.parameter + start * 2, count: n)
                     for slot in 0..<slots {
-                        segment.narrow(floatState[slot].assumingMemoryBound(to: Float.self), to: stored[slot], count: n)
+                        guard let array = stored[slot], let float = floatState[slot] else { continue }
+                        segment.narrow(float.assumingMemoryBound(to: Float.self), to: array, count: n)
                     }
                     start += n
                 }
@@ -247,10 +256,14 @@ extension ElementwiseRule {
             var p = parameter.loadUnaligned(fromByteOffset: at, as: V.self)
             let g = gradient.loadUnaligned(fromByteOffset: at, as: V.self)
             var s = RuleState<V>()
-            for slot in 0..<slots { s[slot] = state[slot].loadUnaligned(fromByteOffset: at, as: V.self) }
+            for slot in 0..<slots {
+                if let array = state[slot] { s[slot] = array.loadUnaligned(fromByteOffset: at, as: V.self) }
+            }
             update(parameter: &p, gradient: g, state: &s, scalars: scalars)
             parameter.storeBytes(of: p, toByteOffset: at, as: V.self)
-            for slot in 0..<slots { state[slot].storeBytes(of: s[slot], toByteOffset: at, as: V.self) }
+            for slot in 0..<slots {
+                if let array = state[slot] { array.storeBytes(of: s[slot], toByteOffset: at, as: V.self) }
+            }
             i += width
         }
         guard i < count else { return }
@@ -264,13 +277,15 @@ extension ElementwiseRule {
             g[lane] = g0[lane]
         }
         for slot in 0..<slots {
-            let s0 = state[slot].assumingMemoryBound(to: V.Scalar.self) + i
+            guard let array = state[slot] else { continue }
+            let s0 = array.assumingMemoryBound(to: V.Scalar.self) + i
             for lane in 0..<rest { s[slot][lane] = s0[lane] }
         }
         update(parameter: &p, gradient: g, state: &s, scalars: scalars)
         for lane in 0..<rest { p0[lane] = p[lane] }
         for slot in 0..<slots {
-            let s0 = state[slot].assumingMemoryBound(to: V.Scalar.self) + i
+            guard let array = state[slot] else { continue }
+            let s0 = array.assumingMemoryBound(to: V.Scalar.self) + i
             for lane in 0..<rest { s0[lane] = s[slot][lane] }
         }
     }

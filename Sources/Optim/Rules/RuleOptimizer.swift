@@ -52,7 +52,6 @@ enum SwiftRuleAlgorithm<Rule: ElementwiseRule>: ElementwiseAlgorithm {
 
     static var name: String { Rule.name }
     static var stateNames: [String] { Rule.stateNames }
-    static var optionFields: [OptionField<Options>] { Options.torchFields }
     static var valueNames: [String] { Rule.ScalarState.names }
 
     static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
@@ -60,7 +59,7 @@ enum SwiftRuleAlgorithm<Rule: ElementwiseRule>: ElementwiseAlgorithm {
     }
 
     static func validate(_ options: Options) throws { try Rule.validate(options) }
-    static func usesSlot(_ slot: Int, _ options: Options) -> Bool { true }
+    static func usesSlot(_ slot: Int, _ options: Options) -> Bool { Rule.usesSlot(slot, options) }
 
     static func prepare(_ options: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars) {
         (0, Scalars(Rule.scalars(options, step: step, state: &state)))

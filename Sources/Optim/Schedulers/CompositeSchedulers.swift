@@ -157,9 +157,9 @@ public final class ReduceLROnPlateau {
                               minLR: [Double] = [0], eps: Double = 1e-8) throws {
         groups = ScheduledGroups(optimizer)
         guard factor < 1 else { throw OptimError(.invalidOption, "Factor should be < 1.0.") }
-        try Check.finite(factor, "factor")
-        try Check.finite(threshold, "threshold")
-        try Check.nonNegative(eps, "eps")
+        try OptionCheck.finite(factor, "factor")
+        try OptionCheck.finite(threshold, "threshold")
+        try OptionCheck.nonNegative(eps, "eps")
         guard patience >= 0, cooldown >= 0 else {
             throw OptimError(.invalidOption, "patience and cooldown must be >= 0")
         }

@@ -228,7 +228,7 @@ public final class StepLR: LRScheduler {
 
     public init<O: Optimizer>(_ optimizer: O, stepSize: Int, gamma: Double = 0.1) throws {
         guard stepSize > 0 else { throw OptimError(.invalidOption, "step_size must be a positive integer, got \(stepSize)") }
-        try Check.finite(gamma, "gamma")
+        try OptionCheck.finite(gamma, "gamma")
         self.stepSize = stepSize
         self.gamma = gamma
         super.init(groups: ScheduledGroups(optimizer))
@@ -254,7 +254,7 @@ public final class MultiStepLR: LRScheduler {
     public let gamma: Double
 
     public init<O: Optimizer>(_ optimizer: O, milestones: [Int], gamma: Double = 0.1) throws {
-        try Check.finite(gamma, "gamma")
+        try OptionCheck.finite(gamma, "gamma")
         self.milestones = milestones.sorted()
         self.gamma = gamma
         super.init(groups: ScheduledGroups(optimizer))
@@ -348,7 +348,7 @@ public final class ExponentialLR: LRScheduler {
     public let gamma: Double
 
     public init<O: Optimizer>(_ optimizer: O, gamma: Double) throws {
-        try Check.finite(gamma, "gamma")
+        try OptionCheck.finite(gamma, "gamma")
         self.gamma = gamma
         super.init(groups: ScheduledGroups(optimizer))
         try initialStep()
@@ -374,7 +374,7 @@ public final class PolynomialLR: LRScheduler {
 
     public init<O: Optimizer>(_ optimizer: O, totalIters: Int = 5, power: Double = 1) throws {
         guard totalIters > 0 else { throw OptimError(.invalidOption, "total_iters must be positive, got \(totalIters)") }
-        try Check.finite(power, "power")
+        try OptionCheck.finite(power, "power")
         self.totalIters = totalIters
         self.power = power
         super.init(groups: ScheduledGroups(optimizer))
@@ -403,7 +403,7 @@ public final class CosineAnnealingLR: LRScheduler {
 
     public init<O: Optimizer>(_ optimizer: O, tMax: Int, etaMin: Double = 0) throws {
         guard tMax > 0 else { throw OptimError(.invalidOption, "T_max must be a positive integer, got \(tMax)") }
-        try Check.finite(etaMin, "eta_min")
+        try OptionCheck.finite(etaMin, "eta_min")
         self.tMax = tMax
         self.etaMin = etaMin
         super.init(groups: ScheduledGroups(optimizer))
@@ -442,7 +442,7 @@ public final class CosineAnnealingWarmRestarts: LRScheduler {
     public init<O: Optimizer>(_ optimizer: O, t0: Int, tMult: Int = 1, etaMin: Double = 0) throws {
         guard t0 > 0 else { throw OptimError(.invalidOption, "Expected positive integer T_0, but got \(t0)") }
         guard tMult >= 1 else { throw OptimError(.invalidOption, "Expected integer T_mult >= 1, but got \(tMult)") }
-        try Check.finite(etaMin, "eta_min")
+        try OptionCheck.finite(etaMin, "eta_min")
         self.t0 = t0
         self.tMult = tMult
         self.etaMin = etaMin

@@ -46,6 +46,9 @@ extension LBFGS.Options: TorchNamedOptions {
         switch values["maximize"] {
         case nil: break
         case .bool(let flag)?: options.maximize = flag
+        // Readers that cannot tell a JSON boolean from a number give 0 or 1.
+        case .integer(0)?, .number(0)?: options.maximize = false
+        case .integer(1)?, .number(1)?: options.maximize = true
         case let value?: throw OptimError(.invalidArgument, "option maximize is \(value); it must be True or False")
         }
         return options

@@ -5,13 +5,28 @@ public enum OptionField<Options>: @unchecked Sendable {
     case number(String, WritableKeyPath<Options, Double>)
     case flag(String, WritableKeyPath<Options, Bool>)
     case pair(String, WritableKeyPath<Options, (Double, Double)>)
+    case betas(String, WritableKeyPath<Options, Betas>)
 
     /// torch's name of the option.
     public var name: String {
         switch self {
-        case .number(let name, _), .flag(let name, _), .pair(let name, _): name
+        case .number(let name, _), .flag(let name, _), .pair(let name, _), .betas(let name, _): name
         }
     }
+}
+
+/// Two decay rates, torch's `betas`: a value that compares, so that options holding it get
+/// their equality for free.
+public struct Betas: Equatable, Sendable, CustomStringConvertible {
+    public var first: Double
+    public var second: Double
+
+    public init(_ first: Double, _ second: Double) {
+        self.first = first
+        self.second = second
+    }
+
+    public var description: String { "(\(first), \(second))" }
 }
 
 extension Array {
@@ -25,6 +40,9 @@ extension Array {
             case .pair(let name, let path):
                 let pair = options[keyPath: path]
                 values[name] = .list([.number(pair.0), .number(pair.1)])
+            case .betas(let name, let path):
+                let betas = options[keyPath: path]
+                values[name] = .list([.number(betas.first), .number(betas.second)])
             }
         }
         return values
@@ -55,6 +73,12 @@ extension Array {
                     throw Self.mismatch(name, value, "a pair of numbers")
                 }
                 options[keyPath: path] = (first, second)
+            case .betas(let name, let path):
+                guard case .list(let items) = value, items.count == 2,
+                      let first = items[0].doubleValue, let second = items[1].doubleValue else {
+                    throw Self.mismatch(name, value, "a pair of numbers")
+                }
+                options[keyPath: path] = Betas(first, second)
             }
         }
         return options
@@ -86,8 +110,6 @@ public protocol TorchNamedOptions: OptimizerOptions {
 ///             .number("lr", \.lr), .pair("betas", \.betas), .number("weight_decay", \.weightDecay)]
 ///     }
 public protocol TorchFieldOptions: TorchNamedOptions {
-    /// The options at their defaults.
-    init()
     /// Every option under its torch name.
     static var torchFields: [OptionField<Self>] { get }
 }
@@ -98,4 +120,10 @@ extension TorchFieldOptions {
     public func applying(torchValues values: [String: StateValue]) throws -> Self {
         try Self.torchFields.options(from: values, base: self)
     }
+}
+
+/// Options whose `init()` gives their defaults (a struct whose stored properties all have
+/// default values gets it for free).
+public protocol DefaultOptions {
+    init()
 }

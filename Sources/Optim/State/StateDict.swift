@@ -159,3 +159,14 @@ public struct TensorValue: Sendable, Codable, Equatable {
 }
 
 extension DType: Codable {}
+
+/// Literals for option dictionaries: `["lr": 0.1, "betas": [0.9, 0.99], "amsgrad": true]`.
+extension StateValue: ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral {
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(integerLiteral value: Int) { self = .integer(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(arrayLiteral elements: StateValue...) { self = .list(elements) }
+    public init(nilLiteral: ()) { self = .null }
+}

@@ -1,0 +1,182 @@
+/// One optimizer of the library as the tests, the benchmark, the reference replay and the
+/// documentation see it, in the spirit of torch's `OptimizerInfo`: how to build it from
+/// torch-named options, option sets to try and to refuse, its state and what it supports.
+public struct OptimizerEntry: Sendable, CustomStringConvertible {
+    /// How the optimizer runs.
+    public enum Engine: String, Sendable {
+        /// An element-wise rule of the kernel target, with a loop per instruction-set tier.
+        case builtInRule = "built-in rule"
+        /// An element-wise rule written in Swift (``ElementwiseRule``).
+        case swiftRule = "Swift rule"
+        /// A kernel per tensor (a factored second moment, Newton-Schulz iterations).
+        case perTensor = "per-tensor"
+        /// Driven by a closure that re-evaluates the loss (LBFGS).
+        case closure
+    }
+
+    /// The name torch (or the reference implementation) gives the optimizer: `Adam`, `Lion`.
+    public let name: String
+    public let engine: Engine
+    /// The state tensors by torch's names, in slot order.
+    public let stateNames: [String]
+    /// Whether it takes row-sparse gradients.
+    public let sparseGradients: SparseGradientSupport
+    /// Whether every parameter of one optimizer must share one dtype (LBFGS's flat vectors).
+    public let singleDType: Bool
+    /// Whether parameters need at least two dimensions (Muon's matrices).
+    public let needsMatrices: Bool
+    /// Option sets, by torch's names, that cover its branches; tests run each.
+    public let sampleOptions: [[String: StateValue]]
+    /// Option sets it must refuse when built.
+    public let invalidOptions: [[String: StateValue]]
+    /// The names of the reference cases it replays: its own, or the optimizer it reimplements.
+    public let replays: String
+    /// A parameter group with torch-named changes to the optimizer's defaults.
+    public typealias Group = (parameters: [Tensor], options: [String: StateValue])
+    private let build: @Sendable ([Group], Execution?, Implementation) throws -> any Optimizer
+
+    /// Builds the optimizer over groups whose options are torch-named changes to its defaults.
+    /// Throws when an option has the wrong type or is out of range.
+    public func make(groups: [Group], execution: Execution? = nil,
+                     implementation: Implementation = .multiTensor) throws -> any Optimizer {
+        try build(groups, execution, implementation)
+    }
+
+    /// Builds the optimizer over one group.
+    public func make(_ parameters: [Tensor], options: [String: StateValue] = [:], execution: Execution? = nil,
+                     implementation: Implementation = .multiTensor) throws -> any Optimizer {
+        try build([(parameters, options)], execution, implementation)
+    }
+
+    public var description: String { name }
+
+    init<O: GroupConstructible>(_ type: O.Type, name: String, defaults: O.Options, engine: Engine,
+                                stateNames: [String], sparseGradients: SparseGradientSupport = .refused,
+                                singleDType: Bool = false, needsMatrices: Bool = false, replays: String? = nil,
+                                samples: [[String: StateValue]], invalid: [[String: StateValue]]) {
+        self.name = name
+        self.engine = engine
+        self.stateNames = stateNames
+        self.sparseGradients = sparseGradients
+        self.singleDType = singleDType
+        self.needsMatrices = needsMatrices
+        self.replays = replays ?? name
+        sampleOptions = [[:]] + samples
+        invalidOptions = invalid
+        build = { groups, execution, implementation in
+            let specs = try groups.map { group -> ParameterGroupSpec<O.Options> in
+                let options = try defaults.applying(torchValues: group.options)
+                return ParameterGroupSpec(group.parameters) { $0 = options }
+            }
+            return try O(groups: specs, defaults: defaults, execution: execution, implementation: implementation)
+        }
+    }
+}
+
+
+/// Every optimizer of the library, one entry each: the one list that tests, `bench`,
+/// `verify-golden` and the documentation read.
+public enum OptimizerCatalog {
+    public static let entries: [OptimizerEntry] = [
+        OptimizerEntry(SGD.self, name: "SGD", defaults: .init(lr: 1e-3), engine: .builtInRule, stateNames: ["momentum_buffer"],
+                       samples: [["momentum": 0.9], ["momentum": 0.9, "nesterov": true, "weight_decay": 0.1],
+                                 ["momentum": 0.5, "dampening": 0.3, "maximize": true]],
+                       invalid: [["lr": -1], ["momentum": -0.1], ["nesterov": true]]),
+        OptimizerEntry(Adam.self, name: "Adam", defaults: .init(), engine: .builtInRule,
+                       stateNames: AdamAlgorithm.stateNames,
+                       samples: [["amsgrad": true, "weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]],
+                                 ["decoupled_weight_decay": true, "weight_decay": 0.3, "eps": 1e-3]],
+                       invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["weight_decay": -1]]),
+        OptimizerEntry(AdamW.self, name: "AdamW", defaults: AdamW.defaultOptions, engine: .builtInRule,
+                       stateNames: AdamAlgorithm.stateNames,
+                       samples: [["amsgrad": true], ["maximize": true, "weight_decay": 0.5]],
+                       invalid: [["lr": -1], ["betas": [0.9, 1]], ["decoupled_weight_decay": false]]),
+        OptimizerEntry(RMSprop.self, name: "RMSprop", defaults: .init(), engine: .builtInRule,
+                       stateNames: RMSpropAlgorithm.stateNames,
+                       samples: [["momentum": 0.9, "centered": true], ["weight_decay": 0.1, "maximize": true],
+                                 ["alpha": 0.5, "eps": 1e-3]],
+                       invalid: [["lr": -1], ["alpha": -0.5], ["momentum": -1], ["eps": -1]]),
+        OptimizerEntry(Adagrad.self, name: "Adagrad", defaults: .init(), engine: .builtInRule,
+                       stateNames: AdagradAlgorithm.stateNames, sparseGradients: .accepted,
+                       samples: [["lr_decay": 0.1, "initial_accumulator_value": 0.5],
+                                 ["weight_decay": 0.1, "maximize": true]],
+                       invalid: [["lr": -1], ["lr_decay": -1], ["initial_accumulator_value": -1]]),
+        OptimizerEntry(Adadelta.self, name: "Adadelta", defaults: .init(), engine: .builtInRule,
+                       stateNames: AdadeltaAlgorithm.stateNames,
+                       samples: [["rho": 0.5, "weight_decay": 0.1], ["maximize": true, "eps": 1e-3]],
+                       invalid: [["lr": -1], ["rho": 1.5], ["eps": -1]]),
+        OptimizerEntry(Adamax.self, name: "Adamax", defaults: .init(), engine: .builtInRule,
+                       stateNames: AdamaxAlgorithm.stateNames,
+                       samples: [["weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]]],
+                       invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
+        OptimizerEntry(ASGD.self, name: "ASGD", defaults: .init(), engine: .builtInRule,
+                       stateNames: ASGDAlgorithm.stateNames,
+                       samples: [["t0": 1, "lambd": 0.1], ["weight_decay": 0.1, "maximize": true, "alpha": 0.5]],
+                       invalid: [["lr": -1], ["weight_decay": -1]]),
+        OptimizerEntry(NAdam.self, name: "NAdam", defaults: .init(), engine: .builtInRule,
+                       stateNames: NAdamAlgorithm.stateNames,
+                       samples: [["decoupled_weight_decay": true, "weight_decay": 0.1],
+                                 ["momentum_decay": 0.1, "maximize": true]],
+                       invalid: [["lr": -1], ["betas": [0.9, 1]], ["momentum_decay": -1]]),
+        OptimizerEntry(RAdam.self, name: "RAdam", defaults: .init(), engine: .builtInRule,
+                       stateNames: RAdamAlgorithm.stateNames,
+                       samples: [["betas": [0.9, 0.8]], ["decoupled_weight_decay": true, "weight_decay": 0.1],
+                                 ["maximize": true, "weight_decay": 0.1]],
+                       invalid: [["lr": -1], ["betas": [-0.1, 0.999]], ["eps": -1]]),
+        OptimizerEntry(Rprop.self, name: "Rprop", defaults: .init(), engine: .builtInRule,
+                       stateNames: RpropAlgorithm.stateNames,
+                       samples: [["etas": [0.3, 1.5], "step_sizes": [1e-3, 1]], ["maximize": true]],
+                       invalid: [["lr": -1], ["etas": [1.5, 1.2]], ["etas": [0.5, 0.9]]]),
+        OptimizerEntry(SparseAdam.self, name: "SparseAdam", defaults: .init(), engine: .builtInRule,
+                       stateNames: SparseAdamAlgorithm.stateNames, sparseGradients: .required,
+                       samples: [["betas": [0.5, 0.9]], ["maximize": true, "eps": 1e-3]],
+                       invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
+        OptimizerEntry(LBFGS.self, name: "LBFGS", defaults: .init(), engine: .closure, stateNames: [],
+                       singleDType: true,
+                       samples: [["line_search_fn": "strong_wolfe"], ["history_size": 3, "max_iter": 5]],
+                       invalid: [["lr": -1], ["line_search_fn": "backtracking"], ["history_size": 0]]),
+        OptimizerEntry(Adafactor.self, name: "Adafactor", defaults: .init(), engine: .perTensor,
+                       stateNames: AdafactorAlgorithm.stateNames,
+                       samples: [["weight_decay": 0.1], ["maximize": true, "beta2_decay": -0.5]],
+                       invalid: [["lr": -1], ["beta2_decay": 0.5], ["d": 0.5]]),
+        OptimizerEntry(Muon.self, name: "Muon", defaults: .init(), engine: .perTensor,
+                       stateNames: MuonAlgorithm.stateNames, needsMatrices: true,
+                       samples: [["nesterov": false], ["adjust_lr_fn": "match_rms_adamw", "weight_decay": 0]],
+                       invalid: [["lr": -1], ["momentum": -1], ["ns_steps": -1]]),
+        OptimizerEntry(Lion.self, name: "Lion", defaults: .init(), engine: .swiftRule, stateNames: LionRule.stateNames,
+                       samples: [["weight_decay": 0.1], ["betas": [0.95, 0.98], "lr": 3e-4]],
+                       invalid: [["lr": -1], ["betas": [1.5, 0.99]], ["weight_decay": -1]]),
+        OptimizerEntry(SwiftAdam.self, name: "SwiftAdam", defaults: .init(), engine: .swiftRule,
+                       stateNames: AdamRule.stateNames, replays: "Adam",
+                       samples: [["amsgrad": true, "weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]],
+                                 ["decoupled_weight_decay": true, "weight_decay": 0.3, "eps": 1e-3]],
+                       invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["weight_decay": -1]]),
+    ]
+
+    /// The entry named `name` (case-insensitive), if any.
+    public static func entry(named name: String) -> OptimizerEntry? {
+        entries.first { $0.name.lowercased() == name.lowercased() }
+    }
+
+    /// The entries that replay reference cases of `name` (torch's class name).
+    public static func entries(replaying name: String) -> [OptimizerEntry] {
+        entries.filter { $0.replays == name }
+    }
+}
+
+extension SGD: GroupConstructible {}
+extension Adam: GroupConstructible {}
+extension AdamW: GroupConstructible {}
+extension RMSprop: GroupConstructible {}
+extension Adagrad: GroupConstructible {}
+extension Adadelta: GroupConstructible {}
+extension Adamax: GroupConstructible {}
+extension ASGD: GroupConstructible {}
+extension NAdam: GroupConstructible {}
+extension RAdam: GroupConstructible {}
+extension Rprop: GroupConstructible {}
+extension SparseAdam: GroupConstructible {}
+extension LBFGS: GroupConstructible {}
+extension Adafactor: GroupConstructible {}
+extension Muon: GroupConstructible {}
+extension RuleOptimizer: GroupConstructible {}
