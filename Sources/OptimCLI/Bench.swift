@@ -16,39 +16,12 @@ struct Bench: ParsableCommand {
     )
 
     enum Format: String, ExpressibleByArgument { case table, json }
-    enum OptimizerName: String, ExpressibleByArgument, CaseIterable {
-        case adam, adamw, sgd, rmsprop, adagrad, adadelta, adamax, asgd, nadam, radam, rprop, sparseadam, lbfgs
-
-        /// The optimizer with torch's defaults (SGD with momentum 0.9) and the arrays one step
-        /// reads plus those it writes, per element.
-        func make(_ parameters: [Tensor], execution: Execution,
-                  implementation: Implementation) throws -> (optimizer: any Optimizer, arrayAccesses: Int) {
-            switch self {
-            case .adam: (try Adam(parameters, execution: execution, implementation: implementation), 7)
-            case .adamw: (try AdamW(parameters, execution: execution, implementation: implementation), 7)
-            case .sgd: (try SGD(parameters, options: .init(lr: 1e-3, momentum: 0.9), execution: execution,
-                                implementation: implementation), 5)
-            case .rmsprop: (try RMSprop(parameters, execution: execution, implementation: implementation), 5)
-            case .adagrad: (try Adagrad(parameters, execution: execution, implementation: implementation), 5)
-            case .adadelta: (try Adadelta(parameters, execution: execution, implementation: implementation), 7)
-            case .adamax: (try Adamax(parameters, execution: execution, implementation: implementation), 7)
-            // With the default t0 the average is a copy of the parameter: it is written, not read.
-            case .asgd: (try ASGD(parameters, execution: execution, implementation: implementation), 4)
-            case .nadam: (try NAdam(parameters, execution: execution, implementation: implementation), 7)
-            case .radam: (try RAdam(parameters, execution: execution, implementation: implementation), 7)
-            case .rprop: (try Rprop(parameters, execution: execution, implementation: implementation), 7)
-            // Every row of every parameter in the sparse gradient, once: the traffic of a dense
-            // step, plus the summing of the gradient's rows.
-            case .sparseadam: (try SparseAdam(parameters, execution: execution, implementation: implementation), 8)
-            // One iteration per step (the bench's gradients and loss do not change): gathering
-            // the gradient, its norms, the direction, the step along it.
-            case .lbfgs: (try LBFGS(parameters, execution: execution, implementation: implementation), 6)
-            }
-        }
-    }
-
-    @Option(help: "Optimizer: \(OptimizerName.allCases.map(\.rawValue).joined(separator: ", ")) (torch's defaults; sgd with momentum 0.9).")
-    var optimizer: OptimizerName = .adam
+    @Option(help: """
+        Optimizers of the catalog, comma-separated, or all: \
+        \(OptimizerCatalog.entries.map { $0.name.lowercased() }.joined(separator: ", ")) \
+        (each with its benchmark options: torch's defaults, SGD with momentum 0.9).
+        """)
+    var optimizer = CommaList<CatalogName>([CatalogName("adam")!])
 
     @Option(help: "Workloads: tiny10k, resnet50, gpt2small, big64m (comma-separated).")
     var workload = CommaList<Workload>([.tiny10k, .resnet50])
@@ -90,6 +63,11 @@ struct Bench: ParsableCommand {
         guard threads.values.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--threads must be positive") }
     }
 
+    /// The optimizers asked for, in catalog order for `all`.
+    var entries: [OptimizerEntry] {
+        optimizer.values.flatMap { $0.entries }
+    }
+
     func run() throws {
         let openMP: String
         do {
@@ -102,14 +80,19 @@ struct Bench: ParsableCommand {
               + "(best on this CPU: \(InstructionSet.best)); "
               + "OpenMP runtime: \(openMP); \(Execution.coreCount) cores")
         var rows: [BenchRow] = []
+        for entry in entries {
         for workload in workload.values {
+            if entry.needsMatrices && !workload.shapes.contains(where: { $0.count >= 2 }) {
+                print("# \(entry.name) needs matrices and \(workload) has none: skipped")
+                continue
+            }
             for dtype in dtype.values {
                 for isa in isa.values {
                     for threads in threads.values {
                         for backend in backend.values {
                             for implementation in implementation.values {
                                 let execution = try Execution(threads: threads, backend: backend, instructionSet: isa)
-                                let row = try measure(workload: workload, dtype: dtype, execution: execution,
+                                let row = try measure(entry, workload: workload, dtype: dtype, execution: execution,
                                                       implementation: implementation)
                                 rows.append(row)
                                 if format == .json { print(row.json) }
@@ -120,20 +103,22 @@ struct Bench: ParsableCommand {
                 }
             }
         }
+        }
         if format == .table { print(BenchRow.table(rows)) }
     }
 
-    private func measure(workload: Workload, dtype: DType, execution: Execution,
+    private func measure(_ entry: OptimizerEntry, workload: Workload, dtype: DType, execution: Execution,
                          implementation: Implementation) throws -> BenchRow {
-        let shapes = workload.shapes
+        // An optimizer of matrices (Muon) steps the workload's tensors of two or more dimensions.
+        let shapes = entry.needsMatrices ? workload.shapes.filter { $0.count >= 2 } : workload.shapes
         var generator = SplitMix64(seed: 0x5EED)
         let parameters = try shapes.map { try randomTensor($0, dtype: dtype, scale: 1, &generator) }
         for parameter in parameters {
             parameter.grad = try randomTensor(parameter.shape, dtype: dtype, scale: 1e-2, &generator)
         }
-        let (optimizer, arrayAccesses) = try self.optimizer.make(parameters, execution: execution,
-                                                                 implementation: implementation)
-        if self.optimizer == .sparseadam {
+        let optimizer = try entry.make(parameters, options: entry.benchmarkOptions, execution: execution,
+                                       implementation: implementation)
+        if entry.sparseGradients == .required {
             for parameter in parameters {
                 // The dense gradient, read as one value row per parameter row.
                 parameter.sparseGrad = try RowSparseGradient(indices: Array(0..<(parameter.shape.first ?? 0)),
@@ -141,10 +126,10 @@ struct Bench: ParsableCommand {
                 parameter.grad = nil
             }
         }
-        let stepper: () throws -> Void = self.optimizer == .lbfgs
+        let stepper: () throws -> Void = entry.engine == .closure
             ? { _ = try optimizer.step { 1 } }
             : { try optimizer.step() }
-        let bytesPerElement = arrayAccesses * dtype.byteWidth
+        let bytesPerElement = entry.arrayAccesses * dtype.byteWidth
         for _ in 0..<warmup { try stepper() }
         var times: [Double] = []
         for _ in 0..<steps {
@@ -161,7 +146,7 @@ struct Bench: ParsableCommand {
         if probe {
             probeResult = try BandwidthProbe.measure(elements: count, execution: execution, repetitions: max(steps, 5))
         }
-        return BenchRow(optimizer: self.optimizer.rawValue, workload: workload.rawValue, dtype: dtype.rawValue,
+        return BenchRow(optimizer: entry.name.lowercased(), workload: workload.rawValue, dtype: dtype.rawValue,
                         threads: execution.threads, backend: execution.backend.rawValue,
                         implementation: implementation.rawValue, isa: execution.instructionSet.rawValue,
                         tensors: parameters.count, params: count, steps: steps,
@@ -240,4 +225,21 @@ func randomTensor(_ shape: [Int], dtype: DType, scale: Double, _ generator: inou
     }
     let values = (0..<tensor.count).map { _ in generator.nextSigned() * scale }
     return try Tensor(values, shape: shape, dtype: dtype)
+}
+
+/// An optimizer of the catalog by its name (any case), or `all`.
+struct CatalogName: ExpressibleByArgument {
+    let entries: [OptimizerEntry]
+
+    init?(argument: String) {
+        if argument == "all" {
+            entries = OptimizerCatalog.entries
+        } else if let entry = OptimizerCatalog.entry(named: argument) {
+            entries = [entry]
+        } else {
+            return nil
+        }
+    }
+
+    init?(_ name: String) { self.init(argument: name) }
 }

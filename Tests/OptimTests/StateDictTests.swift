@@ -24,37 +24,26 @@ import Testing
     static let golden = try! JSONDecoder().decode(
         GoldenFile.self, from: Data(contentsOf: fixtures.appendingPathComponent("state_dicts.json")))
 
-    /// An optimizer of torch's name over `parameters` split as `dict`'s groups, with defaults.
-    static func make(_ name: String, _ parameters: [Tensor], groupSizes: [Int]) throws -> (any StateDictOptimizer)? {
-        var groups: [[Tensor]] = []
+    /// The catalog's optimizer `name` over `parameters` split into groups of `groupSizes`, with
+    /// its defaults.
+    static func make(_ entry: OptimizerEntry, _ parameters: [Tensor], groupSizes: [Int]) throws -> any Optimizer {
+        var groups: [OptimizerEntry.Group] = []
         var first = 0
         for size in groupSizes {
-            groups.append(Array(parameters[first..<(first + size)]))
+            groups.append((Array(parameters[first..<(first + size)]), [:]))
             first += size
         }
-        func specs<O>(_: O.Type) -> [ParameterGroupSpec<O>] { groups.map { ParameterGroupSpec($0) } }
-        let execution = try Execution(threads: 1)
-        switch name {
-        case "SGD": return try SGD(groups: specs(SGD.Options.self), execution: execution)
-        case "Adam": return try Adam(groups: specs(Adam.Options.self), execution: execution)
-        case "AdamW": return try AdamW(groups: specs(Adam.Options.self), execution: execution)
-        case "RMSprop": return try RMSprop(groups: specs(RMSprop.Options.self), execution: execution)
-        case "Adagrad": return try Adagrad(groups: specs(Adagrad.Options.self), execution: execution)
-        case "Adadelta": return try Adadelta(groups: specs(Adadelta.Options.self), execution: execution)
-        case "Adamax": return try Adamax(groups: specs(Adamax.Options.self), execution: execution)
-        case "ASGD": return try ASGD(groups: specs(ASGD.Options.self), execution: execution)
-        case "NAdam": return try NAdam(groups: specs(NAdam.Options.self), execution: execution)
-        case "RAdam": return try RAdam(groups: specs(RAdam.Options.self), execution: execution)
-        case "Rprop": return try Rprop(groups: specs(Rprop.Options.self), execution: execution)
-        case "SparseAdam": return try SparseAdam(groups: specs(SparseAdam.Options.self), execution: execution)
-        default: return nil
-        }
+        return try entry.make(groups: groups, execution: Execution(threads: 1))
     }
 
     static let elementwise = golden.cases.filter { $0.optimizer != "LBFGS" }
 
-    @Test func theFixtureHasACaseForEveryElementwiseOptimizer() {
-        #expect(Set(Self.elementwise.map(\.optimizer)).count == 12)
+    /// The catalog's optimizers that torch has, but for the per-tensor ones (their suites
+    /// check their state dicts) and LBFGS (below).
+    static let torchElementwise = OptimizerCatalog.entries.filter { $0.engine == .builtInRule }
+
+    @Test func theFixtureHasACaseForEveryElementwiseOptimizerOfTorch() {
+        #expect(Set(Self.elementwise.map(\.optimizer)) == Set(Self.torchElementwise.map(\.name)))
     }
 
     /// torch's state dict, loaded and written back, is the same dict (torch's keys that choose
@@ -66,7 +55,8 @@ import Testing
         let sizes = golden.stateDict.paramGroups.map { group -> Int in
             if case .list(let ids)? = group["params"] { ids.count } else { 0 }
         }
-        let optimizer = try #require(try Self.make(golden.optimizer, parameters, groupSizes: sizes))
+        let entry = try #require(OptimizerCatalog.entry(named: golden.optimizer))
+        let optimizer = try Self.make(entry, parameters, groupSizes: sizes)
         try optimizer.loadStateDict(golden.stateDict)
         let written = optimizer.stateDict()
         #expect(written.state == golden.stateDict.state)
@@ -88,8 +78,10 @@ import Testing
 
     /// A run saved after three steps, encoded to JSON and restored into a new optimizer
     /// continues exactly as the run that was never interrupted.
-    @Test(arguments: ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "ASGD", "NAdam", "RAdam", "Rprop"])
-    func aRestoredRunContinuesBitForBit(name: String) throws {
+    @Test(arguments: OptimizerCatalog.entries.filter {
+        $0.engine != .closure && $0.sparseGradients != .required && !$0.needsMatrices
+    })
+    func aRestoredRunContinuesBitForBit(entry: OptimizerEntry) throws {
         var random = TestRandom(seed: 11)
         let initial = [random.values(7), random.values(12), random.values(5)]
         let gradients = (0..<6).map { _ in [random.values(7), random.values(12), random.values(5)] }
@@ -102,7 +94,7 @@ import Testing
             }
         }
         let straight = try parameters()
-        let uninterrupted = try #require(try Self.make(name, straight, groupSizes: [2, 1]))
+        let uninterrupted = try Self.make(entry, straight, groupSizes: [2, 1])
         for step in 0..<6 {
             try apply(step, to: straight)
             try uninterrupted.step()
@@ -110,7 +102,7 @@ import Testing
         }
 
         let first = try parameters()
-        let before = try #require(try Self.make(name, first, groupSizes: [2, 1]))
+        let before = try Self.make(entry, first, groupSizes: [2, 1])
         for step in 0..<3 {
             try apply(step, to: first)
             try before.step()
@@ -121,7 +113,7 @@ import Testing
             positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         let saved = try encoder.encode(before.stateDict())
         let resumed = try first.map { $0.clone() }
-        let after = try #require(try Self.make(name, resumed, groupSizes: [2, 1]))
+        let after = try Self.make(entry, resumed, groupSizes: [2, 1])
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(
             positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
@@ -217,12 +209,3 @@ import Testing
         }
     }
 }
-
-/// The state-dict surface of the element-wise optimizers, for tests over all of them.
-protocol StateDictOptimizer: AnyObject {
-    func step() throws
-    func stateDict() -> OptimizerStateDict
-    func loadStateDict(_ dict: OptimizerStateDict) throws
-}
-
-extension ElementwiseOptimizer: StateDictOptimizer {}

@@ -17,7 +17,8 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
     /// The name torch (or the reference implementation) gives the optimizer: `Adam`, `Lion`.
     public let name: String
     public let engine: Engine
-    /// The state tensors by torch's names, in slot order.
+    /// The keys of a parameter's state other than `step`, by torch's names: the state tensors
+    /// in slot order, then the scalar state.
     public let stateNames: [String]
     /// Whether it takes row-sparse gradients.
     public let sparseGradients: SparseGradientSupport
@@ -31,12 +32,28 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
     public let invalidOptions: [[String: StateValue]]
     /// The names of the reference cases it replays: its own, or the optimizer it reimplements.
     public let replays: String
+    /// Where its reference trajectories come from.
+    public let reference: Reference
+
+    /// The implementation an optimizer's reference trajectories were made with.
+    public enum Reference: String, Sendable {
+        case torch = "PyTorch 2.15"
+        case lionPytorch = "lion-pytorch"
+        case pytorchOptimizer = "pytorch-optimizer"
+        case scheduleFree = "schedulefree"
+    }
+    /// The options a benchmark runs (torch's defaults unless said otherwise).
+    public let benchmarkOptions: [String: StateValue]
+    /// The arrays a step under `benchmarkOptions` reads plus those it writes, per element: the
+    /// least memory traffic of a step, in elements.
+    public let arrayAccesses: Int
     /// A parameter group with torch-named changes to the optimizer's defaults.
     public typealias Group = (parameters: [Tensor], options: [String: StateValue])
     private let build: @Sendable ([Group], Execution?, Implementation) throws -> any Optimizer
 
-    /// Builds the optimizer over groups whose options are torch-named changes to its defaults.
-    /// Throws when an option has the wrong type or is out of range.
+    /// Builds the optimizer over groups whose options are torch-named changes to its defaults;
+    /// the first group's options are the optimizer's (torch's constructor arguments). Throws
+    /// when an option has the wrong type or is out of range.
     public func make(groups: [Group], execution: Execution? = nil,
                      implementation: Implementation = .multiTensor) throws -> any Optimizer {
         try build(groups, execution, implementation)
@@ -53,6 +70,8 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
     init<O: GroupConstructible>(_ type: O.Type, name: String, defaults: O.Options, engine: Engine,
                                 stateNames: [String], sparseGradients: SparseGradientSupport = .refused,
                                 singleDType: Bool = false, needsMatrices: Bool = false, replays: String? = nil,
+                                reference: Reference = .torch,
+                                benchmark: [String: StateValue] = [:], arrayAccesses: Int,
                                 samples: [[String: StateValue]], invalid: [[String: StateValue]]) {
         self.name = name
         self.engine = engine
@@ -61,6 +80,9 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
         self.singleDType = singleDType
         self.needsMatrices = needsMatrices
         self.replays = replays ?? name
+        self.reference = reference
+        benchmarkOptions = benchmark
+        self.arrayAccesses = arrayAccesses
         sampleOptions = [[:]] + samples
         invalidOptions = invalid
         build = { groups, execution, implementation in
@@ -68,7 +90,11 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
                 let options = try defaults.applying(torchValues: group.options)
                 return ParameterGroupSpec(group.parameters) { $0 = options }
             }
-            return try O(groups: specs, defaults: defaults, execution: execution, implementation: implementation)
+            // The first group's options are the constructor's, as in torch, where the options
+            // given to the constructor fill the first group.
+            var built = defaults
+            if let first = groups.first { built = try defaults.applying(torchValues: first.options) }
+            return try O(groups: specs, defaults: built, execution: execution, implementation: implementation)
         }
     }
 }
@@ -79,75 +105,108 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
 public enum OptimizerCatalog {
     public static let entries: [OptimizerEntry] = [
         OptimizerEntry(SGD.self, name: "SGD", defaults: .init(lr: 1e-3), engine: .builtInRule, stateNames: ["momentum_buffer"],
+                       benchmark: ["momentum": 0.9], arrayAccesses: 5,
                        samples: [["momentum": 0.9], ["momentum": 0.9, "nesterov": true, "weight_decay": 0.1],
                                  ["momentum": 0.5, "dampening": 0.3, "maximize": true]],
                        invalid: [["lr": -1], ["momentum": -0.1], ["nesterov": true]]),
         OptimizerEntry(Adam.self, name: "Adam", defaults: .init(), engine: .builtInRule,
                        stateNames: AdamAlgorithm.stateNames,
+                       arrayAccesses: 7,
                        samples: [["amsgrad": true, "weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]],
                                  ["decoupled_weight_decay": true, "weight_decay": 0.3, "eps": 1e-3]],
                        invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["weight_decay": -1]]),
         OptimizerEntry(AdamW.self, name: "AdamW", defaults: AdamW.defaultOptions, engine: .builtInRule,
                        stateNames: AdamAlgorithm.stateNames,
+                       arrayAccesses: 7,
                        samples: [["amsgrad": true], ["maximize": true, "weight_decay": 0.5]],
                        invalid: [["lr": -1], ["betas": [0.9, 1]], ["decoupled_weight_decay": false]]),
         OptimizerEntry(RMSprop.self, name: "RMSprop", defaults: .init(), engine: .builtInRule,
                        stateNames: RMSpropAlgorithm.stateNames,
+                       arrayAccesses: 5,
                        samples: [["momentum": 0.9, "centered": true], ["weight_decay": 0.1, "maximize": true],
                                  ["alpha": 0.5, "eps": 1e-3]],
-                       invalid: [["lr": -1], ["alpha": -0.5], ["momentum": -1], ["eps": -1]]),
+                       invalid: [["lr": -1], ["alpha": -0.5], ["momentum": -0.1], ["eps": -1], ["weight_decay": -1]]),
         OptimizerEntry(Adagrad.self, name: "Adagrad", defaults: .init(), engine: .builtInRule,
                        stateNames: AdagradAlgorithm.stateNames, sparseGradients: .accepted,
+                       arrayAccesses: 5,
                        samples: [["lr_decay": 0.1, "initial_accumulator_value": 0.5],
                                  ["weight_decay": 0.1, "maximize": true]],
-                       invalid: [["lr": -1], ["lr_decay": -1], ["initial_accumulator_value": -1]]),
+                       invalid: [["lr": -1], ["lr_decay": -1], ["initial_accumulator_value": -1], ["eps": -1]]),
         OptimizerEntry(Adadelta.self, name: "Adadelta", defaults: .init(), engine: .builtInRule,
                        stateNames: AdadeltaAlgorithm.stateNames,
+                       arrayAccesses: 7,
                        samples: [["rho": 0.5, "weight_decay": 0.1], ["maximize": true, "eps": 1e-3]],
-                       invalid: [["lr": -1], ["rho": 1.5], ["eps": -1]]),
+                       invalid: [["lr": -1], ["rho": 1.5], ["rho": -0.1], ["eps": -1]]),
         OptimizerEntry(Adamax.self, name: "Adamax", defaults: .init(), engine: .builtInRule,
                        stateNames: AdamaxAlgorithm.stateNames,
+                       arrayAccesses: 7,
                        samples: [["weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]]],
                        invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
         OptimizerEntry(ASGD.self, name: "ASGD", defaults: .init(), engine: .builtInRule,
-                       stateNames: ASGDAlgorithm.stateNames,
+                       stateNames: ASGDAlgorithm.stateNames + ASGDAlgorithm.valueNames,
+                       // With the default t0 the average is a copy of the parameter: written, not read.
+                       arrayAccesses: 4,
                        samples: [["t0": 1, "lambd": 0.1], ["weight_decay": 0.1, "maximize": true, "alpha": 0.5]],
-                       invalid: [["lr": -1], ["weight_decay": -1]]),
+                       invalid: [["lr": -1], ["weight_decay": -1], ["t0": .number(.nan)], ["lambd": -0.5], ["alpha": -0.5]]),
         OptimizerEntry(NAdam.self, name: "NAdam", defaults: .init(), engine: .builtInRule,
-                       stateNames: NAdamAlgorithm.stateNames,
+                       stateNames: NAdamAlgorithm.stateNames + NAdamAlgorithm.valueNames,
+                       arrayAccesses: 7,
                        samples: [["decoupled_weight_decay": true, "weight_decay": 0.1],
                                  ["momentum_decay": 0.1, "maximize": true]],
                        invalid: [["lr": -1], ["betas": [0.9, 1]], ["momentum_decay": -1]]),
         OptimizerEntry(RAdam.self, name: "RAdam", defaults: .init(), engine: .builtInRule,
                        stateNames: RAdamAlgorithm.stateNames,
+                       arrayAccesses: 7,
                        samples: [["betas": [0.9, 0.8]], ["decoupled_weight_decay": true, "weight_decay": 0.1],
                                  ["maximize": true, "weight_decay": 0.1]],
                        invalid: [["lr": -1], ["betas": [-0.1, 0.999]], ["eps": -1]]),
         OptimizerEntry(Rprop.self, name: "Rprop", defaults: .init(), engine: .builtInRule,
                        stateNames: RpropAlgorithm.stateNames,
+                       arrayAccesses: 7,
                        samples: [["etas": [0.3, 1.5], "step_sizes": [1e-3, 1]], ["maximize": true]],
-                       invalid: [["lr": -1], ["etas": [1.5, 1.2]], ["etas": [0.5, 0.9]]]),
+                       invalid: [["lr": -1], ["etas": [1.5, 1.2]], ["etas": [0, 1.2]], ["etas": [0.5, 0.9]],
+                                 ["step_sizes": [.number(.nan), 1]]]),
         OptimizerEntry(SparseAdam.self, name: "SparseAdam", defaults: .init(), engine: .builtInRule,
                        stateNames: SparseAdamAlgorithm.stateNames, sparseGradients: .required,
+                       // Every row in the sparse gradient: a dense step's traffic plus the summing of rows.
+                       arrayAccesses: 8,
                        samples: [["betas": [0.5, 0.9]], ["maximize": true, "eps": 1e-3]],
                        invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
         OptimizerEntry(LBFGS.self, name: "LBFGS", defaults: .init(), engine: .closure, stateNames: [],
                        singleDType: true,
+                       // One iteration a step: the gradient gathered, its norms, the direction, the step.
+                       arrayAccesses: 6,
                        samples: [["line_search_fn": "strong_wolfe"], ["history_size": 3, "max_iter": 5]],
                        invalid: [["lr": -1], ["line_search_fn": "backtracking"], ["history_size": 0]]),
         OptimizerEntry(Adafactor.self, name: "Adafactor", defaults: .init(), engine: .perTensor,
                        stateNames: AdafactorAlgorithm.stateNames,
+                       arrayAccesses: 3,
                        samples: [["weight_decay": 0.1], ["maximize": true, "beta2_decay": -0.5]],
                        invalid: [["lr": -1], ["beta2_decay": 0.5], ["d": 0.5]]),
         OptimizerEntry(Muon.self, name: "Muon", defaults: .init(), engine: .perTensor,
                        stateNames: MuonAlgorithm.stateNames, needsMatrices: true,
+                       arrayAccesses: 5,
                        samples: [["nesterov": false], ["adjust_lr_fn": "match_rms_adamw", "weight_decay": 0]],
                        invalid: [["lr": -1], ["momentum": -1], ["ns_steps": -1]]),
         OptimizerEntry(Lion.self, name: "Lion", defaults: .init(), engine: .swiftRule, stateNames: LionRule.stateNames,
+                       reference: .lionPytorch,
+                       arrayAccesses: 5,
                        samples: [["weight_decay": 0.1], ["betas": [0.95, 0.98], "lr": 3e-4]],
                        invalid: [["lr": -1], ["betas": [1.5, 0.99]], ["weight_decay": -1]]),
+        OptimizerEntry(Adan.self, name: "Adan", defaults: .init(), engine: .swiftRule, stateNames: AdanRule.stateNames,
+                       reference: .pytorchOptimizer, arrayAccesses: 10,
+                       samples: [["weight_decay": 0.05, "weight_decouple": true], ["weight_decay": 0.02],
+                                 ["max_grad_norm": 1.0, "maximize": true, "betas": [0.9, 0.9, 0.999]]],
+                       invalid: [["lr": -1], ["betas": [1, 0.92, 0.99]], ["betas": [0.9, 0.9]], ["eps": -1],
+                                 ["max_grad_norm": -1]]),
+        OptimizerEntry(ScheduleFreeAdamW.self, name: "ScheduleFreeAdamW", defaults: .init(), engine: .swiftRule,
+                       stateNames: ScheduleFreeAdamWRule.stateNames, reference: .scheduleFree, arrayAccesses: 7,
+                       samples: [["warmup_steps": 3, "weight_decay": 0.1], ["r": 1.0, "weight_lr_power": 1.0]],
+                       invalid: [["lr": -1], ["betas": [1, 0.999]], ["warmup_steps": -1], ["warmup_steps": 1.5],
+                                 ["eps": -1]]),
         OptimizerEntry(SwiftAdam.self, name: "SwiftAdam", defaults: .init(), engine: .swiftRule,
                        stateNames: AdamRule.stateNames, replays: "Adam",
+                       arrayAccesses: 7,
                        samples: [["amsgrad": true, "weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]],
                                  ["decoupled_weight_decay": true, "weight_decay": 0.3, "eps": 1e-3]],
                        invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["weight_decay": -1]]),
@@ -180,3 +239,5 @@ extension LBFGS: GroupConstructible {}
 extension Adafactor: GroupConstructible {}
 extension Muon: GroupConstructible {}
 extension RuleOptimizer: GroupConstructible {}
+extension Adan: GroupConstructible {}
+extension ScheduleFreeAdamW: GroupConstructible {}

@@ -17,8 +17,9 @@ protocol ElementwiseAlgorithm {
     static func usesSlot(_ slot: Int, _ options: Options) -> Bool
     /// Flags added on the step that created a parameter's state (the rule then initializes it).
     static func initializationFlags(_ options: Options) -> UInt32
-    /// The scalar state of a parameter at its first update.
-    static func initialTensorState(_ options: Options) -> TensorState
+    /// The scalar state of a parameter at its first update, from its group's options and the
+    /// optimizer's defaults (the options it was built with).
+    static func initialTensorState(_ options: Options, defaults: Options) -> TensorState
     /// The rule's flags and scalars for a tensor's `step`-th update (counted from 1); advances
     /// the tensor's scalar state to what it is after that update.
     static func prepare(_ options: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars)
@@ -43,6 +44,11 @@ protocol ElementwiseAlgorithm {
     static func initialValue(slot: Int, _ options: Options) -> Double
     /// Whether torch keeps a `step` count in a parameter's state (all but SGD do).
     static var keepsStepCount: Bool { get }
+    /// Whether the step count and the scalar state belong to the parameter group and advance at
+    /// every step, whether or not a parameter of the group has a gradient (as pytorch-optimizer
+    /// and schedulefree keep them), rather than to each parameter, advancing at its updates
+    /// (as torch keeps them).
+    static var countsStepsPerGroup: Bool { get }
 }
 
 /// An algorithm whose rule is built into the kernel target, with a loop per instruction-set tier.
@@ -60,13 +66,14 @@ extension BuiltInAlgorithm {
 struct NoTensorState: Equatable {}
 
 extension ElementwiseAlgorithm where TensorState == NoTensorState {
-    static func initialTensorState(_ options: Options) -> NoTensorState { NoTensorState() }
+    static func initialTensorState(_ options: Options, defaults: Options) -> NoTensorState { NoTensorState() }
     static func values(of state: NoTensorState) -> [String: Double] { [:] }
     static var valueNames: [String] { [] }
     static func tensorState(from values: [String: Double]) -> NoTensorState { NoTensorState() }
 }
 
 extension ElementwiseAlgorithm {
+    static var countsStepsPerGroup: Bool { false }
     static func initializationFlags(_ options: Options) -> UInt32 { 0 }
     static var keepsStepCount: Bool { true }
     static var sparseGradients: SparseGradientSupport { .refused }
@@ -120,10 +127,16 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     private var groupOf: [Int] = []
     var stepCounts: [Int] = []
     var tensorStates: [Algorithm.TensorState?] = []
+    /// Steps taken and scalar state of each group, where they belong to the group
+    /// (`Algorithm.countsStepsPerGroup`).
+    var groupSteps: [Int] = []
+    var groupStates: [Algorithm.TensorState] = []
     /// `slotCount` state tensors per parameter, in parameter order.
     var slots: [Tensor?] = []
     let slotCount = Algorithm.stateNames.count
 
+    /// The options the optimizer was built with.
+    let defaults: Algorithm.Options
     var execution: Execution { didSet { launchIsCurrent = false; tablesISA = nil } }
     var implementation: Implementation
 
@@ -157,6 +170,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
          execution: Execution?, implementation: Implementation) throws {
         self.execution = try execution ?? Execution.fromEnvironment()
         self.implementation = implementation
+        self.defaults = defaults
         self.groups = []
         guard !specs.isEmpty else {
             throw OptimError(.invalidArgument, "optimizer got an empty parameter list")
@@ -184,6 +198,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         let index = groups.count
         let count = spec.parameters.count
         groups.append(ParameterGroup(parameters: spec.parameters, options: options))
+        groupSteps.append(0)
+        groupStates.append(Algorithm.initialTensorState(options, defaults: defaults))
         parameters.append(contentsOf: spec.parameters)
         groupOf.append(contentsOf: repeatElement(index, count: count))
         stepCounts.append(contentsOf: repeatElement(0, count: count))
@@ -226,7 +242,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     }
 
     func step() throws {
-        if !(launchIsCurrent && reuseLaunch()) {
+        // Group step counts advance for every group at every step: the launch is rebuilt.
+        if !(launchIsCurrent && !Algorithm.countsStepsPerGroup && reuseLaunch()) {
             try buildLaunch()
         }
         if !active.isEmpty {
@@ -345,6 +362,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         let stride = MemoryLayout<Algorithm.Scalars>.stride
         buffers.reserve(tensors: active.count, scalarStride: stride)
         let offsets = buffers.offsets
+        let perGroup = Algorithm.countsStepsPerGroup
         var total = 0
         offsets[0] = 0
         for (position, index) in active.enumerated() {
@@ -359,8 +377,9 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
                 fresh = true
             }
             fresh = fresh || stepCounts[index] == 0
-            stepCounts[index] += 1
-            let stateBefore = tensorStates[index] ?? Algorithm.initialTensorState(options)
+            stepCounts[index] = perGroup ? groupSteps[group] + 1 : stepCounts[index] + 1
+            let stateBefore = perGroup ? groupStates[group]
+                : tensorStates[index] ?? Algorithm.initialTensorState(options, defaults: defaults)
             if let last = blocks.last, last.group == group, last.step == stepCounts[index], last.stateBefore == stateBefore {
                 blocks[blocks.count - 1].positions = last.positions.lowerBound..<(position + 1)
             } else {
@@ -394,8 +413,22 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             offsets[position + 1] = Int64(total)
         }
         launchTotal = total
+        if perGroup { advanceGroups() }
         buffers.preparePlan(count: active.count, chunkElements: execution.chunkElements)
         launchIsCurrent = true
+    }
+
+    /// Advances every group's step count and scalar state by one step (the groups with a
+    /// parameter in the launch to the state their block computed).
+    private func advanceGroups() {
+        for group in groups.indices {
+            groupSteps[group] += 1
+            if let block = blocks.first(where: { $0.group == group }) {
+                groupStates[group] = block.stateAfter
+            } else {
+                _ = Algorithm.prepare(groups[group].options, step: groupSteps[group], state: &groupStates[group])
+            }
+        }
     }
 
     /// Applies the row-sparse gradients of `sparseActive` (already checked): creates missing
@@ -442,7 +475,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
                 slots[index * slotCount + slot] = tensor
             }
             stepCounts[index] += 1
-            var tensorState = tensorStates[index] ?? Algorithm.initialTensorState(options)
+            var tensorState = tensorStates[index] ?? Algorithm.initialTensorState(options, defaults: defaults)
             let prepared = Algorithm.prepare(options, step: stepCounts[index], state: &tensorState)
             tensorStates[index] = tensorState
             let scalars = sparseBuffers.scalars + number * stride

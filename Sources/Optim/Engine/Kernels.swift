@@ -170,33 +170,42 @@ extension Kernels {
         optim_narrow_from_float(source, destination, Int64(count), dtype.cValue, bestForConversions)
     }
 
-    /// The one-entry kernel table of Swift rules for `dtype` (they take no flags).
+    /// The kernel table of Swift rules for `dtype`: entry 1 is a parameter's first update.
     static func swiftRuleTable(dtype: DType) -> UnsafeBufferPointer<SegmentFunction?> {
         swiftRuleTables[dtype.ordinal]
     }
 
-    // Written once, read only after.
+    // Written once, read only after. C function pointers cannot capture, so each dtype and
+    // first-update flag has its own entry.
     nonisolated(unsafe) private static let swiftRuleTables: [UnsafeBufferPointer<SegmentFunction?>] = DType.allCases.map { dtype in
-        let entry = UnsafeMutableBufferPointer<SegmentFunction?>.allocate(capacity: 1)
+        let table = UnsafeMutableBufferPointer<SegmentFunction?>.allocate(capacity: 2)
         switch dtype {
-        case .float32: entry[0] = { runSwiftRuleSegment($0, $1, $2, .float32) }
-        case .float64: entry[0] = { runSwiftRuleSegment($0, $1, $2, .float64) }
-        case .float16: entry[0] = { runSwiftRuleSegment($0, $1, $2, .float16) }
-        case .bfloat16: entry[0] = { runSwiftRuleSegment($0, $1, $2, .bfloat16) }
+        case .float32:
+            table[0] = { runSwiftRuleSegment($0, $1, $2, .float32, first: false) }
+            table[1] = { runSwiftRuleSegment($0, $1, $2, .float32, first: true) }
+        case .float64:
+            table[0] = { runSwiftRuleSegment($0, $1, $2, .float64, first: false) }
+            table[1] = { runSwiftRuleSegment($0, $1, $2, .float64, first: true) }
+        case .float16:
+            table[0] = { runSwiftRuleSegment($0, $1, $2, .float16, first: false) }
+            table[1] = { runSwiftRuleSegment($0, $1, $2, .float16, first: true) }
+        case .bfloat16:
+            table[0] = { runSwiftRuleSegment($0, $1, $2, .bfloat16, first: false) }
+            table[1] = { runSwiftRuleSegment($0, $1, $2, .bfloat16, first: true) }
         }
-        return UnsafeBufferPointer(entry)
+        return UnsafeBufferPointer(table)
     }
 }
 
 private func runSwiftRuleSegment(_ tensor: UnsafePointer<KernelTensor>?, _ begin: Int64, _ end: Int64,
-                                 _ dtype: DType) {
+                                 _ dtype: DType, first: Bool) {
     let descriptor = tensor.unsafelyUnwrapped.pointee
     let block = descriptor.scalars.unsafelyUnwrapped
     let header = block.load(as: SwiftRuleHeader.self)
     header.rule.runSegment(RuleSegment(
         parameter: descriptor.param.unsafelyUnwrapped, gradient: descriptor.grad.unsafelyUnwrapped,
         state: descriptor.state, scalars: block + header.scalarsOffset, begin: Int(begin), end: Int(end),
-        dtype: dtype))
+        dtype: dtype, isFirstUpdate: first))
 }
 
 /// An opened OpenMP runtime.

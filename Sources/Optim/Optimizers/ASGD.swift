@@ -87,14 +87,14 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
     static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
         try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
-        try OptionCheck.finite(o.lambd, "lambd")
-        try OptionCheck.finite(o.alpha, "alpha")
+        try OptionCheck.nonNegative(o.lambd, "lambd")
+        try OptionCheck.nonNegative(o.alpha, "alpha")
         try OptionCheck.finite(o.t0, "t0")
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
-    static func initialTensorState(_ o: Options) -> TensorState { TensorState(eta: Float(o.lr), mu: 1) }
+    static func initialTensorState(_ o: Options, defaults: Options) -> TensorState { TensorState(eta: Float(o.lr), mu: 1) }
 
     static func prepare(_ o: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars) {
         var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)

@@ -98,11 +98,8 @@ public final class AdamW: ElementwiseOptimizer<AdamW.Options> {
     /// AdamW over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = AdamW.defaultOptions,
                 execution: Execution? = nil, implementation: Implementation = .multiTensor) throws {
-        guard defaults.decoupledWeightDecay else {
-            throw OptimError(.invalidOption, "AdamW always decouples weight decay; use Adam for an L2 penalty")
-        }
-        let engine = try ElementwiseEngine<AdamAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                  implementation: implementation)
+        let engine = try ElementwiseEngine<AdamWAlgorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                           implementation: implementation)
         super.init(core: engine, defaults: defaults)
     }
 }
@@ -141,6 +138,29 @@ enum AdamAlgorithm: BuiltInAlgorithm {
                                eps: o.eps, weight_decay: o.weightDecay, decay_factor: 1 - o.lr * o.weightDecay,
                                negative_step_size: -(o.lr / biasCorrection1),
                                bias_correction2_sqrt: pow(biasCorrection2, 0.5)))
+    }
+}
+
+/// Adam's rule with AdamW's check: every group, at construction, through `setOptions` or from a
+/// state dict, decouples its weight decay.
+enum AdamWAlgorithm: BuiltInAlgorithm {
+    typealias Options = Adam.Options
+    typealias Scalars = AdamKernelScalars
+    static let name = "AdamW"
+    static let rule = KernelRule.adam
+    static let stateNames = AdamAlgorithm.stateNames
+
+    static func validate(_ o: Options) throws {
+        guard o.decoupledWeightDecay else {
+            throw OptimError(.invalidOption, "AdamW always decouples weight decay; use Adam for an L2 penalty")
+        }
+        try AdamAlgorithm.validate(o)
+    }
+
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { AdamAlgorithm.usesSlot(slot, o) }
+
+    static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
+        AdamAlgorithm.prepare(o, step: step, state: &state)
     }
 }
 

@@ -3,13 +3,15 @@
 ///
 /// For each parameter `p` with gradient `g`:
 ///
-///     p ← p · (1 − lr · weightDecay)
+///     p ← p · (1 − lr · weightDecay)                (1 − lr · weightDecay / lr₀ with decoupledWeightDecay)
 ///     c ← β₁ · m + (1 − β₁) · g
 ///     p ← p − lr · sign(c)
 ///     m ← β₂ · m + (1 − β₂) · g
 ///
-/// State: `exp_avg` (m). Defaults are lion-pytorch's: lr 1e-4, betas (0.9, 0.99), no weight
-/// decay. torch has no Lion.
+/// State: `exp_avg` (m), and `initial_lr` (lr₀: the learning rate the optimizer was built
+/// with, as lion-pytorch divides by its constructor's `lr` in every group). Defaults are
+/// lion-pytorch 0.2.5's: lr 1e-4, betas (0.9, 0.99), no weight decay. torch has no Lion.
+/// As lion-pytorch, a learning rate of 0 is refused (also from a scheduler).
 public typealias Lion = RuleOptimizer<LionRule>
 
 /// The rule of ``Lion``.
@@ -19,19 +21,25 @@ public enum LionRule: ElementwiseRule {
         public var lr: Double
         /// β₁ interpolates the update's direction, β₂ the momentum (default (0.9, 0.99)).
         public var betas: Betas
-        /// Decoupled weight decay, scaled by the learning rate (default 0).
+        /// Weight decay, applied to the parameter and scaled by the learning rate (default 0).
         public var weightDecay: Double
+        /// Scale the decay by lr / lr₀ instead of lr, so that it follows a schedule but not the
+        /// learning rate's size (default false).
+        public var decoupledWeightDecay: Bool
 
-        public init(lr: Double = 1e-4, betas: Betas = Betas(0.9, 0.99), weightDecay: Double = 0) {
+        public init(lr: Double = 1e-4, betas: Betas = Betas(0.9, 0.99), weightDecay: Double = 0,
+                    decoupledWeightDecay: Bool = false) {
             self.lr = lr
             self.betas = betas
             self.weightDecay = weightDecay
+            self.decoupledWeightDecay = decoupledWeightDecay
         }
 
         public init() { self.init(lr: 1e-4) }
 
         public static let torchFields: [OptionField<Self>] = [
             .number("lr", \.lr), .betas("betas", \.betas), .number("weight_decay", \.weightDecay),
+            .flag("decoupled_weight_decay", \.decoupledWeightDecay),
         ]
     }
 
@@ -44,13 +52,30 @@ public enum LionRule: ElementwiseRule {
 
     public static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
+        guard o.lr > 0 else { throw OptimError(.invalidOption, "Invalid learning rate: 0 (Lion needs lr > 0)") }
         try OptionCheck.unitInterval(o.betas.first, "beta1")
         try OptionCheck.unitInterval(o.betas.second, "beta2")
         try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
     }
 
-    public static func scalars(_ o: Options, step: Int, state: inout NoScalarState) -> Scalars {
-        Scalars(decay: 1 - o.lr * o.weightDecay, negativeLR: -o.lr, beta1: o.betas.first,
+    /// lr₀, the learning rate the optimizer was built with.
+    public struct ScalarState: RuleScalarState {
+        var initialLR = 0.0
+        public init() {}
+        public static let names = ["initial_lr"]
+        public var values: [String: Double] { ["initial_lr": initialLR] }
+        public init(values: [String: Double]) { initialLR = values["initial_lr"] ?? 0 }
+    }
+
+    public static func initialScalarState(_ options: Options, defaults: Options) -> ScalarState {
+        var state = ScalarState()
+        state.initialLR = defaults.lr
+        return state
+    }
+
+    public static func scalars(_ o: Options, step: Int, state: inout ScalarState) -> Scalars {
+        let weightDecay = o.decoupledWeightDecay ? o.weightDecay / state.initialLR : o.weightDecay
+        return Scalars(decay: 1 - o.lr * weightDecay, negativeLR: -o.lr, beta1: o.betas.first,
                 oneMinusBeta1: 1 - o.betas.first, beta2: o.betas.second, oneMinusBeta2: 1 - o.betas.second)
     }
 

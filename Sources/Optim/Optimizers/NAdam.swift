@@ -105,7 +105,7 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
-    static func initialTensorState(_ o: Options) -> TensorState { TensorState(muProduct: 1) }
+    static func initialTensorState(_ o: Options, defaults: Options) -> TensorState { TensorState(muProduct: 1) }
 
     static func prepare(_ o: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars) {
         var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)

@@ -50,8 +50,13 @@ public protocol ElementwiseRule: ElementwiseRuleSegments {
     static var name: String { get }
     /// The state tensors' names, in slot order (at most four): `state[0]` is `stateNames[0]`.
     static var stateNames: [String] { get }
+    /// Whose step count `scalars` sees (default: ``RuleStepCounting/perParameter``).
+    static var stepCounting: RuleStepCounting { get }
     /// Throws when options are out of range; the default checks that `lr` is finite and ≥ 0.
     static func validate(_ options: Options) throws
+    /// The scalar state before a parameter's first update, from its group's options and the
+    /// optimizer's defaults (the options it was built with). Default: `ScalarState()`.
+    static func initialScalarState(_ options: Options, defaults: Options) -> ScalarState
     /// The scalars of a parameter's `step`-th update (counted from 1); advances its scalar
     /// state to what it is after that update.
     static func scalars(_ options: Options, step: Int, state: inout ScalarState) -> Scalars
@@ -62,8 +67,22 @@ public protocol ElementwiseRule: ElementwiseRuleSegments {
     static func update<V: RuleVector>(parameter: inout V, gradient: V, state: inout RuleState<V>, scalars: Scalars)
 }
 
+/// Whose step count and scalar state a rule keeps.
+public enum RuleStepCounting: Sendable {
+    /// Each parameter's: they advance when the parameter is updated (torch's optimizers).
+    case perParameter
+    /// Each parameter group's: they advance at every step, whether or not a parameter of the
+    /// group has a gradient (pytorch-optimizer, schedulefree). A state dict keeps them in the
+    /// group's entry of `param_groups`.
+    case perGroup
+}
+
 extension ElementwiseRule {
+    public static var stepCounting: RuleStepCounting { .perParameter }
+
     public static func usesSlot(_ slot: Int, _ options: Options) -> Bool { true }
+
+    public static func initialScalarState(_ options: Options, defaults: Options) -> ScalarState { ScalarState() }
 
     public static func validate(_ options: Options) throws {
         guard options.lr >= 0, options.lr.isFinite else {
@@ -97,8 +116,11 @@ public struct NoScalarState: RuleScalarState {
 /// ``ElementwiseRule/stateNames``).
 public struct RuleState<V: RuleVector> {
     @usableFromInline var slot0 = V(), slot1 = V(), slot2 = V(), slot3 = V()
+    /// Whether this is the parameter's first update: its state slots hold zeros, and a rule
+    /// whose state starts elsewhere (a copy of the parameter, of the gradient) sets it now.
+    public let isFirstUpdate: Bool
 
-    @inlinable @inline(__always) init() {}
+    @inlinable @inline(__always) init(isFirstUpdate: Bool) { self.isFirstUpdate = isFirstUpdate }
 
     @inlinable public subscript(slot: Int) -> V {
         @inline(__always) get {
@@ -138,11 +160,12 @@ public struct RuleSegment {
     @usableFromInline let begin: Int
     @usableFromInline let end: Int
     @usableFromInline let dtype: DType
+    @usableFromInline let isFirstUpdate: Bool
 
     init(parameter: UnsafeMutableRawPointer, gradient: UnsafeRawPointer,
          state: (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?,
                  UnsafeMutableRawPointer?),
-         scalars: UnsafeRawPointer, begin: Int, end: Int, dtype: DType) {
+         scalars: UnsafeRawPointer, begin: Int, end: Int, dtype: DType, isFirstUpdate: Bool) {
         self.parameter = parameter
         self.gradient = gradient
         self.state = state
@@ -150,6 +173,7 @@ public struct RuleSegment {
         self.begin = begin
         self.end = end
         self.dtype = dtype
+        self.isFirstUpdate = isFirstUpdate
     }
 
     /// The state arrays of the first `slots` slots, from the segment's first element on.
@@ -206,11 +230,11 @@ extension ElementwiseRule {
         case .float32:
             let offset = segment.begin * 4
             runLoop(SIMD16<Float>.self, parameter: segment.parameter + offset, gradient: segment.gradient + offset,
-                    state: segment.stateArrays(slots, byteOffset: offset), count: count, scalars: scalars)
+                    state: segment.stateArrays(slots, byteOffset: offset), count: count, scalars: scalars, first: segment.isFirstUpdate)
         case .float64:
             let offset = segment.begin * 8
             runLoop(SIMD8<Double>.self, parameter: segment.parameter + offset, gradient: segment.gradient + offset,
-                    state: segment.stateArrays(slots, byteOffset: offset), count: count, scalars: scalars)
+                    state: segment.stateArrays(slots, byteOffset: offset), count: count, scalars: scalars, first: segment.isFirstUpdate)
         case .float16, .bfloat16:
             withUnsafeTemporaryAllocation(of: Float.self, capacity: ruleHalfBlock * 6) { buffer in
                 let base = buffer.baseAddress.unsafelyUnwrapped
@@ -231,7 +255,7 @@ extension ElementwiseRule {
                     }
                     runLoop(SIMD16<Float>.self, parameter: UnsafeMutableRawPointer(base),
                             gradient: UnsafeRawPointer(base + ruleHalfBlock), state: floatState, count: n,
-                            scalars: scalars)
+                            scalars: scalars, first: segment.isFirstUpdate)
                     segment.narrow(base, to: segment.parameter + start * 2, count: n)
                     for slot in 0..<slots {
                         guard let array = stored[slot], let float = floatState[slot] else { continue }
@@ -246,7 +270,8 @@ extension ElementwiseRule {
     /// The vector loop over `count` contiguous elements; the tail runs on zero-padded vectors.
     @inlinable @inline(__always)
     static func runLoop<V: RuleVector>(_: V.Type, parameter: UnsafeMutableRawPointer, gradient: UnsafeRawPointer,
-                                       state: RuleStateArrays, count: Int, scalars: Scalars) {
+                                       state: RuleStateArrays, count: Int, scalars: Scalars,
+                                       first: Bool) {
         let width = V.scalarCount
         let stride = MemoryLayout<V.Scalar>.stride
         let slots = state.count
@@ -255,7 +280,7 @@ extension ElementwiseRule {
             let at = i * stride
             var p = parameter.loadUnaligned(fromByteOffset: at, as: V.self)
             let g = gradient.loadUnaligned(fromByteOffset: at, as: V.self)
-            var s = RuleState<V>()
+            var s = RuleState<V>(isFirstUpdate: first)
             for slot in 0..<slots {
                 if let array = state[slot] { s[slot] = array.loadUnaligned(fromByteOffset: at, as: V.self) }
             }
@@ -271,7 +296,7 @@ extension ElementwiseRule {
         let p0 = parameter.assumingMemoryBound(to: V.Scalar.self) + i
         let g0 = gradient.assumingMemoryBound(to: V.Scalar.self) + i
         var p = V(), g = V()
-        var s = RuleState<V>()
+        var s = RuleState<V>(isFirstUpdate: first)
         for lane in 0..<rest {
             p[lane] = p0[lane]
             g[lane] = g0[lane]

@@ -58,6 +58,8 @@ enum SwiftRuleAlgorithm<Rule: ElementwiseRule>: ElementwiseAlgorithm {
         Kernels.swiftRuleTable(dtype: dtype)
     }
 
+    static var countsStepsPerGroup: Bool { Rule.stepCounting == .perGroup }
+    static func initializationFlags(_ options: Options) -> UInt32 { 1 }
     static func validate(_ options: Options) throws { try Rule.validate(options) }
     static func usesSlot(_ slot: Int, _ options: Options) -> Bool { Rule.usesSlot(slot, options) }
 
@@ -65,7 +67,9 @@ enum SwiftRuleAlgorithm<Rule: ElementwiseRule>: ElementwiseAlgorithm {
         (0, Scalars(Rule.scalars(options, step: step, state: &state)))
     }
 
-    static func initialTensorState(_ options: Options) -> TensorState { TensorState() }
+    static func initialTensorState(_ options: Options, defaults: Options) -> TensorState {
+        Rule.initialScalarState(options, defaults: defaults)
+    }
     static func values(of state: TensorState) -> [String: Double] { state.values }
     static func tensorState(from values: [String: Double]) -> TensorState { TensorState(values: values) }
 }

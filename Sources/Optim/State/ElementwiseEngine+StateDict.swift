@@ -13,12 +13,20 @@ extension ElementwiseEngine {
                     entry[Algorithm.stateNames[slot]] = .tensor(TensorValue(tensor))
                 }
             }
-            if let tensorState = tensorStates[index] {
+            // Scalar state that belongs to the group is written with the group.
+            if let tensorState = tensorStates[index], !Algorithm.countsStepsPerGroup {
                 for (name, value) in Algorithm.values(of: tensorState) { entry[name] = .tensor(.scalar(value)) }
             }
             state[index] = entry
         }
-        return OptimizerStateDict(state: state, paramGroups: torchParamGroups(groups))
+        var paramGroups = torchParamGroups(groups)
+        if Algorithm.countsStepsPerGroup {
+            for group in groups.indices {
+                paramGroups[group]["step"] = .integer(groupSteps[group])
+                for (name, value) in Algorithm.values(of: groupStates[group]) { paramGroups[group][name] = .number(value) }
+            }
+        }
+        return OptimizerStateDict(state: state, paramGroups: paramGroups)
     }
 
     /// Replaces the options and the state with those of `dict`, matching its parameters to
@@ -57,16 +65,37 @@ extension ElementwiseEngine {
                 newSlots[index * slotCount + slot] = try Tensor(tensor.data, shape: parameter.shape, dtype: parameter.dtype)
             }
             var values: [String: Double] = [:]
-            for name in Algorithm.valueNames {
+            for name in Algorithm.valueNames where !Algorithm.countsStepsPerGroup {
                 guard let value = entry[name]?.doubleValue else {
                     throw OptimError(.invalidArgument, "parameter \(id) of the state dict has no \(name)")
                 }
                 values[name] = value
             }
-            newTensorStates[index] = Algorithm.tensorState(from: values)
+            if !Algorithm.countsStepsPerGroup { newTensorStates[index] = Algorithm.tensorState(from: values) }
+        }
+
+        var newGroupSteps = groupSteps
+        var newGroupStates = groupStates
+        if Algorithm.countsStepsPerGroup {
+            for (group, saved) in dict.paramGroups.enumerated() {
+                guard let step = saved["step"]?.doubleValue, step >= 0, step == step.rounded(), step < 1e15 else {
+                    throw OptimError(.invalidArgument, "parameter group \(group) of the state dict has no valid step count")
+                }
+                var values: [String: Double] = [:]
+                for name in Algorithm.valueNames {
+                    guard let value = saved[name]?.doubleValue, value.isFinite else {
+                        throw OptimError(.invalidArgument, "parameter group \(group) of the state dict has no finite \(name)")
+                    }
+                    values[name] = value
+                }
+                newGroupSteps[group] = Int(step)
+                newGroupStates[group] = Algorithm.tensorState(from: values)
+            }
         }
 
         for (number, loaded) in options.enumerated() { groups[number].options = loaded }
+        groupSteps = newGroupSteps
+        groupStates = newGroupStates
         stepCounts = newSteps
         slots = newSlots
         tensorStates = newTensorStates

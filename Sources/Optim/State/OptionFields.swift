@@ -1,16 +1,24 @@
-/// One option of an optimizer under torch's name, for reading and writing state dicts: a
-/// number, a flag, or a pair of numbers (torch's `betas`).
+/// One option of an optimizer under torch's name, for reading and writing state dicts.
 // Key paths are immutable values, safe to share between threads.
 public enum OptionField<Options>: @unchecked Sendable {
+    /// A number.
     case number(String, WritableKeyPath<Options, Double>)
+    /// A whole number (a step count, a number of iterations).
+    case integer(String, WritableKeyPath<Options, Int>)
     case flag(String, WritableKeyPath<Options, Bool>)
+    /// Two numbers, as a tuple.
     case pair(String, WritableKeyPath<Options, (Double, Double)>)
+    /// Two decay rates (torch's `betas`).
     case betas(String, WritableKeyPath<Options, Betas>)
+    /// A list of numbers of a fixed length (Adan's three betas): a list of another length is
+    /// refused.
+    case numbers(String, WritableKeyPath<Options, [Double]>)
 
     /// torch's name of the option.
     public var name: String {
         switch self {
-        case .number(let name, _), .flag(let name, _), .pair(let name, _), .betas(let name, _): name
+        case .number(let name, _), .integer(let name, _), .flag(let name, _), .pair(let name, _),
+             .betas(let name, _), .numbers(let name, _): name
         }
     }
 }
@@ -36,6 +44,7 @@ extension Array {
         for field in self {
             switch field {
             case .number(let name, let path): values[name] = .number(options[keyPath: path])
+            case .integer(let name, let path): values[name] = .integer(options[keyPath: path])
             case .flag(let name, let path): values[name] = .bool(options[keyPath: path])
             case .pair(let name, let path):
                 let pair = options[keyPath: path]
@@ -43,6 +52,7 @@ extension Array {
             case .betas(let name, let path):
                 let betas = options[keyPath: path]
                 values[name] = .list([.number(betas.first), .number(betas.second)])
+            case .numbers(let name, let path): values[name] = .list(options[keyPath: path].map(StateValue.number))
             }
         }
         return values
@@ -59,6 +69,11 @@ extension Array {
             case .number(let name, let path):
                 guard let number = value.doubleValue else { throw Self.mismatch(name, value, "a number") }
                 options[keyPath: path] = number
+            case .integer(let name, let path):
+                guard let number = value.doubleValue, let integer = Int(exactly: number) else {
+                    throw Self.mismatch(name, value, "a whole number")
+                }
+                options[keyPath: path] = integer
             case .flag(let name, let path):
                 switch value {
                 case .bool(let flag): options[keyPath: path] = flag
@@ -68,20 +83,26 @@ extension Array {
                 default: throw Self.mismatch(name, value, "True or False")
                 }
             case .pair(let name, let path):
-                guard case .list(let items) = value, items.count == 2,
-                      let first = items[0].doubleValue, let second = items[1].doubleValue else {
-                    throw Self.mismatch(name, value, "a pair of numbers")
-                }
-                options[keyPath: path] = (first, second)
+                let numbers = try Self.numbers(name, value, count: 2)
+                options[keyPath: path] = (numbers[0], numbers[1])
             case .betas(let name, let path):
-                guard case .list(let items) = value, items.count == 2,
-                      let first = items[0].doubleValue, let second = items[1].doubleValue else {
-                    throw Self.mismatch(name, value, "a pair of numbers")
-                }
-                options[keyPath: path] = Betas(first, second)
+                let numbers = try Self.numbers(name, value, count: 2)
+                options[keyPath: path] = Betas(numbers[0], numbers[1])
+            case .numbers(let name, let path):
+                options[keyPath: path] = try Self.numbers(name, value, count: options[keyPath: path].count)
             }
         }
         return options
+    }
+
+    private static func numbers(_ name: String, _ value: StateValue, count: Int) throws -> [Double] {
+        guard case .list(let items) = value, items.count == count else {
+            throw mismatch(name, value, "a list of \(count) numbers")
+        }
+        return try items.map { item in
+            guard let number = item.doubleValue else { throw mismatch(name, value, "a list of \(count) numbers") }
+            return number
+        }
     }
 
     private static func mismatch(_ name: String, _ value: StateValue, _ expected: String) -> OptimError {
@@ -104,10 +125,10 @@ public protocol TorchNamedOptions: OptimizerOptions {
 /// mapping (``TorchNamedOptions``), so that an options struct declares its fields and nothing
 /// else.
 ///
-///     struct Options: TorchFieldOptions {
-///         var lr = 1e-4, betas = (0.9, 0.99), weightDecay = 0.0
+///     struct Options: TorchFieldOptions, DefaultOptions {
+///         var lr = 1e-4, betas = Betas(0.9, 0.99), weightDecay = 0.0
 ///         static let torchFields: [OptionField<Self>] = [
-///             .number("lr", \.lr), .pair("betas", \.betas), .number("weight_decay", \.weightDecay)]
+///             .number("lr", \.lr), .betas("betas", \.betas), .number("weight_decay", \.weightDecay)]
 ///     }
 public protocol TorchFieldOptions: TorchNamedOptions {
     /// Every option under its torch name.

@@ -38,7 +38,6 @@ Conventions beyond optimizers.json:
   it, `n_averaged` its counter after it.
 Needs torch and the three packages; the tests do not.
 """
-import copy
 import json
 import math
 import os
@@ -62,9 +61,10 @@ VERSIONS = {
 GENERATOR = "; ".join(f"{k} {v}" for k, v in VERSIONS.items()) + " (generate_beyond_torch.py)"
 
 DT = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# The half types: the references run every tensor op in the half type (each op computes in
-# float and rounds to the half type), so a library that keeps float math between the loads and
-# the stores differs by a few units in the last place; these bounds hold that difference.
+# The half types: the references round the result of every tensor op to the half type (add
+# and sub with alpha on short tensors also round alpha and alpha * other), so a library that
+# keeps float math between its loads and stores differs by a few units in the last place;
+# these bounds hold that difference (Lamb in bfloat16 needs more, see lamb_cases).
 TOL = {"float64": (1e-10, 1e-12), "float32": (1e-5, 1e-6), "bfloat16": (0.03, 4e-3), "float16": (4e-3, 4e-4)}
 
 
@@ -108,7 +108,7 @@ def opt_id(name, ctor, dtype, suffix=""):
 
 def grad_case(name, make, ctor, dtype, *, overrides=None, shapes=([5, 3], [7], []), steps=6,
               null=(1, 2), param_scale=1.0, grad_scale=1.0, extra_options=None,
-              group_state_keys=(), prepare=None, suffix="", check_same=None, guard=None, salt=""):
+              group_state_keys=(), prepare=None, suffix="", check_same=None, guard=None, salt="", tol=None):
     """One gradient-driven case. `make(tgroups, ctor, foreach)` builds the optimizer; `overrides`
     are the second group's options (None: one group). The second group holds parameter 1."""
     cid = opt_id(name, ctor, dtype, suffix)
@@ -152,7 +152,7 @@ def grad_case(name, make, ctor, dtype, *, overrides=None, shapes=([5, 3], [7], [
     if check_same is not None:
         _, _, _, other, other_gs = run(check_same)
         assert other == trajectory and other_gs == group_state, f"{cid}: foreach={check_same} differs from forloop"
-    rtol, atol = TOL[dtype]
+    rtol, atol = tol or TOL[dtype]
     case = {"id": cid, "optimizer": name, "dtype": dtype,
             "groups": [{"params": part, "options": o} for part, o in zip(parts, options)],
             "params": [{"shape": list(s), "data": tolist(t)} for s, t in zip(shapes, init)],
@@ -273,7 +273,10 @@ def lamb_cases():
     ]
     for ctor, kw, dts in specs:
         for dt in dts:
-            out.append(grad_case("Lamb", make_lamb, ctor, dt, extra_options=ex(ctor), group_state_keys=("step",), **kw))
+            # bfloat16: the trust ratio ||p|| / ||update|| of a one-element parameter amplifies
+            # the rounding of every op (4% between torch and float math in one case)
+            out.append(grad_case("Lamb", make_lamb, ctor, dt, extra_options=ex(ctor), group_state_keys=("step",),
+                                 tol=(0.08, 4e-3) if dt == "bfloat16" else None, **kw))
     return out
 
 
@@ -358,11 +361,13 @@ def averaged_cases():
 # Refused options
 
 def errors():
+    """What the references refuse, and the edges they accept. Left out: what they accept but a
+    library may sensibly refuse (schedulefree validates nothing: a negative lr, eps, weight
+    decay or warmup, betas of 1; Lion accepts a negative weight_decay)."""
     p = lambda: [torch.zeros(3, requires_grad=True)]
     probes = [
         ("Lion", lambda o: lion_pytorch.Lion(p(), **o), [
-            {"lr": 0.0}, {"lr": -0.1}, {"betas": (1.5, 0.99)}, {"betas": (0.9, -0.1)}, {"betas": (1.0, 1.0)},
-            {"weight_decay": -0.1}]),
+            {"lr": 0.0}, {"lr": -0.1}, {"betas": (1.5, 0.99)}, {"betas": (0.9, -0.1)}, {"betas": (1.0, 1.0)}]),
         ("Adan", lambda o: pytorch_optimizer.Adan(p(), **o), [
             {"lr": -0.1}, {"lr": 0.0}, {"betas": (1.0, 0.92, 0.99)}, {"betas": (0.98, -0.1, 0.99)},
             {"betas": (0.98, 0.92, 1.0)}, {"betas": (0.98, 0.92, 1.5)}, {"weight_decay": -0.1},
@@ -370,8 +375,6 @@ def errors():
         ("Lamb", lambda o: pytorch_optimizer.Lamb(p(), **o), [
             {"lr": -0.1}, {"lr": 0.0}, {"betas": (1.0, 0.999)}, {"betas": (0.9, 1.0)}, {"weight_decay": -0.1},
             {"max_grad_norm": -1.0}, {"eps": -1e-6}]),
-        ("ScheduleFreeAdamW", lambda o: schedulefree.AdamWScheduleFree(p(), **o), [
-            {"lr": -0.1}, {"betas": (1.0, 0.999)}, {"weight_decay": -0.1}, {"eps": -1e-8}, {"warmup_steps": -1}]),
         ("AveragedModel", lambda o: get_ema_multi_avg_fn(o["decay"]), [
             {"strategy": "ema", "decay": 1.5}, {"strategy": "ema", "decay": -0.1}, {"strategy": "ema", "decay": 1.0},
             {"strategy": "ema", "decay": 0.0}]),
