@@ -204,6 +204,15 @@ public enum OptimizerCatalog {
                        samples: [["warmup_steps": 3, "weight_decay": 0.1], ["r": 1.0, "weight_lr_power": 1.0]],
                        invalid: [["lr": -1], ["betas": [1, 0.999]], ["warmup_steps": -1], ["warmup_steps": 1.5],
                                  ["eps": -1]]),
+        OptimizerEntry(Lamb.self, name: "Lamb", defaults: .init(), engine: .perTensor,
+                       stateNames: ["exp_avg", "exp_avg_sq"] + Lamb.ratioNames, reference: .pytorchOptimizer,
+                       // The element-wise pass (p, g, m, v, u), the norms (p, u), the step (p, u).
+                       arrayAccesses: 13,
+                       samples: [["weight_decay": 0.1], ["weight_decay": 0.1, "weight_decouple": false],
+                                 ["adam": true, "fixed_decay": true, "weight_decay": 0.1],
+                                 ["grad_averaging": false, "maximize": true]],
+                       invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["rectify": true],
+                                 ["pre_norm": true]]),
         OptimizerEntry(SwiftAdam.self, name: "SwiftAdam", defaults: .init(), engine: .swiftRule,
                        stateNames: AdamRule.stateNames, replays: "Adam",
                        arrayAccesses: 7,
@@ -240,4 +249,5 @@ extension Adafactor: GroupConstructible {}
 extension Muon: GroupConstructible {}
 extension RuleOptimizer: GroupConstructible {}
 extension Adan: GroupConstructible {}
+extension Lamb: GroupConstructible {}
 extension ScheduleFreeAdamW: GroupConstructible {}

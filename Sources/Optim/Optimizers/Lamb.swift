@@ -1,0 +1,198 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// LAMB, layer-wise adaptive moments (You et al., 2020), as `pytorch_optimizer.Lamb` 4.1.0
+/// computes it: Adam's direction, scaled per tensor by a trust ratio.
+///
+/// At the group's `t`-th step, for each parameter `p` with gradient `g`:
+///
+///     g ← maximize ? −g : g
+///     m ← β₁ · m + (gradAveraging ? 1 − β₁ : 1) · g
+///     v ← β₂ · v + (1 − β₂) · g²
+///     p ← p · (1 − weightDecay · (fixedDecay ? 1 : lr))         (weightDecouple)
+///     u ← m / (√v + ε) + weightDecay · p                        (L2 term without weightDecouple)
+///     r ← min(‖p‖, 10) / (‖u‖ + ε), or 1 where either norm is 0 (adam: 1)
+///     p ← p − (lr / (1 − β₁ᵗ)) · r · u
+///
+/// The first five lines run as one element-wise pass on the engine, the norms as one
+/// deterministic reduction over every tensor, the last line per tensor. State: `exp_avg` (m),
+/// `exp_avg_sq` (v), and the last step's `weight_norm`, `adam_norm` and `trust_ratio`; the step
+/// count belongs to the group. `rectify` and `pre_norm` are not offered (refused when true).
+/// torch has no LAMB.
+public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
+    private let engine: ElementwiseEngine<SwiftRuleAlgorithm<LambRule>>
+    /// The last step's norms and trust ratio of each parameter, by torch-style name.
+    private var ratios: [ObjectIdentifier: [String: Double]] = [:]
+    static let ratioNames = ["weight_norm", "adam_norm", "trust_ratio"]
+    /// The norm of a parameter is clamped to this before the ratio (the reference's constant).
+    static let normClamp = 10.0
+
+    /// LAMB over `parameters` in one group.
+    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
+                            implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// LAMB over parameter groups, each with its changes to `defaults`.
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
+                                       implementation: implementation)
+        super.init(core: engine, defaults: defaults)
+    }
+
+    public override func step() throws {
+        try super.step()
+        // Checked by the element-wise pass: every gradient here matches its parameter.
+        var updated: [(parameter: Tensor, group: Int)] = []
+        for (number, group) in paramGroups.enumerated() {
+            for parameter in group.parameters where parameter.grad != nil { updated.append((parameter, number)) }
+        }
+        guard !updated.isEmpty else { return }
+        let directions = updated.map { engine.state(for: $0.parameter)!["update"]! }
+        let weightNorms = try Foreach.norms(updated.map(\.parameter), execution: execution)
+        let directionNorms = try Foreach.norms(directions, execution: execution)
+        for (position, (parameter, group)) in updated.enumerated() {
+            let options = paramGroups[group].options
+            let ratio = Self.trustRatio(weightNorm: weightNorms[position], directionNorm: directionNorms[position],
+                                        eps: options.eps, dtype: parameter.dtype)
+            ratios[ObjectIdentifier(parameter)] = ["weight_norm": ratio.weightNorm, "adam_norm": ratio.directionNorm,
+                                                   "trust_ratio": ratio.value]
+            let stepSize = options.lr / (1 - pow(options.betas.first, Double(engine.groupSteps[group])))
+            let scale = Self.rounded(-stepSize * (options.adam ? 1 : ratio.value), to: parameter.dtype)
+            try Foreach.add([parameter], [directions[position]], alpha: scale, execution: execution)
+        }
+    }
+
+    /// The trust ratio as the reference computes it, in the parameter's dtype.
+    static func trustRatio(weightNorm: Double, directionNorm: Double, eps: Double, dtype: DType)
+        -> (weightNorm: Double, directionNorm: Double, value: Double) {
+        let weight = rounded(min(rounded(weightNorm, to: dtype), normClamp), to: dtype)
+        let direction = rounded(directionNorm, to: dtype)
+        guard weight != 0 && direction != 0 else { return (weight, direction, 1) }
+        return (weight, direction, rounded(weight / rounded(direction + rounded(eps, to: dtype), to: dtype), to: dtype))
+    }
+
+    /// `value` as a tensor of `dtype` holds it (float32 for the half types, whose scalars the
+    /// reference computes in float32 before the final rounding).
+    static func rounded(_ value: Double, to dtype: DType) -> Double {
+        dtype == .float64 ? value : Double(Float(value))
+    }
+
+    public override func state(for parameter: Tensor) -> ParameterState? {
+        guard let state = super.state(for: parameter) else { return nil }
+        var tensors = state.tensors
+        tensors["update"] = nil
+        return ParameterState(step: state.step, tensors: tensors,
+                              values: state.values.merging(ratios[ObjectIdentifier(parameter)] ?? [:]) { $1 })
+    }
+
+    public override func stateDict() -> OptimizerStateDict {
+        var dict = super.stateDict()
+        let parameters = paramGroups.flatMap(\.parameters)
+        for (id, var entry) in dict.state {
+            entry["update"] = nil
+            for (name, value) in ratios[ObjectIdentifier(parameters[id])] ?? [:] { entry[name] = .tensor(.scalar(value)) }
+            dict.state[id] = entry
+        }
+        return dict
+    }
+
+    public override func loadStateDict(_ dict: OptimizerStateDict) throws {
+        // The norms and ratios are the last step's results, not state a step reads.
+        var stripped = dict
+        for (id, entry) in dict.state {
+            stripped.state[id] = entry.filter { !Self.ratioNames.contains($0.key) }
+        }
+        try super.loadStateDict(stripped)
+        ratios = [:]
+    }
+}
+
+/// The element-wise pass of ``Lamb``: the moments, the decay and the direction `u`, kept in a
+/// third slot for the per-tensor pass.
+public enum LambRule: ElementwiseRule {
+    public struct Options: TorchFieldOptions, DefaultOptions, Equatable {
+        /// Learning rate (default 1e-3).
+        public var lr = 1e-3
+        /// Decay rates of the moments (default (0.9, 0.999)).
+        public var betas = Betas(0.9, 0.999)
+        /// Weight decay (default 0).
+        public var weightDecay = 0.0
+        /// Decay the parameter directly rather than adding an L2 term to the direction (default true).
+        public var weightDecouple = true
+        /// Decay by `weightDecay` rather than `lr · weightDecay` (default false).
+        public var fixedDecay = false
+        /// Average the gradient into m with weight 1 − β₁ rather than 1 (default true).
+        public var gradAveraging = true
+        /// A trust ratio of 1: Adam's update (default false).
+        public var adam = false
+        /// Added to the denominator and to the direction's norm (default 1e-6).
+        public var eps = 1e-6
+        /// Maximize the objective (default false).
+        public var maximize = false
+        /// The reference's RAdam rectification: not offered, must stay false.
+        public var rectify = false
+        /// The reference's gradient normalization before the step: not offered, must stay false.
+        public var preNorm = false
+        /// Read with `preNorm` only (default 1).
+        public var maxGradNorm = 1.0
+
+        public init() {}
+
+        public static let torchFields: [OptionField<Self>] = [
+            .number("lr", \.lr), .betas("betas", \.betas), .number("weight_decay", \.weightDecay),
+            .flag("weight_decouple", \.weightDecouple), .flag("fixed_decay", \.fixedDecay),
+            .flag("grad_averaging", \.gradAveraging), .flag("adam", \.adam), .number("eps", \.eps),
+            .flag("maximize", \.maximize), .flag("rectify", \.rectify), .flag("pre_norm", \.preNorm),
+            .number("max_grad_norm", \.maxGradNorm),
+        ]
+    }
+
+    public struct Scalars {
+        var maximize, decouple: Bool
+        var beta1, gradientWeight, beta2, oneMinusBeta2, eps, decayFactor, weightDecay: Double
+    }
+
+    public static let name = "Lamb"
+    public static let stateNames = ["exp_avg", "exp_avg_sq", "update"]
+    public static let stepCounting = RuleStepCounting.perGroup
+
+    public static func validate(_ o: Options) throws {
+        try OptionCheck.learningRate(o.lr)
+        try OptionCheck.beta(o.betas.first, index: 0)
+        try OptionCheck.beta(o.betas.second, index: 1)
+        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.nonNegative(o.maxGradNorm, "max_grad_norm")
+        try OptionCheck.epsilon(o.eps)
+        guard !o.rectify, !o.preNorm else {
+            throw OptimError(.invalidOption, "Lamb's rectify and pre_norm are not offered by this library")
+        }
+    }
+
+    public static func scalars(_ o: Options, step: Int, state: inout NoScalarState) -> Scalars {
+        let decoupled = o.weightDecouple && o.weightDecay != 0
+        return Scalars(maximize: o.maximize, decouple: decoupled, beta1: o.betas.first,
+                       gradientWeight: o.gradAveraging ? 1 - o.betas.first : 1, beta2: o.betas.second,
+                       oneMinusBeta2: 1 - o.betas.second, eps: o.eps,
+                       decayFactor: 1 - o.weightDecay * (o.fixedDecay ? 1 : o.lr),
+                       weightDecay: o.weightDecouple ? 0 : o.weightDecay)
+    }
+
+    public static func update<V: RuleVector>(parameter p: inout V, gradient: V, state: inout RuleState<V>,
+                                             scalars s: Scalars) {
+        let g = s.maximize ? -gradient : gradient
+        state[0] = state[0] * V(s.beta1) + V(s.gradientWeight) * g
+        state[1] = state[1] * V(s.beta2) + V(s.oneMinusBeta2) * g * g
+        if s.decouple { p = p * V(s.decayFactor) }
+        var u = state[0] / (V.sqrt(state[1]) + V(s.eps))
+        if s.weightDecay > 0 { u = u + V(s.weightDecay) * p }
+        state[2] = u
+    }
+}
