@@ -58,6 +58,11 @@ public struct GoldenStep: Sendable {
     public let evaluations: Int?
     /// Every parameter after the step.
     public let params: [[Double]]
+    /// Weight-averaging cases: the parameters' new values, the averages after folding them in,
+    /// and the number of updates so far.
+    public let setParams: [[Double]]?
+    public let averaged: [[Double]]?
+    public let averagedCount: Int?
 }
 
 /// Immutable once parsed; `Any` holds only JSON values.
@@ -102,7 +107,10 @@ public struct GoldenCase: @unchecked Sendable {
             }
             return GoldenStep(grads: grads, loss: (step["loss"] as? NSNumber).map(exactDouble),
                               evaluations: (step["evaluations"] as? NSNumber)?.intValue,
-                              params: try (step["params"] as? [Any] ?? []).map { try numbers($0, "step params") })
+                              params: try (step["params"] as? [Any] ?? []).map { try numbers($0, "step params") },
+                              setParams: try (step["set_params"] as? [Any])?.map { try numbers($0, "set_params") },
+                              averaged: try (step["averaged"] as? [Any])?.map { try numbers($0, "averaged") },
+                              averagedCount: (step["n_averaged"] as? NSNumber)?.intValue)
         }
         state = (raw["state"] as? [Any])?.map { $0 as? [String: Any] ?? [:] } ?? []
         let tolerance = raw["tolerance"] as? [String: Any] ?? [:]

@@ -22,6 +22,15 @@ public struct GoldenReplayer {
     /// Replays `golden` on `entry`, by default the catalog's first optimizer that replays
     /// cases of its optimizer.
     public func replay(_ golden: GoldenCase, on entry: OptimizerEntry? = nil) -> ReplayOutcome {
+        if golden.steps.contains(where: { $0.setParams != nil }) {
+            do {
+                return try replayAveraging(golden)
+            } catch let error as GoldenError {
+                return .fail(error.message)
+            } catch {
+                return .fail("\(error)")
+            }
+        }
         guard let entry = entry ?? OptimizerCatalog.entries(replaying: golden.optimizer).first else {
             return .skip("\(golden.optimizer) is not implemented")
         }
@@ -140,6 +149,43 @@ public struct GoldenReplayer {
         return .pass(maxError: maxError)
     }
 
+    /// A weight-averaging case: each step sets the parameters and folds them into the average
+    /// (torch's `AveragedModel.update_parameters`), whose values and count are compared.
+    private func replayAveraging(_ golden: GoldenCase) throws -> ReplayOutcome {
+        guard let strategy = try averagingStrategy(golden.optimizer, golden.groups.first?.options ?? [:]) else {
+            return .skip("weight averaging \(golden.optimizer) is not known to this replayer")
+        }
+        let parameters = try zip(golden.initialParams, golden.shapes).map { data, shape in
+            try Tensor(data, shape: shape, dtype: golden.dtype)
+        }
+        let average: AveragedParameters
+        do {
+            average = try AveragedParameters(parameters, strategy: strategy, execution: execution)
+        } catch let error as OptimError {
+            return .fail("the average refused the case's options: \(error.message)")
+        }
+        var maxError = 0.0
+        for (stepIndex, step) in golden.steps.enumerated() {
+            guard let values = step.setParams, values.count == parameters.count,
+                  let want = step.averaged, want.count == parameters.count else {
+                throw GoldenError("averaging step \(stepIndex) needs set_params and averaged for every parameter")
+            }
+            for (parameter, data) in zip(parameters, values) {
+                try parameter.copy(from: Tensor(data, shape: parameter.shape, dtype: golden.dtype))
+            }
+            try average.update(from: parameters)
+            for (index, tensor) in average.averages.enumerated() {
+                if let failure = compare(tensor.toArray(), want[index], golden, &maxError) {
+                    return .fail("step=\(stepIndex + 1) average=\(index) \(failure)")
+                }
+            }
+            if let count = step.averagedCount, count != average.count {
+                return .fail("step=\(stepIndex + 1) n_averaged: got=\(average.count) want=\(count)")
+            }
+        }
+        return .pass(maxError: maxError)
+    }
+
     /// Evaluates `objective` at the parameters (concatenated in order) and writes its gradient
     /// into them, as a closure passed to `step` does; returns the loss.
     private func evaluate(_ objective: GoldenObjective.Function, on parameters: [Tensor], dtype: DType) throws -> Double {
@@ -169,6 +215,21 @@ public struct GoldenReplayer {
     }
 }
 
+/// The averaging strategy torch's `AveragedModel` options name (`strategy` "swa", or "ema" with
+/// a `decay`), nil for another class name.
+func averagingStrategy(_ name: String, _ options: [String: Any]) throws -> AveragedParameters.Strategy? {
+    guard name == "AveragedModel" else { return nil }
+    switch options["strategy"] as? String {
+    case "swa"?: return .swa
+    case "ema"?:
+        guard let decay = (options["decay"] as? NSNumber).map(exactDouble) else {
+            throw GoldenError("an ema average needs a decay")
+        }
+        return .ema(decay: decay)
+    case let other: throw GoldenError("averaging strategy \(other ?? "none") is not known")
+    }
+}
+
 /// Constructor options torch refuses (or accepts), from a file with an "errors" list.
 public struct GoldenErrorCase {
     public let optimizer: String
@@ -195,10 +256,14 @@ public struct GoldenErrorCase {
     /// refuses what torch refused and accepts what torch accepted.
     public func check(execution: Execution) -> ReplayOutcome {
         let parameter = try! Tensor([0.5, -0.5], dtype: .float32)
-        guard let entry = OptimizerCatalog.entries(replaying: optimizer).first else {
-            return .skip("\(optimizer) is not implemented")
-        }
         do {
+            if let strategy = try averagingStrategy(optimizer, options) {
+                _ = try AveragedParameters([parameter], strategy: strategy, execution: execution)
+                return torchError == nil ? .pass(maxError: 0) : .fail("accepted options that torch refuses (\(torchError!))")
+            }
+            guard let entry = OptimizerCatalog.entries(replaying: optimizer).first else {
+                return .skip("\(optimizer) is not implemented")
+            }
             _ = try entry.make([parameter], options: torchValues(options), execution: execution)
             return torchError == nil ? .pass(maxError: 0) : .fail("accepted options that torch refuses (\(torchError!))")
         } catch let error as OptimError {

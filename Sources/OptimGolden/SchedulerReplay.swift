@@ -207,6 +207,15 @@ private func makeScheduler(_ sgd: SGD, name: String, options: [String: Any]) thr
                                    maxMomentum: o.doubles("max_momentum") ?? [0.95],
                                    divFactor: o.double("div_factor") ?? 25, finalDivFactor: o.double("final_div_factor") ?? 1e4,
                                    threePhase: o.bool("three_phase") ?? false)
+    case "SWALR":
+        guard let swaLR = try o.doubles("swa_lr") else { throw GoldenError("SWALR needs swa_lr") }
+        let annealing = try o.string("anneal_strategy").map { name -> SWALR.Annealing in
+            guard let value = SWALR.Annealing(rawValue: name) else {
+                throw OptimError(.invalidOption, "anneal_strategy must be one of 'cos' or 'linear', instead got \(name)")
+            }
+            return value
+        }
+        scheduler = try SWALR(sgd, swaLR: swaLR, annealEpochs: o.int("anneal_epochs") ?? 10, annealing: annealing ?? .cos)
     case "SequentialLR", "ChainedScheduler":
         guard let list = o.take("schedulers") as? [[String: Any]] else {
             throw GoldenError("\(name) needs a list of schedulers")
