@@ -23,6 +23,14 @@ import Testing
             }
         }
 
+    /// A configuration's execution with no serial threshold and chunks of 16 elements, so that
+    /// the small reference cases cross threads, chunk boundaries and vector tails.
+    static func execution(_ configuration: (threads: Int, backend: Backend, implementation: Implementation)) throws
+        -> Execution {
+        try Execution(threads: configuration.threads, backend: configuration.backend, serialThreshold: 0,
+                      chunkElements: 16)
+    }
+
     @Test func theFixturesHoldCasesForEveryCatalogOptimizerAndDtype() {
         #expect(Set(Self.cases.map(\.optimizer)) == Self.implemented)
         #expect(Set(Self.cases.map(\.dtype)) == Set(DType.allCases))
@@ -35,7 +43,7 @@ import Testing
         let golden = try #require(Self.cases.first { $0.id == id })
         for entry in OptimizerCatalog.entries(replaying: golden.optimizer) {
             for configuration in Self.configurations {
-                let execution = try Execution(threads: configuration.threads, backend: configuration.backend)
+                let execution = try Self.execution(configuration)
                 let outcome = GoldenReplayer(execution: execution, implementation: configuration.implementation)
                     .replay(golden, on: entry)
                 guard case .pass = outcome else {
@@ -55,9 +63,27 @@ import Testing
         #expect(file.cases.count >= 150)
         #expect(Set(file.cases.map(\.optimizer)).isSuperset(of: Self.implemented.intersection(torchOptimizers)))
         for configuration in Self.configurations {
-            let execution = try Execution(threads: configuration.threads, backend: configuration.backend)
+            let execution = try Self.execution(configuration)
             let replayer = GoldenReplayer(execution: execution, implementation: configuration.implementation)
             for golden in file.cases {
+                let outcome = replayer.replay(golden)
+                guard case .pass = outcome else {
+                    Issue.record("\(golden.id) with \(configuration): \(outcome)")
+                    continue
+                }
+            }
+        }
+    }
+
+    /// torch.optim.swa_utils.AveragedModel's SWA and EMA averages, in every configuration.
+    @Test func weightAveragesMatchTorch() throws {
+        let averaging = Self.files.flatMap(\.cases).filter { $0.steps.contains { $0.setParams != nil } }
+        #expect(averaging.count >= 12)
+        #expect(Set(averaging.map(\.dtype)) == Set(DType.allCases))
+        for configuration in Self.configurations {
+            let execution = try Self.execution(configuration)
+            let replayer = GoldenReplayer(execution: execution, implementation: configuration.implementation)
+            for golden in averaging {
                 let outcome = replayer.replay(golden)
                 guard case .pass = outcome else {
                     Issue.record("\(golden.id) with \(configuration): \(outcome)")
@@ -103,10 +129,12 @@ import Testing
         }
     }
 
-    @Test func optionsTorchRefusesAreRefused() throws {
-        let data = try Data(contentsOf: fixtures.appendingPathComponent("errors.json"))
-        let checks = try GoldenErrorCase.load(data: data).filter { Self.implemented.contains($0.optimizer) }
-        #expect(checks.count >= 8)
+    /// What torch, and the reference implementations of the optimizers torch lacks, refuse.
+    @Test func optionsTheReferencesRefuseAreRefused() throws {
+        let checks = try ["errors.json", "beyond_torch.json"].flatMap {
+            try GoldenErrorCase.load(data: Data(contentsOf: fixtures.appendingPathComponent($0)))
+        }
+        #expect(checks.count >= 30)
         for check in checks {
             let outcome = check.check(execution: try Execution(threads: 1))
             #expect(outcome == .pass(maxError: 0), "\(check.id): \(outcome)")

@@ -6,9 +6,15 @@ import Testing
 /// Learning-rate schedulers: torch's trajectories, state saved mid-schedule and restored,
 /// per-group behaviour and refused options.
 @Suite struct SchedulerTests {
-    static let schedules = try! GoldenSchedule.load(data: Data(contentsOf: fixtures.appendingPathComponent("schedulers.json")))
+    /// torch's lr_scheduler schedules, and swa_utils' SWALR.
+    static let schedules = ["schedulers.json", "beyond_torch_schedulers.json"].flatMap {
+        try! GoldenSchedule.load(data: Data(contentsOf: fixtures.appendingPathComponent($0)))
+    }
 
-    @Test func theFixtureHasSchedules() { #expect(Self.schedules.count >= 11) }
+    @Test func theFixturesHaveSchedules() {
+        #expect(Self.schedules.count >= 22)
+        #expect(Self.schedules.contains { $0.id.hasPrefix("SWALR/") })
+    }
 
     @Test(arguments: schedules.map(\.id))
     func scheduleMatchesTorch(id: String) {
@@ -24,7 +30,7 @@ import Testing
     static let kinds = [
         "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
         "PolynomialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "CyclicLR-custom",
-        "OneCycleLR", "OneCycleLR-three-phase-linear", "SequentialLR", "ChainedScheduler",
+        "OneCycleLR", "OneCycleLR-three-phase-linear", "SequentialLR", "ChainedScheduler", "SWALR",
     ]
 
     static func make(_ kind: String, _ sgd: SGD) throws -> LRScheduler {
@@ -32,6 +38,7 @@ import Testing
         case "LambdaLR": return try LambdaLR(sgd, lambdas: [{ 1.0 / Double($0 + 1) }, { 0.9 * Double($0 % 3 + 1) }])
         case "MultiplicativeLR": return try MultiplicativeLR(sgd, lambda: { $0 % 2 == 0 ? 0.9 : 0.95 })
         case "StepLR": return try StepLR(sgd, stepSize: 3, gamma: 0.5)
+        case "SWALR": return try SWALR(sgd, swaLR: [0.02, 0.3], annealEpochs: 4, annealing: .linear)
         case "MultiStepLR": return try MultiStepLR(sgd, milestones: [2, 5, 5, 9], gamma: 0.3)
         case "ConstantLR": return try ConstantLR(sgd, factor: 0.5, totalIters: 4)
         case "LinearLR": return try LinearLR(sgd, startFactor: 0.25, totalIters: 6)

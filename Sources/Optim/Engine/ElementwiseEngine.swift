@@ -230,7 +230,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         for slot in 0..<slotCount {
             if let tensor = slots[index * slotCount + slot] { tensors[Algorithm.stateNames[slot]] = tensor }
         }
-        let values = tensorStates[index].map(Algorithm.values(of:)) ?? [:]
+        // Scalar state of the group is not the parameter's.
+        let values = Algorithm.countsStepsPerGroup ? [:] : tensorStates[index].map(Algorithm.values(of:)) ?? [:]
         return ParameterState(step: stepCounts[index], tensors: tensors, values: values)
     }
 
