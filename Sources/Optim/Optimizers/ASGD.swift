@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Averaged stochastic gradient descent (Polyak & Juditsky, 1992), as `torch.optim.ASGD`.
 ///
 /// For each parameter `p` with gradient `g`, at its `t`-th update, with η and μ from the
@@ -49,12 +41,8 @@ public final class ASGD: ElementwiseOptimizer<ASGD.Options> {
         }
     }
 
-    /// ASGD over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// ASGD over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
@@ -103,7 +91,7 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
         let scalars = Scalars(weight_decay: o.weightDecay, decay: 1 - o.lambd * eta, negative_eta: -eta,
                               mu: Double(state.mu))
         let t = Double(step)
-        state.eta = Float(o.lr / pow(1 + o.lambd * o.lr * t, o.alpha))
+        state.eta = Float(o.lr / Math.pow(1 + o.lambd * o.lr * t, o.alpha))
         state.mu = Float(1 / max(1, t - o.t0))
         return (flags, scalars)
     }

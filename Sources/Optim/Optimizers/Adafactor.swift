@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Adafactor (Shazeer & Stern, 2018), as `torch.optim.Adafactor`: second moments kept as row
 /// and column factors for parameters of two or more dimensions, a relative step size from the
 /// parameter's RMS, and update clipping.
@@ -72,12 +64,8 @@ public final class Adafactor: PerTensorOptimizer<Adafactor.Options> {
         }
     }
 
-    /// Adafactor over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// Adafactor over parameter groups, each with its changes to `defaults`. `execution`
     /// defaults to the environment's (``Execution/fromEnvironment()``).
@@ -157,7 +145,7 @@ enum AdafactorAlgorithm: PerTensorAlgorithm {
     /// The step's scalars in `Double`, as torch computes them in Python.
     static func job(_ o: Options, step: Int, parameter: Tensor, scratch: UnsafePointer<ScratchPool>) -> Job {
         let t = Double(step)
-        let inverseRoot = 1 / pow(t, 0.5)
+        let inverseRoot = 1 / Math.pow(t, 0.5)
         let shape = parameter.shape
         let factored = shape.count >= 2
         var flags: UInt32 = 0
@@ -167,7 +155,7 @@ enum AdafactorAlgorithm: PerTensorAlgorithm {
                    batches: Int64(factored ? shape.dropLast(2).reduce(1, *) : 1),
                    rows: Int64(factored ? shape[shape.count - 2] : 0),
                    cols: Int64(factored ? shape[shape.count - 1] : parameter.count),
-                   one_minus_beta2: pow(t, o.beta2Decay),
+                   one_minus_beta2: Math.pow(t, o.beta2Decay),
                    rho: inverseRoot < o.lr ? inverseRoot : o.lr,
                    eps1: o.eps.0 ?? Adafactor.machineEpsilon(parameter.dtype),
                    eps2: o.eps.1,

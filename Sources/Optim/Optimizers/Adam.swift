@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Adam (Kingma & Ba, 2015), with AMSGrad (Reddi et al., 2018) and optional decoupled weight
 /// decay (Loshchilov & Hutter, 2019), as `torch.optim.Adam`.
 ///
@@ -61,12 +53,8 @@ public final class Adam: ElementwiseOptimizer<Adam.Options> {
         }
     }
 
-    /// Adam over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// Adam over parameter groups, each with its changes to `defaults`. `execution` defaults to
     /// the environment's (``Execution/fromEnvironment()``).
@@ -88,12 +76,6 @@ public final class AdamW: ElementwiseOptimizer<AdamW.Options> {
     /// AdamW's defaults: Adam's, with `weightDecay` 1e-2 and `decoupledWeightDecay` true.
     public static let defaultOptions = Options(weightDecay: 1e-2, decoupledWeightDecay: true)
 
-    /// AdamW over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = AdamW.defaultOptions,
-                            execution: Execution? = nil, implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
 
     /// AdamW over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = AdamW.defaultOptions,
@@ -132,12 +114,12 @@ enum AdamAlgorithm: BuiltInAlgorithm {
         }
         if o.amsgrad { flags |= AdamFlags.amsgrad }
         let t = Double(step)
-        let biasCorrection1 = 1 - pow(o.betas.0, t)
-        let biasCorrection2 = 1 - pow(o.betas.1, t)
+        let biasCorrection1 = 1 - Math.pow(o.betas.0, t)
+        let biasCorrection2 = 1 - Math.pow(o.betas.1, t)
         return (flags, Scalars(one_minus_beta1: 1 - o.betas.0, beta2: o.betas.1, one_minus_beta2: 1 - o.betas.1,
                                eps: o.eps, weight_decay: o.weightDecay, decay_factor: 1 - o.lr * o.weightDecay,
                                negative_step_size: -(o.lr / biasCorrection1),
-                               bias_correction2_sqrt: pow(biasCorrection2, 0.5)))
+                               bias_correction2_sqrt: Math.pow(biasCorrection2, 0.5)))
     }
 }
 

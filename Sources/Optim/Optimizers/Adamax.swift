@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Adamax, the infinity-norm variant of Adam (Kingma & Ba, 2015, section 7), as
 /// `torch.optim.Adamax`.
 ///
@@ -47,12 +39,8 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
         }
     }
 
-    /// Adamax over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// Adamax over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
@@ -82,7 +70,7 @@ enum AdamaxAlgorithm: BuiltInAlgorithm {
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
-        let clr = o.lr / (1 - pow(o.betas.0, Double(step)))
+        let clr = o.lr / (1 - Math.pow(o.betas.0, Double(step)))
         return (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
                 Scalars(one_minus_beta1: 1 - o.betas.0, beta2: o.betas.1, eps: o.eps, weight_decay: o.weightDecay,
                         negative_clr: -clr))

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Adan, adaptive Nesterov momentum (Xie et al., 2022), as `pytorch_optimizer.Adan` 4.1.0
 /// computes it.
 ///
@@ -32,12 +24,8 @@ import Darwin
 /// difference is `−2c·g` (it negates after saving the first gradient); this library follows it.
 /// torch has no Adan.
 public final class Adan: ElementwiseOptimizer<AdanRule.Options> {
-    /// Adan over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// Adan over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
@@ -136,9 +124,9 @@ public enum AdanRule: ElementwiseRule {
         return Scalars(
             scale: o.gradientScale, maximize: o.maximize, decouple: o.weightDecouple, decay: o.weightDecay != 0,
             oneMinusBeta1: 1 - beta1, beta2: beta2, oneMinusBeta2: 1 - beta2, beta3: beta3, oneMinusBeta3: 1 - beta3,
-            biasCorrection3Sqrt: (1 - pow(beta3, t)).squareRoot(), eps: o.eps,
+            biasCorrection3Sqrt: (1 - Math.pow(beta3, t)).squareRoot(), eps: o.eps,
             decayFactor: 1 - o.lr * o.weightDecay, divisor: 1 + o.lr * o.weightDecay,
-            negativeStep1: -o.lr / (1 - pow(beta1, t)), negativeStep2: -o.lr * beta2 / (1 - pow(beta2, t)))
+            negativeStep1: -o.lr / (1 - Math.pow(beta1, t)), negativeStep2: -o.lr * beta2 / (1 - Math.pow(beta2, t)))
     }
 
     public static func update<V: RuleVector>(parameter p: inout V, gradient: V, state: inout RuleState<V>,

@@ -138,12 +138,8 @@ public final class LBFGS: Optimizer {
     private var ro: [Double] = []
     private var al: [Double] = []
 
-    /// LBFGS over `parameters`.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// LBFGS over one parameter group: more than one is refused, as torch refuses them.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// LAMB, layer-wise adaptive moments (You et al., 2020), as `pytorch_optimizer.Lamb` 4.1.0
 /// computes it: Adam's direction, scaled per tensor by a trust ratio.
 ///
@@ -32,12 +24,8 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
     /// The norm of a parameter is clamped to this before the ratio (the reference's constant).
     static let normClamp = 10.0
 
-    /// LAMB over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// LAMB over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
@@ -64,7 +52,7 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
                                         eps: options.eps, dtype: parameter.dtype)
             ratios[ObjectIdentifier(parameter)] = ["weight_norm": ratio.weightNorm, "adam_norm": ratio.directionNorm,
                                                    "trust_ratio": ratio.value]
-            let stepSize = options.lr / (1 - pow(options.betas.first, Double(engine.groupSteps[group])))
+            let stepSize = options.lr / (1 - Math.pow(options.betas.first, Double(engine.groupSteps[group])))
             let scale = Self.rounded(-stepSize * (options.adam ? 1 : ratio.value), to: parameter.dtype)
             try Foreach.add([parameter], [directions[position]], alpha: scale, execution: execution)
         }

@@ -84,12 +84,8 @@ public final class Muon: PerTensorOptimizer<Muon.Options> {
         }
     }
 
-    /// Muon over `parameters` (each 2-D) in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// Muon over parameter groups, each with its changes to `defaults`. Throws if a parameter
     /// is not 2-D. `execution` defaults to the environment's (``Execution/fromEnvironment()``).

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// NAdam, Adam with Nesterov momentum (Dozat, 2016), as `torch.optim.NAdam`.
 ///
 /// For each parameter `p` with gradient `g`, at its `t`-th update:
@@ -60,12 +52,8 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
         }
     }
 
-    /// NAdam over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// NAdam over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
@@ -112,12 +100,12 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
         if o.weightDecay != 0 && o.decoupledWeightDecay { flags |= RuleFlags.decoupled }
         let t = Double(step)
         let beta1 = o.betas.0
-        let mu = beta1 * (1 - 0.5 * pow(0.96, t * o.momentumDecay))
-        let muNext = beta1 * (1 - 0.5 * pow(0.96, (t + 1) * o.momentumDecay))
+        let mu = beta1 * (1 - 0.5 * Math.pow(0.96, t * o.momentumDecay))
+        let muNext = beta1 * (1 - 0.5 * Math.pow(0.96, (t + 1) * o.momentumDecay))
         state.muProduct = state.muProduct * Float(mu)
         let product = Double(state.muProduct)
         let scalars = Scalars(one_minus_beta1: 1 - beta1, beta2: o.betas.1, one_minus_beta2: 1 - o.betas.1,
-                              bias_correction2: 1 - pow(o.betas.1, t), eps: o.eps, weight_decay: o.weightDecay,
+                              bias_correction2: 1 - Math.pow(o.betas.1, t), eps: o.eps, weight_decay: o.weightDecay,
                               decay_factor: 1 - o.lr * o.weightDecay,
                               grad_coefficient: -o.lr * (1 - mu) / (1 - product),
                               avg_coefficient: (-o.lr * muNext) / (1 - product * muNext))

@@ -77,8 +77,21 @@ public protocol Optimizer: AnyObject {
 /// An optimizer built from its parameter groups and default options: what the catalog
 /// (``OptimizerCatalog``) needs to build any optimizer from torch-named options.
 public protocol GroupConstructible: Optimizer where Options: TorchNamedOptions {
+    /// The options of a group built without changes (torch's defaults, or the reference's).
+    static var defaultOptions: Options { get }
+    /// The optimizer over parameter groups, each with its changes to `defaults`. `execution`
+    /// defaults to the environment's (``Execution/fromEnvironment()``).
     init(groups: [ParameterGroupSpec<Options>], defaults: Options, execution: Execution?,
          implementation: Implementation) throws
+}
+
+extension GroupConstructible {
+    /// The optimizer over `parameters` in one group.
+    public init(_ parameters: [Tensor], options: Options = Self.defaultOptions, execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
+                      implementation: implementation)
+    }
 }
 
 extension Optimizer {

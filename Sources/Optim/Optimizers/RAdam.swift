@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// RAdam, Adam with a rectified adaptive learning rate (Liu et al., 2020), as `torch.optim.RAdam`.
 ///
 /// For each parameter `p` with gradient `g`, at its `t`-th update:
@@ -56,12 +48,8 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
         }
     }
 
-    /// RAdam over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// RAdam over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
@@ -95,18 +83,18 @@ enum RAdamAlgorithm: BuiltInAlgorithm {
         if o.weightDecay != 0 && o.decoupledWeightDecay { flags |= RuleFlags.decoupled }
         let t = Double(step)
         let (beta1, beta2) = o.betas
-        let biasCorrection1 = 1 - pow(beta1, t)
-        let biasCorrection2 = 1 - pow(beta2, t)
+        let biasCorrection1 = 1 - Math.pow(beta1, t)
+        let biasCorrection2 = 1 - Math.pow(beta2, t)
         let rhoInfinity = 2 / (1 - beta2) - 1
-        let rho = rhoInfinity - 2 * t * pow(beta2, t) / biasCorrection2
+        let rho = rhoInfinity - 2 * t * Math.pow(beta2, t) / biasCorrection2
         var rectification = 0.0
         if rho > 5 {
             flags |= RuleFlags.radamRectify
-            rectification = pow((rho - 4) * (rho - 2) * rhoInfinity / ((rhoInfinity - 4) * (rhoInfinity - 2) * rho), 0.5)
+            rectification = Math.pow((rho - 4) * (rho - 2) * rhoInfinity / ((rhoInfinity - 4) * (rhoInfinity - 2) * rho), 0.5)
         }
         let scalars = Scalars(one_minus_beta1: 1 - beta1, beta2: beta2, one_minus_beta2: 1 - beta2,
                               bias_correction1: biasCorrection1, lr: o.lr,
-                              bias_correction2_sqrt: pow(biasCorrection2, 0.5), eps: o.eps,
+                              bias_correction2_sqrt: Math.pow(biasCorrection2, 0.5), eps: o.eps,
                               rectification: rectification, weight_decay: o.weightDecay,
                               decay_factor: 1 - o.lr * o.weightDecay)
         return (flags, scalars)

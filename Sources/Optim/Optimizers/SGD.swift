@@ -38,12 +38,8 @@ public final class SGD: ElementwiseOptimizer<SGD.Options> {
         }
     }
 
-    /// SGD over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// SGD over parameter groups, each with its changes to `defaults`. `execution` defaults to
     /// the environment's (``Execution/fromEnvironment()``).

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Schedule-free AdamW (Defazio et al., 2024, "The Road Less Scheduled"), as
 /// `schedulefree.AdamWScheduleFree` 1.4.1 computes it in train mode. The parameters are the
 /// training point `y`, between the base sequence `z` and its average `x`.
@@ -33,12 +25,8 @@ public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule
     /// Whether the parameters hold `y` (training) rather than `x` (evaluation).
     public private(set) var isTraining = true
 
-    /// Schedule-free AdamW over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// Schedule-free AdamW over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
@@ -146,11 +134,11 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
         let lr = o.lr * schedule
         state.scheduledLR = lr
         state.lrMax = max(lr, state.lrMax)
-        let weight = pow(Double(k + 1), o.r) * pow(state.lrMax, o.weightLRPower)
+        let weight = Math.pow(Double(k + 1), o.r) * Math.pow(state.lrMax, o.weightLRPower)
         state.weightSum += weight
         let average = state.weightSum == 0 ? 0 : weight / state.weightSum
         return Scalars(oneMinusBeta2: 1 - o.betas.second, beta2: o.betas.second,
-                       biasCorrection2: 1 - pow(o.betas.second, Double(k + 1)), eps: o.eps,
+                       biasCorrection2: 1 - Math.pow(o.betas.second, Double(k + 1)), eps: o.eps,
                        weightDecay: o.weightDecay, average: average,
                        yStep: lr * (o.betas.first * (1 - average) - 1), negativeLR: -lr)
     }

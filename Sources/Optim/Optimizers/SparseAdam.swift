@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Adam for row-sparse gradients, as `torch.optim.SparseAdam`: the moments and the parameter
 /// change only in the rows the gradient touches (an embedding's looked-up rows).
 ///
@@ -45,12 +37,8 @@ public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
         }
     }
 
-    /// SparseAdam over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Options = Options(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static let defaultOptions = Options()
 
     /// SparseAdam over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
@@ -86,8 +74,8 @@ enum SparseAdamAlgorithm: BuiltInAlgorithm {
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         let t = Double(step)
-        let biasCorrection1 = 1 - pow(o.betas.0, t)
-        let biasCorrection2 = 1 - pow(o.betas.1, t)
+        let biasCorrection1 = 1 - Math.pow(o.betas.0, t)
+        let biasCorrection2 = 1 - Math.pow(o.betas.1, t)
         let stepSize = o.lr * biasCorrection2.squareRoot() / biasCorrection1
         return (o.maximize ? RuleFlags.maximize : 0,
                 Scalars(one_minus_beta1: 1 - o.betas.0, one_minus_beta2: 1 - o.betas.1, eps: o.eps,

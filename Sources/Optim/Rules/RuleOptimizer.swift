@@ -4,12 +4,8 @@
 /// `step` as a float32 tensor, its options under ``TorchFieldOptions``'s names), schedulers
 /// (its `lr`), threads on either backend and both code paths with the same bits.
 public final class RuleOptimizer<Rule: ElementwiseRule>: ElementwiseOptimizer<Rule.Options> {
-    /// The rule over `parameters` in one group.
-    public convenience init(_ parameters: [Tensor], options: Rule.Options = .init(), execution: Execution? = nil,
-                            implementation: Implementation = .multiTensor) throws {
-        try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
-                      implementation: implementation)
-    }
+    /// The options of a group built without changes.
+    public static var defaultOptions: Rule.Options { Rule.Options() }
 
     /// The rule over parameter groups, each with its changes to `defaults`. `execution`
     /// defaults to the environment's (``Execution/fromEnvironment()``).

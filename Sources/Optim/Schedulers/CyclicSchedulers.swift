@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Cycles each group's rate between `baseLR` and `maxLR` (Smith, 2017), as torch's `CyclicLR`,
 /// and the momentum (or β₁) inversely between `maxMomentum` and `baseMomentum`.
 ///
@@ -60,10 +52,10 @@ public final class CyclicLR: LRScheduler {
                 scale = { _ in 1 }
                 self.scaleMode = .cycle
             case .triangular2:
-                scale = { 1 / pow(2, $0 - 1) }
+                scale = { 1 / Math.pow(2, $0 - 1) }
                 self.scaleMode = .cycle
             case .expRange:
-                scale = { pow(gamma, $0) }
+                scale = { Math.pow(gamma, $0) }
                 self.scaleMode = .iterations
             }
         }
@@ -105,7 +97,7 @@ public final class CyclicLR: LRScheduler {
 /// from maxLR / divFactor to maxLR over the first `pctStart` of `totalSteps`, then anneals to
 /// maxLR / (divFactor · finalDivFactor) (with `threePhase`, back to the start first); the
 /// momentum (or β₁) moves the opposite way between `maxMomentum` and `baseMomentum`. Phases
-/// anneal by cosine, cos(πp) + 1 halved, or linearly.
+/// anneal by cosine, Math.cos(πp) + 1 halved, or linearly.
 public final class OneCycleLR: LRScheduler {
     public enum Annealing: String, Sendable { case cos, linear }
 
@@ -182,7 +174,7 @@ public final class OneCycleLR: LRScheduler {
 
     private func anneal(_ start: Double, _ end: Double, _ fraction: Double) -> Double {
         switch annealing {
-        case .cos: end + (start - end) / 2.0 * (cos(Double.pi * fraction) + 1)
+        case .cos: end + (start - end) / 2.0 * (Math.cos(Double.pi * fraction) + 1)
         case .linear: (end - start) * fraction + start
         }
     }

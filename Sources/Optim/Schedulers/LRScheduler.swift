@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A scheduler's progress, saved mid-schedule and restored into a new scheduler of the same
 /// kind and options, by torch's names (`last_epoch`, `_step_count`, `base_lrs`, `_last_lr`, and
 /// each scheduler's own, such as `T_cur` or `best`). Functions given to `LambdaLR`,
@@ -241,7 +233,7 @@ public final class StepLR: LRScheduler {
     }
 
     override func closedFormLearningRates() throws -> [Double]? {
-        baseLearningRates.map { $0 * pow(gamma, Double(lastEpoch / stepSize)) }
+        baseLearningRates.map { $0 * Math.pow(gamma, Double(lastEpoch / stepSize)) }
     }
 }
 
@@ -264,12 +256,12 @@ public final class MultiStepLR: LRScheduler {
     override func learningRates() throws -> [Double] {
         let hits = milestones.filter { $0 == lastEpoch }.count
         if hits == 0 { return currentRates() }
-        return groupRates { $1 * pow(gamma, Double(hits)) }
+        return groupRates { $1 * Math.pow(gamma, Double(hits)) }
     }
 
     override func closedFormLearningRates() throws -> [Double]? {
         let passed = milestones.filter { $0 <= lastEpoch }.count
-        return baseLearningRates.map { $0 * pow(gamma, Double(passed)) }
+        return baseLearningRates.map { $0 * Math.pow(gamma, Double(passed)) }
     }
 }
 
@@ -360,7 +352,7 @@ public final class ExponentialLR: LRScheduler {
     }
 
     override func closedFormLearningRates() throws -> [Double]? {
-        baseLearningRates.map { $0 * pow(gamma, Double(lastEpoch)) }
+        baseLearningRates.map { $0 * Math.pow(gamma, Double(lastEpoch)) }
     }
 }
 
@@ -384,19 +376,19 @@ public final class PolynomialLR: LRScheduler {
     override func learningRates() throws -> [Double] {
         if isInitial || lastEpoch > totalIters { return currentRates() }
         let total = Double(totalIters), e = Double(lastEpoch)
-        let decay = pow((1.0 - e / total) / (1.0 - (e - 1) / total), power)
+        let decay = Math.pow((1.0 - e / total) / (1.0 - (e - 1) / total), power)
         return groupRates { $1 * decay }
     }
 
     override func closedFormLearningRates() throws -> [Double]? {
-        baseLearningRates.map { $0 * pow(1.0 - Double(min(totalIters, lastEpoch)) / Double(totalIters), power) }
+        baseLearningRates.map { $0 * Math.pow(1.0 - Double(min(totalIters, lastEpoch)) / Double(totalIters), power) }
     }
 }
 
 /// Anneals each group's rate along a cosine from its base to `etaMin` over `tMax` epochs (and
 /// back, periodically), as torch's `CosineAnnealingLR` (SGDR without restarts).
 ///
-///     lr(e) = ηmin + (base − ηmin) · (1 + cos(π e / Tmax)) / 2
+///     lr(e) = ηmin + (base − ηmin) · (1 + Math.cos(π e / Tmax)) / 2
 public final class CosineAnnealingLR: LRScheduler {
     public let tMax: Int
     public let etaMin: Double
@@ -414,15 +406,15 @@ public final class CosineAnnealingLR: LRScheduler {
         if isInitial { return currentRates() }
         let t = Double(tMax), e = Double(lastEpoch)
         if (lastEpoch - 1 - tMax) % (2 * tMax) == 0 {
-            return groupRates { group, lr in lr + (baseLearningRates[group] - etaMin) * (1 - cos(Double.pi / t)) / 2 }
+            return groupRates { group, lr in lr + (baseLearningRates[group] - etaMin) * (1 - Math.cos(Double.pi / t)) / 2 }
         }
         return groupRates { _, lr in
-            (1 + cos(Double.pi * e / t)) / (1 + cos(Double.pi * (e - 1) / t)) * (lr - etaMin) + etaMin
+            (1 + Math.cos(Double.pi * e / t)) / (1 + Math.cos(Double.pi * (e - 1) / t)) * (lr - etaMin) + etaMin
         }
     }
 
     override func closedFormLearningRates() throws -> [Double]? {
-        baseLearningRates.map { etaMin + ($0 - etaMin) * (1 + cos(Double.pi * Double(lastEpoch) / Double(tMax))) / 2 }
+        baseLearningRates.map { etaMin + ($0 - etaMin) * (1 + Math.cos(Double.pi * Double(lastEpoch) / Double(tMax))) / 2 }
     }
 }
 
@@ -430,7 +422,7 @@ public final class CosineAnnealingLR: LRScheduler {
 /// `CosineAnnealingWarmRestarts`: the first period lasts `t0` epochs, each next one `tMult`
 /// times longer.
 ///
-///     lr = ηmin + (base − ηmin) · (1 + cos(π Tcur / Ti)) / 2
+///     lr = ηmin + (base − ηmin) · (1 + Math.cos(π Tcur / Ti)) / 2
 public final class CosineAnnealingWarmRestarts: LRScheduler {
     public let t0: Int
     public let tMult: Int
@@ -475,7 +467,7 @@ public final class CosineAnnealingWarmRestarts: LRScheduler {
     }
 
     override func learningRates() throws -> [Double] {
-        baseLearningRates.map { etaMin + ($0 - etaMin) * (1 + cos(Double.pi * tCur / Double(tI))) / 2 }
+        baseLearningRates.map { etaMin + ($0 - etaMin) * (1 + Math.cos(Double.pi * tCur / Double(tI))) / 2 }
     }
 
     override func extraState() -> [String: StateValue] { ["T_cur": .number(tCur), "T_i": .integer(tI)] }

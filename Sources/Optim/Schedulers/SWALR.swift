@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Anneals each group's rate to a constant `swaLR` over `annealEpochs` epochs and holds it
 /// there, as torch's `torch.optim.swa_utils.SWALR`, the schedule of stochastic weight
 /// averaging (``AveragedParameters``).
@@ -20,7 +12,6 @@ import Darwin
 /// Like torch, it recovers the unannealed rate from the current one, so it composes with other
 /// changes to the rate, and it keeps torch's rounding (0.15499999999999997, not 0.155).
 public final class SWALR: LRScheduler {
-    private static func cosine(_ x: Double) -> Double { cos(x) }
 
     /// How the rate moves from its value to `swaLR`.
     public enum Annealing: String, Sendable {
@@ -29,7 +20,7 @@ public final class SWALR: LRScheduler {
 
         func callAsFunction(_ t: Double) -> Double {
             switch self {
-            case .cos: (1 - SWALR.cosine(Double.pi * t)) / 2
+            case .cos: (1 - Math.cos(Double.pi * t)) / 2
             case .linear: t
             }
         }

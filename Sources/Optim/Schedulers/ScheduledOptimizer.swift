@@ -1,76 +1,37 @@
 import Synchronization
 
-/// Options with a momentum that schedulers can cycle: `momentum` for SGD and RMSprop, the
-/// first beta (β₁) for the Adam family, as torch's `CyclicLR` and `OneCycleLR` choose.
-public protocol CyclableMomentumOptions: OptimizerOptions {
-    /// The momentum a scheduler reads and sets.
-    var cyclableMomentum: Double { get set }
-    /// Whether that momentum is β₁ (torch's `use_beta1`).
-    static var momentumIsBeta1: Bool { get }
-}
+/// The momentum a scheduler cycles, read from the options' torch names as torch's `CyclicLR`
+/// and `OneCycleLR` find it: `momentum` where the options have one (SGD, RMSprop, Muon), else
+/// the first of `betas` (torch's `use_beta1`: the Adam family, Lion, LAMB, ...).
+struct CyclableMomentum {
+    let isBeta1: Bool
 
-extension SGD.Options: CyclableMomentumOptions {
-    public var cyclableMomentum: Double {
-        get { momentum }
-        set { momentum = newValue }
+    init?(_ values: [String: StateValue]) {
+        if values["momentum"]?.doubleValue != nil {
+            isBeta1 = false
+        } else if case .list(let betas)? = values["betas"], betas.first?.doubleValue != nil {
+            isBeta1 = true
+        } else {
+            return nil
+        }
     }
-    public static var momentumIsBeta1: Bool { false }
-}
 
-extension RMSprop.Options: CyclableMomentumOptions {
-    public var cyclableMomentum: Double {
-        get { momentum }
-        set { momentum = newValue }
+    func value(in values: [String: StateValue]) -> Double {
+        guard isBeta1 else { return values["momentum"]?.doubleValue ?? 0 }
+        guard case .list(let betas)? = values["betas"] else { return 0 }
+        return betas.first?.doubleValue ?? 0
     }
-    public static var momentumIsBeta1: Bool { false }
-}
 
-extension Adam.Options: CyclableMomentumOptions {
-    public var cyclableMomentum: Double {
-        get { betas.0 }
-        set { betas.0 = newValue }
+    func setting(_ momentum: Double, in values: [String: StateValue]) -> [String: StateValue] {
+        var values = values
+        if isBeta1, case .list(var betas)? = values["betas"], !betas.isEmpty {
+            betas[0] = .number(momentum)
+            values["betas"] = .list(betas)
+        } else {
+            values["momentum"] = .number(momentum)
+        }
+        return values
     }
-    public static var momentumIsBeta1: Bool { true }
-}
-
-extension Adamax.Options: CyclableMomentumOptions {
-    public var cyclableMomentum: Double {
-        get { betas.0 }
-        set { betas.0 = newValue }
-    }
-    public static var momentumIsBeta1: Bool { true }
-}
-
-extension NAdam.Options: CyclableMomentumOptions {
-    public var cyclableMomentum: Double {
-        get { betas.0 }
-        set { betas.0 = newValue }
-    }
-    public static var momentumIsBeta1: Bool { true }
-}
-
-extension RAdam.Options: CyclableMomentumOptions {
-    public var cyclableMomentum: Double {
-        get { betas.0 }
-        set { betas.0 = newValue }
-    }
-    public static var momentumIsBeta1: Bool { true }
-}
-
-extension SparseAdam.Options: CyclableMomentumOptions {
-    public var cyclableMomentum: Double {
-        get { betas.0 }
-        set { betas.0 = newValue }
-    }
-    public static var momentumIsBeta1: Bool { true }
-}
-
-extension Muon.Options: CyclableMomentumOptions {
-    public var cyclableMomentum: Double {
-        get { momentum }
-        set { momentum = newValue }
-    }
-    public static var momentumIsBeta1: Bool { false }
 }
 
 /// An optimizer's groups as a scheduler sees them: learning rates and, where the options have
@@ -95,13 +56,18 @@ final class ScheduledGroups: @unchecked Sendable {
             options.lr = lr
             try optimizer.setOptions(options, group: group)
         }
-        if let type = O.Options.self as? any CyclableMomentumOptions.Type {
-            momentumIsBeta1 = type.momentumIsBeta1
-            momentum = { group in (optimizer.paramGroups[group].options as! any CyclableMomentumOptions).cyclableMomentum }
+        if let named = optimizer.paramGroups.first?.options as? any TorchNamedOptions,
+           let cyclable = CyclableMomentum(named.torchValues) {
+            momentumIsBeta1 = cyclable.isBeta1
+            func values(_ group: Int) -> [String: StateValue] {
+                (optimizer.paramGroups[group].options as? any TorchNamedOptions)?.torchValues ?? [:]
+            }
+            momentum = { group in cyclable.value(in: values(group)) }
             setMomentum = { group, value in
-                var options = optimizer.paramGroups[group].options as! any CyclableMomentumOptions
-                options.cyclableMomentum = value
-                try optimizer.setOptions(options as! O.Options, group: group)
+                guard let options = optimizer.paramGroups[group].options as? any TorchNamedOptions,
+                      let changed = try options.applying(torchValues: cyclable.setting(value, in: values(group)))
+                        as? O.Options else { return }
+                try optimizer.setOptions(changed, group: group)
             }
         } else {
             momentumIsBeta1 = false
