@@ -173,7 +173,10 @@ public enum OptimizerCatalog {
                        arrayAccesses: 8,
                        samples: [["betas": [0.5, 0.9]], ["maximize": true, "eps": 1e-3]],
                        invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
-        OptimizerEntry(LBFGS.self, name: "LBFGS", defaults: .init(), engine: .closure, stateNames: [],
+        OptimizerEntry(LBFGS.self, name: "LBFGS", defaults: .init(), engine: .closure,
+                       // The state of the first parameter: the flattened history of every parameter.
+                       stateNames: ["d", "t", "old_dirs", "old_stps", "ro", "al", "H_diag", "prev_flat_grad",
+                                    "prev_loss", "func_evals", "n_iter"],
                        singleDType: true,
                        // One iteration a step: the gradient gathered, its norms, the direction, the step.
                        arrayAccesses: 6,
@@ -263,3 +266,20 @@ extension RuleOptimizer: GroupConstructible {}
 extension Adan: GroupConstructible {}
 extension Lamb: GroupConstructible {}
 extension ScheduleFreeAdamW: GroupConstructible {}
+
+extension OptimizerCatalog {
+    /// The catalog as a Markdown table: the list of optimizers in the README (`optim catalog`
+    /// prints it; a test keeps the README's copy equal to it).
+    public static func markdownTable() -> String {
+        var lines = [
+            "| optimizer | runs as | reference | state | sparse gradients |",
+            "|---|---|---|---|---|",
+        ]
+        for entry in entries {
+            let name = entry.replays == entry.name ? entry.name : "\(entry.name) (\(entry.replays) as a Swift rule)"
+            let state = entry.stateNames.map { "`\($0)`" }.joined(separator: ", ")
+            lines.append("| \(name) | \(entry.engine.rawValue) | \(entry.reference.rawValue) | \(state) | \(entry.sparseGradients.rawValue) |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
