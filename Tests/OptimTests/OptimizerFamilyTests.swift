@@ -62,13 +62,13 @@ import Testing
         #expect(Adagrad.Options() == .init(lr: 1e-2, lrDecay: 0, weightDecay: 0, initialAccumulatorValue: 0,
                                            eps: 1e-10, maximize: false))
         #expect(Adadelta.Options() == .init(lr: 1, rho: 0.9, eps: 1e-6, weightDecay: 0, maximize: false))
-        #expect(Adamax.Options() == .init(lr: 2e-3, betas: (0.9, 0.999), eps: 1e-8, weightDecay: 0, maximize: false))
+        #expect(Adamax.Options() == .init(lr: 2e-3, betas: Pair(0.9, 0.999), eps: 1e-8, weightDecay: 0, maximize: false))
         #expect(ASGD.Options() == .init(lr: 1e-2, lambd: 1e-4, alpha: 0.75, t0: 1e6, weightDecay: 0, maximize: false))
-        #expect(NAdam.Options() == .init(lr: 2e-3, betas: (0.9, 0.999), eps: 1e-8, weightDecay: 0, momentumDecay: 4e-3,
+        #expect(NAdam.Options() == .init(lr: 2e-3, betas: Pair(0.9, 0.999), eps: 1e-8, weightDecay: 0, momentumDecay: 4e-3,
                                          decoupledWeightDecay: false, maximize: false))
-        #expect(RAdam.Options() == .init(lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weightDecay: 0,
+        #expect(RAdam.Options() == .init(lr: 1e-3, betas: Pair(0.9, 0.999), eps: 1e-8, weightDecay: 0,
                                          decoupledWeightDecay: false, maximize: false))
-        #expect(Rprop.Options() == .init(lr: 1e-2, etas: (0.5, 1.2), stepSizes: (1e-6, 50), maximize: false))
+        #expect(Rprop.Options() == .init(lr: 1e-2, etas: Pair(0.5, 1.2), stepSizes: Pair(1e-6, 50), maximize: false))
     }
 
     /// ASGD's average is the mean of the iterates once averaging has started.

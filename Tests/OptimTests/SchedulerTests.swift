@@ -142,10 +142,10 @@ import Testing
 
         let adam = try Adam(groups: [.init([Tensor([1.0])]), .init([Tensor([1.0])])])
         let cycle = try OneCycleLR(adam, maxLR: [0.1, 0.2], totalSteps: 10, baseMomentum: [0.8, 0.85], maxMomentum: [0.9, 0.95])
-        #expect(adam.paramGroups.map(\.options.betas.0) == [0.9, 0.95])
+        #expect(adam.paramGroups.map(\.options.betas.first) == [0.9, 0.95])
         #expect(zip(cycle.lastLearningRates, [0.004, 0.008]).allSatisfy { abs($0 - $1) < 1e-15 })
         try cycle.step()
-        #expect(adam.paramGroups[0].options.betas.0 < 0.9 && adam.paramGroups[1].options.betas.0 < 0.95)
+        #expect(adam.paramGroups[0].options.betas.first < 0.9 && adam.paramGroups[1].options.betas.first < 0.95)
     }
 
     @Test func invalidOptionsAreRefused() throws {

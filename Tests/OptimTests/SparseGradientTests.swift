@@ -138,7 +138,7 @@ import Testing
                 let adagradParameters = try adamParameters.map { try Tensor($0.toArray(), shape: $0.shape, dtype: dtype) }
                 func unit() -> Double { (random.signed() + 1) / 2 }
                 let adam = try SparseAdam(groups: adamParameters.map { parameter in
-                    let o = SparseAdam.Options(lr: 0.1 * unit(), betas: (0.99 * unit(), 0.5 + 0.4999 * unit()),
+                    let o = SparseAdam.Options(lr: 0.1 * unit(), betas: Pair(0.99 * unit(), 0.5 + 0.4999 * unit()),
                                                eps: random.below(2) == 0 ? 1e-8 : 1e-3, maximize: random.below(2) == 0)
                     return ParameterGroupSpec([parameter]) { $0 = o }
                 }, execution: execution, implementation: implementation)

@@ -156,7 +156,7 @@ import Testing
             #expect(throws: OptimError.self, "\(options)") { try SGD([x], options: options) }
         }
         let adamCases: [Adam.Options] = [
-            .init(lr: -1), .init(betas: (1, 0.999)), .init(betas: (0.9, -0.1)), .init(betas: (.nan, 0.9)),
+            .init(lr: -1), .init(betas: Pair(1, 0.999)), .init(betas: Pair(0.9, -0.1)), .init(betas: Pair(.nan, 0.9)),
             .init(eps: -1), .init(weightDecay: -0.1), .init(lr: .infinity),
         ]
         for options in adamCases {
@@ -165,7 +165,7 @@ import Testing
         }
         #expect(throws: OptimError.self) { try AdamW([x], options: .init(decoupledWeightDecay: false)) }
         do {
-            _ = try Adam([x], options: .init(betas: (1, 0.999)))
+            _ = try Adam([x], options: .init(betas: Pair(1, 0.999)))
         } catch let error as OptimError {
             #expect(error.kind == .invalidOption)
             #expect(error.message.contains("beta parameter at index 0"))
@@ -175,7 +175,7 @@ import Testing
     @Test func defaultsAreTorchs() {
         #expect(SGD.Options() == .init(lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false))
         let adam = Adam.Options()
-        #expect(adam.lr == 1e-3 && adam.betas == (0.9, 0.999) && adam.eps == 1e-8 && adam.weightDecay == 0)
+        #expect(adam.lr == 1e-3 && adam.betas == Pair(0.9, 0.999) && adam.eps == 1e-8 && adam.weightDecay == 0)
         #expect(!adam.amsgrad && !adam.maximize && !adam.decoupledWeightDecay)
         #expect(AdamW.defaultOptions.weightDecay == 1e-2 && AdamW.defaultOptions.decoupledWeightDecay)
     }

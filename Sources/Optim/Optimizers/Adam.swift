@@ -21,7 +21,7 @@ public final class Adam: ElementwiseOptimizer<Adam.Options> {
         /// Learning rate (default 1e-3).
         public var lr: Double
         /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
-        public var betas: (Double, Double)
+        public var betas: Pair
         /// Added to the denominator for numerical stability (default 1e-8).
         public var eps: Double
         /// Weight decay: an L2 penalty, or decoupled decay with `decoupledWeightDecay` (default 0).
@@ -34,7 +34,7 @@ public final class Adam: ElementwiseOptimizer<Adam.Options> {
         /// (default false).
         public var decoupledWeightDecay: Bool
 
-        public init(lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+        public init(lr: Double = 1e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false,
                     decoupledWeightDecay: Bool = false) {
             self.lr = lr
@@ -44,12 +44,6 @@ public final class Adam: ElementwiseOptimizer<Adam.Options> {
             self.amsgrad = amsgrad
             self.maximize = maximize
             self.decoupledWeightDecay = decoupledWeightDecay
-        }
-
-        public static func == (a: Options, b: Options) -> Bool {
-            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.weightDecay == b.weightDecay
-                && a.amsgrad == b.amsgrad && a.maximize == b.maximize
-                && a.decoupledWeightDecay == b.decoupledWeightDecay
         }
     }
 
@@ -97,8 +91,8 @@ enum AdamAlgorithm: BuiltInAlgorithm {
     static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
         try OptionCheck.epsilon(o.eps)
-        try OptionCheck.beta(o.betas.0, index: 0)
-        try OptionCheck.beta(o.betas.1, index: 1)
+        try OptionCheck.beta(o.betas.first, index: 0)
+        try OptionCheck.beta(o.betas.second, index: 1)
         try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
     }
 
@@ -114,9 +108,9 @@ enum AdamAlgorithm: BuiltInAlgorithm {
         }
         if o.amsgrad { flags |= AdamFlags.amsgrad }
         let t = Double(step)
-        let biasCorrection1 = 1 - Math.pow(o.betas.0, t)
-        let biasCorrection2 = 1 - Math.pow(o.betas.1, t)
-        return (flags, Scalars(one_minus_beta1: 1 - o.betas.0, beta2: o.betas.1, one_minus_beta2: 1 - o.betas.1,
+        let biasCorrection1 = 1 - Math.pow(o.betas.first, t)
+        let biasCorrection2 = 1 - Math.pow(o.betas.second, t)
+        return (flags, Scalars(one_minus_beta1: 1 - o.betas.first, beta2: o.betas.second, one_minus_beta2: 1 - o.betas.second,
                                eps: o.eps, weight_decay: o.weightDecay, decay_factor: 1 - o.lr * o.weightDecay,
                                negative_step_size: -(o.lr / biasCorrection1),
                                bias_correction2_sqrt: Math.pow(biasCorrection2, 0.5)))

@@ -16,7 +16,7 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
         /// Learning rate (default 2e-3).
         public var lr: Double
         /// Decay rates of the first moment and of the infinity norm (default (0.9, 0.999)).
-        public var betas: (Double, Double)
+        public var betas: Pair
         /// Added to the infinity norm for numerical stability (default 1e-8).
         public var eps: Double
         /// L2 penalty added to the gradient (default 0).
@@ -24,18 +24,13 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
-        public init(lr: Double = 2e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+        public init(lr: Double = 2e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     weightDecay: Double = 0, maximize: Bool = false) {
             self.lr = lr
             self.betas = betas
             self.eps = eps
             self.weightDecay = weightDecay
             self.maximize = maximize
-        }
-
-        public static func == (a: Options, b: Options) -> Bool {
-            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.weightDecay == b.weightDecay
-                && a.maximize == b.maximize
         }
     }
 
@@ -62,17 +57,17 @@ enum AdamaxAlgorithm: BuiltInAlgorithm {
     static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
         try OptionCheck.epsilon(o.eps)
-        try OptionCheck.beta(o.betas.0, index: 0)
-        try OptionCheck.beta(o.betas.1, index: 1)
+        try OptionCheck.beta(o.betas.first, index: 0)
+        try OptionCheck.beta(o.betas.second, index: 1)
         try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
-        let clr = o.lr / (1 - Math.pow(o.betas.0, Double(step)))
+        let clr = o.lr / (1 - Math.pow(o.betas.first, Double(step)))
         return (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
-                Scalars(one_minus_beta1: 1 - o.betas.0, beta2: o.betas.1, eps: o.eps, weight_decay: o.weightDecay,
+                Scalars(one_minus_beta1: 1 - o.betas.first, beta2: o.betas.second, eps: o.eps, weight_decay: o.weightDecay,
                         negative_clr: -clr))
     }
 }

@@ -110,7 +110,7 @@ public enum LambRule: ElementwiseRule {
         /// Learning rate (default 1e-3).
         public var lr = 1e-3
         /// Decay rates of the moments (default (0.9, 0.999)).
-        public var betas = Betas(0.9, 0.999)
+        public var betas = Pair(0.9, 0.999)
         /// Weight decay (default 0).
         public var weightDecay = 0.0
         /// Decay the parameter directly rather than adding an L2 term to the direction (default true).
@@ -135,7 +135,7 @@ public enum LambRule: ElementwiseRule {
         public init() {}
 
         public static let torchFields: [OptionField<Self>] = [
-            .number("lr", \.lr), .betas("betas", \.betas), .number("weight_decay", \.weightDecay),
+            .number("lr", \.lr), .pair("betas", \.betas), .number("weight_decay", \.weightDecay),
             .flag("weight_decouple", \.weightDecouple), .flag("fixed_decay", \.fixedDecay),
             .flag("grad_averaging", \.gradAveraging), .flag("adam", \.adam), .number("eps", \.eps),
             .flag("maximize", \.maximize), .flag("rectify", \.rectify), .flag("pre_norm", \.preNorm),

@@ -20,14 +20,14 @@ public enum LionRule: ElementwiseRule {
         /// Learning rate (default 1e-4).
         public var lr: Double
         /// β₁ interpolates the update's direction, β₂ the momentum (default (0.9, 0.99)).
-        public var betas: Betas
+        public var betas: Pair
         /// Weight decay, applied to the parameter and scaled by the learning rate (default 0).
         public var weightDecay: Double
         /// Scale the decay by lr / lr₀ instead of lr, so that it follows a schedule but not the
         /// learning rate's size (default false).
         public var decoupledWeightDecay: Bool
 
-        public init(lr: Double = 1e-4, betas: Betas = Betas(0.9, 0.99), weightDecay: Double = 0,
+        public init(lr: Double = 1e-4, betas: Pair = Pair(0.9, 0.99), weightDecay: Double = 0,
                     decoupledWeightDecay: Bool = false) {
             self.lr = lr
             self.betas = betas
@@ -38,7 +38,7 @@ public enum LionRule: ElementwiseRule {
         public init() { self.init(lr: 1e-4) }
 
         public static let torchFields: [OptionField<Self>] = [
-            .number("lr", \.lr), .betas("betas", \.betas), .number("weight_decay", \.weightDecay),
+            .number("lr", \.lr), .pair("betas", \.betas), .number("weight_decay", \.weightDecay),
             .flag("decoupled_weight_decay", \.decoupledWeightDecay),
         ]
     }

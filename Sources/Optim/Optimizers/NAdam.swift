@@ -20,7 +20,7 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
         /// Learning rate (default 2e-3).
         public var lr: Double
         /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
-        public var betas: (Double, Double)
+        public var betas: Pair
         /// Added to the denominator for numerical stability (default 1e-8).
         public var eps: Double
         /// Weight decay: an L2 penalty, or decoupled decay with `decoupledWeightDecay` (default 0).
@@ -33,7 +33,7 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
-        public init(lr: Double = 2e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+        public init(lr: Double = 2e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     weightDecay: Double = 0, momentumDecay: Double = 4e-3, decoupledWeightDecay: Bool = false,
                     maximize: Bool = false) {
             self.lr = lr
@@ -43,12 +43,6 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
             self.momentumDecay = momentumDecay
             self.decoupledWeightDecay = decoupledWeightDecay
             self.maximize = maximize
-        }
-
-        public static func == (a: Options, b: Options) -> Bool {
-            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.weightDecay == b.weightDecay
-                && a.momentumDecay == b.momentumDecay && a.decoupledWeightDecay == b.decoupledWeightDecay
-                && a.maximize == b.maximize
         }
     }
 
@@ -85,8 +79,8 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
     static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
         try OptionCheck.epsilon(o.eps)
-        try OptionCheck.beta(o.betas.0, index: 0)
-        try OptionCheck.beta(o.betas.1, index: 1)
+        try OptionCheck.beta(o.betas.first, index: 0)
+        try OptionCheck.beta(o.betas.second, index: 1)
         try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
         try OptionCheck.nonNegative(o.momentumDecay, "momentum_decay")
     }
@@ -99,13 +93,13 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
         var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)
         if o.weightDecay != 0 && o.decoupledWeightDecay { flags |= RuleFlags.decoupled }
         let t = Double(step)
-        let beta1 = o.betas.0
+        let beta1 = o.betas.first
         let mu = beta1 * (1 - 0.5 * Math.pow(0.96, t * o.momentumDecay))
         let muNext = beta1 * (1 - 0.5 * Math.pow(0.96, (t + 1) * o.momentumDecay))
         state.muProduct = state.muProduct * Float(mu)
         let product = Double(state.muProduct)
-        let scalars = Scalars(one_minus_beta1: 1 - beta1, beta2: o.betas.1, one_minus_beta2: 1 - o.betas.1,
-                              bias_correction2: 1 - Math.pow(o.betas.1, t), eps: o.eps, weight_decay: o.weightDecay,
+        let scalars = Scalars(one_minus_beta1: 1 - beta1, beta2: o.betas.second, one_minus_beta2: 1 - o.betas.second,
+                              bias_correction2: 1 - Math.pow(o.betas.second, t), eps: o.eps, weight_decay: o.weightDecay,
                               decay_factor: 1 - o.lr * o.weightDecay,
                               grad_coefficient: -o.lr * (1 - mu) / (1 - product),
                               avg_coefficient: (-o.lr * muNext) / (1 - product * muNext))

@@ -21,7 +21,7 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
         /// Learning rate (default 1e-3).
         public var lr: Double
         /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
-        public var betas: (Double, Double)
+        public var betas: Pair
         /// Added to the denominator for numerical stability (default 1e-8).
         public var eps: Double
         /// Weight decay: an L2 penalty, or decoupled decay with `decoupledWeightDecay` (default 0).
@@ -32,7 +32,7 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
-        public init(lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+        public init(lr: Double = 1e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     weightDecay: Double = 0, decoupledWeightDecay: Bool = false, maximize: Bool = false) {
             self.lr = lr
             self.betas = betas
@@ -40,11 +40,6 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
             self.weightDecay = weightDecay
             self.decoupledWeightDecay = decoupledWeightDecay
             self.maximize = maximize
-        }
-
-        public static func == (a: Options, b: Options) -> Bool {
-            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.weightDecay == b.weightDecay
-                && a.decoupledWeightDecay == b.decoupledWeightDecay && a.maximize == b.maximize
         }
     }
 
@@ -71,8 +66,8 @@ enum RAdamAlgorithm: BuiltInAlgorithm {
     static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
         try OptionCheck.epsilon(o.eps)
-        try OptionCheck.beta(o.betas.0, index: 0)
-        try OptionCheck.beta(o.betas.1, index: 1)
+        try OptionCheck.beta(o.betas.first, index: 0)
+        try OptionCheck.beta(o.betas.second, index: 1)
         try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
     }
 
@@ -82,7 +77,7 @@ enum RAdamAlgorithm: BuiltInAlgorithm {
         var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)
         if o.weightDecay != 0 && o.decoupledWeightDecay { flags |= RuleFlags.decoupled }
         let t = Double(step)
-        let (beta1, beta2) = o.betas
+        let (beta1, beta2) = (o.betas.first, o.betas.second)
         let biasCorrection1 = 1 - Math.pow(beta1, t)
         let biasCorrection2 = 1 - Math.pow(beta2, t)
         let rhoInfinity = 2 / (1 - beta2) - 1

@@ -18,22 +18,18 @@ public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
         public var lr: Double
         /// The factors (η₋, η₊) that shrink and grow step sizes, 0 < η₋ < 1 < η₊
         /// (default (0.5, 1.2)).
-        public var etas: (Double, Double)
+        public var etas: Pair
         /// The smallest and largest step size (default (1e-6, 50)).
-        public var stepSizes: (Double, Double)
+        public var stepSizes: Pair
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
-        public init(lr: Double = 1e-2, etas: (Double, Double) = (0.5, 1.2), stepSizes: (Double, Double) = (1e-6, 50),
+        public init(lr: Double = 1e-2, etas: Pair = Pair(0.5, 1.2), stepSizes: Pair = Pair(1e-6, 50),
                     maximize: Bool = false) {
             self.lr = lr
             self.etas = etas
             self.stepSizes = stepSizes
             self.maximize = maximize
-        }
-
-        public static func == (a: Options, b: Options) -> Bool {
-            a.lr == b.lr && a.etas == b.etas && a.stepSizes == b.stepSizes && a.maximize == b.maximize
         }
     }
 
@@ -59,14 +55,14 @@ enum RpropAlgorithm: BuiltInAlgorithm {
 
     static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
-        let (minus, plus) = o.etas
+        let (minus, plus) = (o.etas.first, o.etas.second)
         guard minus > 0, minus < 1, plus > 1, plus.isFinite else {
             throw OptimError(.invalidOption, "Invalid eta values: \(minus), \(plus) (must be 0 < etaminus < 1 < etaplus)")
         }
         // torch accepts any bounds (a minimum above the maximum clamps every step size to the
         // maximum); only NaN, which would poison every step size, is refused.
-        guard !o.stepSizes.0.isNaN, !o.stepSizes.1.isNaN else {
-            throw OptimError(.invalidOption, "Invalid step sizes: \(o.stepSizes.0), \(o.stepSizes.1) (must not be NaN)")
+        guard !o.stepSizes.first.isNaN, !o.stepSizes.second.isNaN else {
+            throw OptimError(.invalidOption, "Invalid step sizes: \(o.stepSizes.first), \(o.stepSizes.second) (must not be NaN)")
         }
     }
 
@@ -76,7 +72,7 @@ enum RpropAlgorithm: BuiltInAlgorithm {
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         (o.maximize ? RuleFlags.maximize : 0,
-         Scalars(eta_minus: o.etas.0, eta_plus: o.etas.1, step_size_min: o.stepSizes.0, step_size_max: o.stepSizes.1,
+         Scalars(eta_minus: o.etas.first, eta_plus: o.etas.second, step_size_min: o.stepSizes.first, step_size_max: o.stepSizes.second,
                  lr: o.lr))
     }
 }

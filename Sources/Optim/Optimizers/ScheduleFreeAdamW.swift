@@ -76,7 +76,7 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
         /// Learning rate (default 0.0025).
         public var lr = 0.0025
         /// β₁ interpolates `y` between `x` and `z`, β₂ averages the squared gradient (default (0.9, 0.999)).
-        public var betas = Betas(0.9, 0.999)
+        public var betas = Pair(0.9, 0.999)
         /// Added to the denominator (default 1e-8).
         public var eps = 1e-8
         /// Weight decay, applied at `y` (default 0).
@@ -91,7 +91,7 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
         public init() {}
 
         public static let torchFields: [OptionField<Self>] = [
-            .number("lr", \.lr), .betas("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
+            .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
             .integer("warmup_steps", \.warmupSteps), .number("r", \.r), .number("weight_lr_power", \.weightLRPower),
         ]
     }

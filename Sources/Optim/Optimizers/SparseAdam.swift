@@ -18,22 +18,18 @@ public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
         /// Learning rate (default 1e-3).
         public var lr: Double
         /// Decay rates of the first and second moment averages (default (0.9, 0.999)).
-        public var betas: (Double, Double)
+        public var betas: Pair
         /// Added to the denominator for numerical stability; must be positive (default 1e-8).
         public var eps: Double
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
-        public init(lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+        public init(lr: Double = 1e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     maximize: Bool = false) {
             self.lr = lr
             self.betas = betas
             self.eps = eps
             self.maximize = maximize
-        }
-
-        public static func == (a: Options, b: Options) -> Bool {
-            a.lr == b.lr && a.betas == b.betas && a.eps == b.eps && a.maximize == b.maximize
         }
     }
 
@@ -66,19 +62,19 @@ enum SparseAdamAlgorithm: BuiltInAlgorithm {
         guard o.eps.isFinite, o.eps > 0 else {
             throw OptimError(.invalidOption, "Invalid epsilon value: \(o.eps) (must be finite and > 0)")
         }
-        try OptionCheck.beta(o.betas.0, index: 0)
-        try OptionCheck.beta(o.betas.1, index: 1)
+        try OptionCheck.beta(o.betas.first, index: 0)
+        try OptionCheck.beta(o.betas.second, index: 1)
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         let t = Double(step)
-        let biasCorrection1 = 1 - Math.pow(o.betas.0, t)
-        let biasCorrection2 = 1 - Math.pow(o.betas.1, t)
+        let biasCorrection1 = 1 - Math.pow(o.betas.first, t)
+        let biasCorrection2 = 1 - Math.pow(o.betas.second, t)
         let stepSize = o.lr * biasCorrection2.squareRoot() / biasCorrection1
         return (o.maximize ? RuleFlags.maximize : 0,
-                Scalars(one_minus_beta1: 1 - o.betas.0, one_minus_beta2: 1 - o.betas.1, eps: o.eps,
+                Scalars(one_minus_beta1: 1 - o.betas.first, one_minus_beta2: 1 - o.betas.second, eps: o.eps,
                         negative_step_size: -stepSize))
     }
 }

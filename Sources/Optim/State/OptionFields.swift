@@ -6,10 +6,8 @@ public enum OptionField<Options>: @unchecked Sendable {
     /// A whole number (a step count, a number of iterations).
     case integer(String, WritableKeyPath<Options, Int>)
     case flag(String, WritableKeyPath<Options, Bool>)
-    /// Two numbers, as a tuple.
-    case pair(String, WritableKeyPath<Options, (Double, Double)>)
-    /// Two decay rates (torch's `betas`).
-    case betas(String, WritableKeyPath<Options, Betas>)
+    /// Two numbers (torch's `betas`, `etas`, `step_sizes`).
+    case pair(String, WritableKeyPath<Options, Pair>)
     /// A list of numbers of a fixed length (Adan's three betas): a list of another length is
     /// refused.
     case numbers(String, WritableKeyPath<Options, [Double]>)
@@ -18,14 +16,14 @@ public enum OptionField<Options>: @unchecked Sendable {
     public var name: String {
         switch self {
         case .number(let name, _), .integer(let name, _), .flag(let name, _), .pair(let name, _),
-             .betas(let name, _), .numbers(let name, _): name
+             .numbers(let name, _): name
         }
     }
 }
 
-/// Two decay rates, torch's `betas`: a value that compares, so that options holding it get
-/// their equality for free.
-public struct Betas: Equatable, Sendable, CustomStringConvertible {
+/// Two numbers that torch gives as a tuple (`betas`, `etas`, `step_sizes`): a value that
+/// compares, so that options holding it get their equality for free.
+public struct Pair: Equatable, Sendable, CustomStringConvertible {
     public var first: Double
     public var second: Double
 
@@ -48,10 +46,7 @@ extension Array {
             case .flag(let name, let path): values[name] = .bool(options[keyPath: path])
             case .pair(let name, let path):
                 let pair = options[keyPath: path]
-                values[name] = .list([.number(pair.0), .number(pair.1)])
-            case .betas(let name, let path):
-                let betas = options[keyPath: path]
-                values[name] = .list([.number(betas.first), .number(betas.second)])
+                values[name] = .list([.number(pair.first), .number(pair.second)])
             case .numbers(let name, let path): values[name] = .list(options[keyPath: path].map(StateValue.number))
             }
         }
@@ -84,10 +79,7 @@ extension Array {
                 }
             case .pair(let name, let path):
                 let numbers = try Self.numbers(name, value, count: 2)
-                options[keyPath: path] = (numbers[0], numbers[1])
-            case .betas(let name, let path):
-                let numbers = try Self.numbers(name, value, count: 2)
-                options[keyPath: path] = Betas(numbers[0], numbers[1])
+                options[keyPath: path] = Pair(numbers[0], numbers[1])
             case .numbers(let name, let path):
                 options[keyPath: path] = try Self.numbers(name, value, count: options[keyPath: path].count)
             }
@@ -126,9 +118,9 @@ public protocol TorchNamedOptions: OptimizerOptions {
 /// else.
 ///
 ///     struct Options: TorchFieldOptions, DefaultOptions {
-///         var lr = 1e-4, betas = Betas(0.9, 0.99), weightDecay = 0.0
+///         var lr = 1e-4, betas = Pair(0.9, 0.99), weightDecay = 0.0
 ///         static let torchFields: [OptionField<Self>] = [
-///             .number("lr", \.lr), .betas("betas", \.betas), .number("weight_decay", \.weightDecay)]
+///             .number("lr", \.lr), .pair("betas", \.betas), .number("weight_decay", \.weightDecay)]
 ///     }
 public protocol TorchFieldOptions: TorchNamedOptions {
     /// Every option under its torch name.
