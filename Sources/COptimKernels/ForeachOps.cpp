@@ -13,6 +13,7 @@
 
 #include "COptimKernels.h"
 #include "Storage.h"
+#include "Tiers.h"
 
 namespace optim {
 namespace {
@@ -281,37 +282,26 @@ OPTIM_INLINE void run_reduction(const optim_tensor *tensor, int64_t begin, int64
 
 // ---- Tiers and tables ---------------------------------------------------------------------
 
-#define OPTIM_DEFINE_FOREACH_TIER(NAME, ATTRIBUTES)                                          \
-    struct NAME {                                                                            \
-        template <class Op, class Storage>                                                   \
-        ATTRIBUTES static void elementwise(const optim_tensor *t, int64_t b, int64_t e) {   \
-            run_foreach<Op, Storage>(t, b, e);                                               \
-        }                                                                                    \
-        template <class Reduction, class Storage>                                            \
-        ATTRIBUTES static void reduction(const optim_tensor *t, int64_t b, int64_t e) {     \
-            run_reduction<Reduction, Storage>(t, b, e);                                      \
-        }                                                                                    \
-    };
-
-OPTIM_DEFINE_FOREACH_TIER(BaselineForeachTier, )
-#if defined(__x86_64__)
-OPTIM_DEFINE_FOREACH_TIER(AVX2ForeachTier, __attribute__((target("arch=x86-64-v3"))))
-OPTIM_DEFINE_FOREACH_TIER(AVX512ForeachTier, __attribute__((target("arch=x86-64-v4"), min_vector_width(512))))
-#endif
+template <class Op, class Storage> struct ForeachSegment {
+    OPTIM_INLINE void run(const optim_tensor *t, int64_t b, int64_t e) { run_foreach<Op, Storage>(t, b, e); }
+};
+template <class Reduction, class Storage> struct ReductionSegment {
+    OPTIM_INLINE void run(const optim_tensor *t, int64_t b, int64_t e) { run_reduction<Reduction, Storage>(t, b, e); }
+};
 
 template <class Tier, class Storage> optim_segment_fn elementwise_for(optim_foreach_op op) {
     switch (op) {
-    case OPTIM_FOREACH_ADD_SCALAR: return &Tier::template elementwise<AddScalarOp, Storage>;
-    case OPTIM_FOREACH_SCALE: return &Tier::template elementwise<ScaleOp, Storage>;
-    case OPTIM_FOREACH_ADD: return &Tier::template elementwise<AddOp, Storage>;
-    case OPTIM_FOREACH_AXPBY: return &Tier::template elementwise<AxpbyOp, Storage>;
-    case OPTIM_FOREACH_ADDCMUL: return &Tier::template elementwise<AddcmulOp, Storage>;
-    case OPTIM_FOREACH_ADDCDIV: return &Tier::template elementwise<AddcdivOp, Storage>;
-    case OPTIM_FOREACH_LERP_NEAR: return &Tier::template elementwise<LerpNearOp, Storage>;
-    case OPTIM_FOREACH_LERP_FAR: return &Tier::template elementwise<LerpFarOp, Storage>;
-    case OPTIM_FOREACH_SQRT: return &Tier::template elementwise<SqrtOp, Storage>;
-    case OPTIM_FOREACH_MAXIMUM: return &Tier::template elementwise<MaximumOp, Storage>;
-    case OPTIM_FOREACH_CLAMP: return &Tier::template elementwise<ClampOp, Storage>;
+    case OPTIM_FOREACH_ADD_SCALAR: return segment_function<Tier, ForeachSegment<AddScalarOp, Storage>>();
+    case OPTIM_FOREACH_SCALE: return segment_function<Tier, ForeachSegment<ScaleOp, Storage>>();
+    case OPTIM_FOREACH_ADD: return segment_function<Tier, ForeachSegment<AddOp, Storage>>();
+    case OPTIM_FOREACH_AXPBY: return segment_function<Tier, ForeachSegment<AxpbyOp, Storage>>();
+    case OPTIM_FOREACH_ADDCMUL: return segment_function<Tier, ForeachSegment<AddcmulOp, Storage>>();
+    case OPTIM_FOREACH_ADDCDIV: return segment_function<Tier, ForeachSegment<AddcdivOp, Storage>>();
+    case OPTIM_FOREACH_LERP_NEAR: return segment_function<Tier, ForeachSegment<LerpNearOp, Storage>>();
+    case OPTIM_FOREACH_LERP_FAR: return segment_function<Tier, ForeachSegment<LerpFarOp, Storage>>();
+    case OPTIM_FOREACH_SQRT: return segment_function<Tier, ForeachSegment<SqrtOp, Storage>>();
+    case OPTIM_FOREACH_MAXIMUM: return segment_function<Tier, ForeachSegment<MaximumOp, Storage>>();
+    case OPTIM_FOREACH_CLAMP: return segment_function<Tier, ForeachSegment<ClampOp, Storage>>();
     case OPTIM_FOREACH_COPY: return &run_copy<Storage>;
     case OPTIM_FOREACH_ZERO: return &run_zero<Storage>;
     }
@@ -320,40 +310,24 @@ template <class Tier, class Storage> optim_segment_fn elementwise_for(optim_fore
 
 template <class Tier, class Storage> optim_segment_fn reduction_for(optim_reduction reduction) {
     switch (reduction) {
-    case OPTIM_REDUCTION_DOT: return &Tier::template reduction<DotReduction, Storage>;
-    case OPTIM_REDUCTION_SUM_ABS: return &Tier::template reduction<SumAbsReduction, Storage>;
-    case OPTIM_REDUCTION_SUM_SQUARES: return &Tier::template reduction<SumSquaresReduction, Storage>;
-    case OPTIM_REDUCTION_SUM_POW_ABS: return &Tier::template reduction<SumPowAbsReduction, Storage>;
-    case OPTIM_REDUCTION_MAX_ABS: return &Tier::template reduction<MaxAbsReduction, Storage>;
+    case OPTIM_REDUCTION_DOT: return segment_function<Tier, ReductionSegment<DotReduction, Storage>>();
+    case OPTIM_REDUCTION_SUM_ABS: return segment_function<Tier, ReductionSegment<SumAbsReduction, Storage>>();
+    case OPTIM_REDUCTION_SUM_SQUARES: return segment_function<Tier, ReductionSegment<SumSquaresReduction, Storage>>();
+    case OPTIM_REDUCTION_SUM_POW_ABS: return segment_function<Tier, ReductionSegment<SumPowAbsReduction, Storage>>();
+    case OPTIM_REDUCTION_MAX_ABS: return segment_function<Tier, ReductionSegment<MaxAbsReduction, Storage>>();
     }
-    return nullptr;
-}
-
-template <class Tier> optim_segment_fn kernel_for(bool is_reduction, int which, optim_dtype dtype) {
-#define OPTIM_FOREACH_CHOOSE(STORAGE)                                                                  \
-    return is_reduction ? reduction_for<Tier, STORAGE>(optim_reduction(which))                       \
-                        : elementwise_for<Tier, STORAGE>(optim_foreach_op(which));
-    switch (dtype) {
-    case OPTIM_DTYPE_FLOAT32: OPTIM_FOREACH_CHOOSE(Float32Storage)
-    case OPTIM_DTYPE_FLOAT64: OPTIM_FOREACH_CHOOSE(Float64Storage)
-    case OPTIM_DTYPE_FLOAT16: OPTIM_FOREACH_CHOOSE(Float16Storage)
-    case OPTIM_DTYPE_BFLOAT16: OPTIM_FOREACH_CHOOSE(BFloat16Storage)
-    }
-#undef OPTIM_FOREACH_CHOOSE
     return nullptr;
 }
 
 optim_segment_fn kernel_for(bool is_reduction, int which, optim_dtype dtype, optim_isa isa) {
-#if defined(__x86_64__)
-    switch (isa) {
-    case OPTIM_ISA_AVX512: return kernel_for<AVX512ForeachTier>(is_reduction, which, dtype);
-    case OPTIM_ISA_AVX2: return kernel_for<AVX2ForeachTier>(is_reduction, which, dtype);
-    case OPTIM_ISA_BASELINE: break;
-    }
-#else
-    (void)isa;
-#endif
-    return kernel_for<BaselineForeachTier>(is_reduction, which, dtype);
+    return with_tier(isa, [&](auto tier) {
+        return with_storage(dtype, [&](auto storage) {
+            typedef decltype(tier) Tier;
+            typedef decltype(storage) Storage;
+            return is_reduction ? reduction_for<Tier, Storage>(optim_reduction(which))
+                                : elementwise_for<Tier, Storage>(optim_foreach_op(which));
+        });
+    });
 }
 
 }  // namespace

@@ -17,29 +17,19 @@
 #include "Rules/SGD.h"
 #include "Rules/Sparse.h"
 #include "SegmentLoop.h"
+#include "Tiers.h"
 
 namespace optim {
 namespace {
 
-#define OPTIM_DEFINE_TIER(NAME, ATTRIBUTES)                                              \
-    struct NAME {                                                                        \
-        template <class Rule, class Storage, unsigned F>                                 \
-        ATTRIBUTES static void segment(const optim_tensor *t, int64_t b, int64_t e) {    \
-            run_segment<Rule, Storage, F>(t, b, e);                                      \
-        }                                                                                \
-    };
-
-OPTIM_DEFINE_TIER(BaselineTier, )
-#if defined(__x86_64__)
-OPTIM_DEFINE_TIER(AVX2Tier, __attribute__((target("arch=x86-64-v3"))))
-// min_vector_width lets the 16-float vectors use zmm registers: the x86-64-v4 tuning
-// otherwise prefers 256-bit operations.
-OPTIM_DEFINE_TIER(AVX512Tier, __attribute__((target("arch=x86-64-v4"), min_vector_width(512))))
-#endif
+/// One specialization of a rule's element loop: a rule, a storage, a combination of flags.
+template <class Rule, class Storage, unsigned F> struct RuleSegment {
+    OPTIM_INLINE void run(const optim_tensor *t, int64_t b, int64_t e) { run_segment<Rule, Storage, F>(t, b, e); }
+};
 
 template <class Tier, class Rule, class Storage, unsigned... F>
 constexpr std::array<optim_segment_fn, sizeof...(F)> make_table(std::integer_sequence<unsigned, F...>) {
-    return {{&Tier::template segment<Rule, Storage, F>...}};
+    return {{segment_function<Tier, RuleSegment<Rule, Storage, F>>()...}};
 }
 
 template <class Tier, class Rule, class Storage> struct Table {
@@ -49,32 +39,13 @@ template <class Tier, class Rule, class Storage> struct Table {
 template <class Tier, class Rule, class Storage>
 constexpr std::array<optim_segment_fn, (1u << Rule::flag_bits)> Table<Tier, Rule, Storage>::entries;
 
-template <class Tier, class Rule> const optim_segment_fn *table_for(optim_dtype dtype) {
-    switch (dtype) {
-    case OPTIM_DTYPE_FLOAT32: return Table<Tier, Rule, Float32Storage>::entries.data();
-    case OPTIM_DTYPE_FLOAT64: return Table<Tier, Rule, Float64Storage>::entries.data();
-    case OPTIM_DTYPE_FLOAT16: return Table<Tier, Rule, Float16Storage>::entries.data();
-    case OPTIM_DTYPE_BFLOAT16: return Table<Tier, Rule, BFloat16Storage>::entries.data();
-    }
-    return nullptr;
-}
-
-template <class Rule> const optim_segment_fn *table_for(optim_dtype dtype, optim_isa isa) {
-#if defined(__x86_64__)
-    switch (isa) {
-    case OPTIM_ISA_AVX512: return table_for<AVX512Tier, Rule>(dtype);
-    case OPTIM_ISA_AVX2: return table_for<AVX2Tier, Rule>(dtype);
-    case OPTIM_ISA_BASELINE: break;
-    }
-#else
-    (void)isa;
-#endif
-    return table_for<BaselineTier, Rule>(dtype);
-}
-
 template <class Rule> const optim_segment_fn *table_of(optim_dtype dtype, optim_isa isa, uint32_t *flag_bits) {
     *flag_bits = Rule::flag_bits;
-    return table_for<Rule>(dtype, isa);
+    return with_tier(isa, [&](auto tier) {
+        return with_storage(dtype, [&](auto storage) {
+            return Table<decltype(tier), Rule, decltype(storage)>::entries.data();
+        });
+    });
 }
 
 }  // namespace

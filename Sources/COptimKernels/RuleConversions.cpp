@@ -4,6 +4,7 @@
 // same bits.
 #include "COptimKernels.h"
 #include "Storage.h"
+#include "Tiers.h"
 
 namespace optim {
 namespace {
@@ -44,45 +45,29 @@ OPTIM_INLINE void narrow_block(const float *source, void *destination, int64_t c
     }
 }
 
-#define OPTIM_DEFINE_CONVERSION_TIER(NAME, ATTRIBUTES)                                              \
-    ATTRIBUTES void widen_##NAME(const void *s, float *d, int64_t n, optim_dtype dtype) {           \
-        if (dtype == OPTIM_DTYPE_FLOAT16) widen_block<Float16Storage>(s, d, n);                     \
-        else widen_block<BFloat16Storage>(s, d, n);                                                 \
-    }                                                                                               \
-    ATTRIBUTES void narrow_##NAME(const float *s, void *d, int64_t n, optim_dtype dtype) {          \
-        if (dtype == OPTIM_DTYPE_FLOAT16) narrow_block<Float16Storage>(s, d, n);                    \
-        else narrow_block<BFloat16Storage>(s, d, n);                                                \
+struct Widen {
+    OPTIM_INLINE void run(const void *s, float *d, int64_t n, optim_dtype dtype) {
+        if (dtype == OPTIM_DTYPE_FLOAT16) widen_block<Float16Storage>(s, d, n);
+        else widen_block<BFloat16Storage>(s, d, n);
     }
+};
 
-OPTIM_DEFINE_CONVERSION_TIER(baseline, )
-#if defined(__x86_64__)
-OPTIM_DEFINE_CONVERSION_TIER(avx2, __attribute__((target("arch=x86-64-v3"))))
-OPTIM_DEFINE_CONVERSION_TIER(avx512, __attribute__((target("arch=x86-64-v4"), min_vector_width(512))))
-#endif
+struct Narrow {
+    OPTIM_INLINE void run(const float *s, void *d, int64_t n, optim_dtype dtype) {
+        if (dtype == OPTIM_DTYPE_FLOAT16) narrow_block<Float16Storage>(s, d, n);
+        else narrow_block<BFloat16Storage>(s, d, n);
+    }
+};
 
 }  // namespace
 }  // namespace optim
 
 extern "C" void optim_widen_to_float(const void *source, float *destination, int64_t count, optim_dtype dtype,
                                      optim_isa isa) {
-    using namespace optim;
-#if defined(__x86_64__)
-    if (isa == OPTIM_ISA_AVX512) return widen_avx512(source, destination, count, dtype);
-    if (isa == OPTIM_ISA_AVX2) return widen_avx2(source, destination, count, dtype);
-#else
-    (void)isa;
-#endif
-    widen_baseline(source, destination, count, dtype);
+    optim::with_tier(isa, [&](auto tier) { decltype(tier)::template call<optim::Widen>(source, destination, count, dtype); });
 }
 
 extern "C" void optim_narrow_from_float(const float *source, void *destination, int64_t count, optim_dtype dtype,
                                         optim_isa isa) {
-    using namespace optim;
-#if defined(__x86_64__)
-    if (isa == OPTIM_ISA_AVX512) return narrow_avx512(source, destination, count, dtype);
-    if (isa == OPTIM_ISA_AVX2) return narrow_avx2(source, destination, count, dtype);
-#else
-    (void)isa;
-#endif
-    narrow_baseline(source, destination, count, dtype);
+    optim::with_tier(isa, [&](auto tier) { decltype(tier)::template call<optim::Narrow>(source, destination, count, dtype); });
 }

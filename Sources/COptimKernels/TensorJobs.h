@@ -10,6 +10,7 @@
 
 #include "COptimKernels.h"
 #include "Storage.h"
+#include "Tiers.h"
 
 #define OPTIM_MEMBER inline __attribute__((always_inline))
 
@@ -167,48 +168,17 @@ OPTIM_INLINE double python_max(double a, double b) { return b > a ? b : a; }
 /// torch.clamp(x, min): NaN stays NaN.
 template <class T> OPTIM_INLINE T clamp_min(T x, T low) { return x < low ? low : x; }
 
-// The tiers of a job function, as the element loops have them (see Kernels.cpp).
-struct BaselineJobTier {
-    template <template <class> class Job, class S>
-    static void run(const optim_tensor *t, int64_t, int64_t) { Job<S>::run(t); }
+/// A per-tensor job as a segment function (the job takes the whole tensor).
+template <template <class> class Job, class S> struct JobSegment {
+    OPTIM_INLINE void run(const optim_tensor *t, int64_t, int64_t) { Job<S>::run(t); }
 };
-#if defined(__x86_64__)
-struct AVX2JobTier {
-    template <template <class> class Job, class S>
-    __attribute__((target("arch=x86-64-v3"))) static void run(const optim_tensor *t, int64_t, int64_t) {
-        Job<S>::run(t);
-    }
-};
-struct AVX512JobTier {
-    template <template <class> class Job, class S>
-    __attribute__((target("arch=x86-64-v4"), min_vector_width(512))) static void run(const optim_tensor *t,
-                                                                                     int64_t, int64_t) {
-        Job<S>::run(t);
-    }
-};
-#endif
-
-template <class Tier, template <class> class Job> optim_segment_fn job_for(optim_dtype dtype) {
-    switch (dtype) {
-    case OPTIM_DTYPE_FLOAT32: return &Tier::template run<Job, Float32Storage>;
-    case OPTIM_DTYPE_FLOAT64: return &Tier::template run<Job, Float64Storage>;
-    case OPTIM_DTYPE_FLOAT16: return &Tier::template run<Job, Float16Storage>;
-    case OPTIM_DTYPE_BFLOAT16: return &Tier::template run<Job, BFloat16Storage>;
-    }
-    return nullptr;
-}
 
 template <template <class> class Job> optim_segment_fn job_kernel(optim_dtype dtype, optim_isa isa) {
-#if defined(__x86_64__)
-    switch (isa) {
-    case OPTIM_ISA_AVX512: return job_for<AVX512JobTier, Job>(dtype);
-    case OPTIM_ISA_AVX2: return job_for<AVX2JobTier, Job>(dtype);
-    case OPTIM_ISA_BASELINE: break;
-    }
-#else
-    (void)isa;
-#endif
-    return job_for<BaselineJobTier, Job>(dtype);
+    return with_tier(isa, [&](auto tier) {
+        return with_storage(dtype, [&](auto storage) {
+            return segment_function<decltype(tier), JobSegment<Job, decltype(storage)>>();
+        });
+    });
 }
 
 }  // namespace
