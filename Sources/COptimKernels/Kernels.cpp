@@ -5,17 +5,6 @@
 #include <utility>
 
 #include "COptimKernels.h"
-#include "Rules/ASGD.h"
-#include "Rules/Adadelta.h"
-#include "Rules/Adagrad.h"
-#include "Rules/Adam.h"
-#include "Rules/Adamax.h"
-#include "Rules/NAdam.h"
-#include "Rules/RAdam.h"
-#include "Rules/RMSprop.h"
-#include "Rules/Rprop.h"
-#include "Rules/SGD.h"
-#include "Rules/Sparse.h"
 #include "SegmentLoop.h"
 #include "Tiers.h"
 
@@ -51,27 +40,46 @@ template <class Rule> const optim_segment_fn *table_of(optim_dtype dtype, optim_
 }  // namespace
 }  // namespace optim
 
-extern "C" const optim_segment_fn *optim_kernel_table(optim_rule rule, optim_dtype dtype,
-                                                      optim_isa isa, uint32_t *flag_bits) {
-    using namespace optim;
-    switch (rule) {
-    case OPTIM_RULE_SGD: return table_of<SGDRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_ADAM: return table_of<AdamRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_BANDWIDTH_PROBE: return table_of<BandwidthProbeRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_RMSPROP: return table_of<RMSpropRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_ADAGRAD: return table_of<AdagradRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_ADADELTA: return table_of<AdadeltaRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_ADAMAX: return table_of<AdamaxRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_ASGD: return table_of<ASGDRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_NADAM: return table_of<NAdamRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_RADAM: return table_of<RAdamRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_RPROP: return table_of<RpropRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_SPARSE_ADAGRAD: return table_of<SparseAdagradRule>(dtype, isa, flag_bits);
-    case OPTIM_RULE_SPARSE_ADAM: return table_of<SparseAdamRule>(dtype, isa, flag_bits);
+// The tables of the built-in rules, one line each (their headers declare them).
+#define OPTIM_EXPORT_RULE(lower, Rule)                                                              \
+    extern "C" const optim_segment_fn *optim_##lower##_kernels(optim_dtype dtype, optim_isa isa,   \
+                                                                uint32_t *flag_bits) {              \
+        return optim::table_of<optim::Rule>(dtype, isa, flag_bits);                                \
     }
-    *flag_bits = 0;
-    return nullptr;
-}
+
+OPTIM_EXPORT_RULE(sgd, SGDRule)
+OPTIM_EXPORT_RULE(adam, AdamRule)
+OPTIM_EXPORT_RULE(bandwidth_probe, BandwidthProbeRule)
+OPTIM_EXPORT_RULE(rmsprop, RMSpropRule)
+OPTIM_EXPORT_RULE(adagrad, AdagradRule)
+OPTIM_EXPORT_RULE(adadelta, AdadeltaRule)
+OPTIM_EXPORT_RULE(adamax, AdamaxRule)
+OPTIM_EXPORT_RULE(asgd, ASGDRule)
+OPTIM_EXPORT_RULE(nadam, NAdamRule)
+OPTIM_EXPORT_RULE(radam, RAdamRule)
+OPTIM_EXPORT_RULE(rprop, RpropRule)
+OPTIM_EXPORT_RULE(sparse_adagrad, SparseAdagradRule)
+OPTIM_EXPORT_RULE(sparse_adam, SparseAdamRule)
+
+// The Swift side sets the flags most rules share by one name (RuleFlags, OPTIM_RULE_*): they
+// keep their bits in every rule that has them.
+#define OPTIM_CHECK_SHARED_FLAG(Rule, Flag, Shared) \
+    static_assert(unsigned(optim::Rule::Flag) == Shared, #Rule "::" #Flag " is not " #Shared);
+#define OPTIM_CHECK_COMMON_FLAGS(Rule)                               \
+    OPTIM_CHECK_SHARED_FLAG(Rule, Maximize, OPTIM_RULE_MAXIMIZE)     \
+    OPTIM_CHECK_SHARED_FLAG(Rule, WeightDecay, OPTIM_RULE_WEIGHT_DECAY)
+OPTIM_CHECK_COMMON_FLAGS(RMSpropRule)
+OPTIM_CHECK_COMMON_FLAGS(AdagradRule)
+OPTIM_CHECK_COMMON_FLAGS(AdadeltaRule)
+OPTIM_CHECK_COMMON_FLAGS(AdamaxRule)
+OPTIM_CHECK_COMMON_FLAGS(ASGDRule)
+OPTIM_CHECK_COMMON_FLAGS(NAdamRule)
+OPTIM_CHECK_COMMON_FLAGS(RAdamRule)
+OPTIM_CHECK_SHARED_FLAG(NAdamRule, Decoupled, OPTIM_RULE_DECOUPLED)
+OPTIM_CHECK_SHARED_FLAG(RAdamRule, Decoupled, OPTIM_RULE_DECOUPLED)
+OPTIM_CHECK_SHARED_FLAG(RpropRule, Maximize, OPTIM_RULE_MAXIMIZE)
+OPTIM_CHECK_SHARED_FLAG(SparseAdagradRule, Maximize, OPTIM_RULE_MAXIMIZE)
+OPTIM_CHECK_SHARED_FLAG(SparseAdamRule, Maximize, OPTIM_RULE_MAXIMIZE)
 
 extern "C" optim_isa optim_isa_best_supported(void) {
 #if defined(__x86_64__)

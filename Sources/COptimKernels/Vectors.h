@@ -92,6 +92,20 @@ template <class V, class S> OPTIM_INLINE V lerp(const V &start, const V &end, S 
     return end - (end - start) * (S(1) - weight);
 }
 
+// torch's first lines of most rules: the gradient negated under maximize, then an L2 term.
+template <bool Maximize, bool WeightDecay, class V, class S>
+OPTIM_INLINE V gradient_with_l2(V grad, const V &param, S weight_decay) {
+    if (Maximize) grad = -grad;
+    if (WeightDecay) grad = grad + weight_decay * param;
+    return grad;
+}
+
+// The state access of a rule that reads and writes every state slot under every flag.
+struct EveryStateRule {
+    static constexpr bool reads_state(unsigned, int) { return true; }
+    static constexpr bool writes_state(unsigned, int) { return true; }
+};
+
 template <class V> OPTIM_INLINE V square_root(const V &a) {
     return __builtin_elementwise_sqrt(a);
 }

@@ -8,35 +8,27 @@
 #ifndef OPTIM_RULE_ASGD_H
 #define OPTIM_RULE_ASGD_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_ASGD_FLAGS(F) F(ASGD, MAXIMIZE, Maximize) F(ASGD, WEIGHT_DECAY, WeightDecay) F(ASGD, COPY_AVERAGE, CopyAverage)
+#define OPTIM_ASGD_SCALARS(X) X(weight_decay) X(decay) X(negative_eta) X(mu)
+OPTIM_DECLARE_RULE(asgd, ASGD)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
 struct ASGDRule {
-    enum : unsigned {
-        Maximize = OPTIM_RULE_MAXIMIZE,
-        WeightDecay = OPTIM_RULE_WEIGHT_DECAY,
-        CopyAverage = OPTIM_ASGD_COPY_AVERAGE,
-    };
-    static constexpr unsigned flag_bits = 3;
+    OPTIM_RULE_MEMBERS(ASGD, asgd, ASGD)
     static constexpr int state_count = 1;  // ax
-    typedef optim_asgd_scalars CScalars;
 
     static constexpr bool reads_state(unsigned flags, int) { return !(flags & CopyAverage); }
     static constexpr bool writes_state(unsigned, int) { return true; }
 
-    template <class S> struct Scalars {
-        S weight_decay, decay, negative_eta, mu;
-        explicit Scalars(const CScalars &c)
-            : weight_decay(S(c.weight_decay)), decay(S(c.decay)), negative_eta(S(c.negative_eta)),
-              mu(S(c.mu)) {}
-    };
-
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) grad = grad + s.weight_decay * param;
+        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
         param = param * s.decay;
         param = param + s.negative_eta * grad;
         if (F & CopyAverage) state[0] = param;
@@ -45,5 +37,6 @@ struct ASGDRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

@@ -8,34 +8,24 @@
 #ifndef OPTIM_RULE_ADADELTA_H
 #define OPTIM_RULE_ADADELTA_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_ADADELTA_FLAGS(F) F(ADADELTA, MAXIMIZE, Maximize) F(ADADELTA, WEIGHT_DECAY, WeightDecay)
+#define OPTIM_ADADELTA_SCALARS(X) X(rho) X(one_minus_rho) X(eps) X(weight_decay) X(negative_lr)
+OPTIM_DECLARE_RULE(adadelta, ADADELTA)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
-struct AdadeltaRule {
-    enum : unsigned {
-        Maximize = OPTIM_RULE_MAXIMIZE,
-        WeightDecay = OPTIM_RULE_WEIGHT_DECAY,
-    };
-    static constexpr unsigned flag_bits = 2;
+struct AdadeltaRule : EveryStateRule {
+    OPTIM_RULE_MEMBERS(ADADELTA, adadelta, ADADELTA)
     static constexpr int state_count = 2;  // square_avg, acc_delta
-    typedef optim_adadelta_scalars CScalars;
-
-    static constexpr bool reads_state(unsigned, int) { return true; }
-    static constexpr bool writes_state(unsigned, int) { return true; }
-
-    template <class S> struct Scalars {
-        S rho, one_minus_rho, eps, weight_decay, negative_lr;
-        explicit Scalars(const CScalars &c)
-            : rho(S(c.rho)), one_minus_rho(S(c.one_minus_rho)), eps(S(c.eps)),
-              weight_decay(S(c.weight_decay)), negative_lr(S(c.negative_lr)) {}
-    };
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) grad = grad + s.weight_decay * param;
+        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
         V &square_avg = state[0];
         V &acc_delta = state[1];
         square_avg = square_avg * s.rho + s.one_minus_rho * grad * grad;
@@ -48,5 +38,6 @@ struct AdadeltaRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

@@ -6,35 +6,27 @@
 #ifndef OPTIM_RULE_ADAGRAD_H
 #define OPTIM_RULE_ADAGRAD_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_ADAGRAD_FLAGS(F) F(ADAGRAD, MAXIMIZE, Maximize) F(ADAGRAD, WEIGHT_DECAY, WeightDecay) F(ADAGRAD, INITIALIZE, Initialize)
+#define OPTIM_ADAGRAD_SCALARS(X) X(weight_decay) X(negative_clr) X(eps) X(initial_accumulator_value)
+OPTIM_DECLARE_RULE(adagrad, ADAGRAD)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
 struct AdagradRule {
-    enum : unsigned {
-        Maximize = OPTIM_RULE_MAXIMIZE,
-        WeightDecay = OPTIM_RULE_WEIGHT_DECAY,
-        Initialize = OPTIM_ADAGRAD_INITIALIZE,
-    };
-    static constexpr unsigned flag_bits = 3;
+    OPTIM_RULE_MEMBERS(ADAGRAD, adagrad, ADAGRAD)
     static constexpr int state_count = 1;  // sum
-    typedef optim_adagrad_scalars CScalars;
 
     static constexpr bool reads_state(unsigned flags, int) { return !(flags & Initialize); }
     static constexpr bool writes_state(unsigned, int) { return true; }
 
-    template <class S> struct Scalars {
-        S weight_decay, negative_clr, eps, initial_accumulator_value;
-        explicit Scalars(const CScalars &c)
-            : weight_decay(S(c.weight_decay)), negative_clr(S(c.negative_clr)), eps(S(c.eps)),
-              initial_accumulator_value(S(c.initial_accumulator_value)) {}
-    };
-
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) grad = grad + s.weight_decay * param;
+        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
         V &sum = state[0];
         if (F & Initialize) sum = V(s.initial_accumulator_value);
         sum = sum + grad * grad;
@@ -44,5 +36,6 @@ struct AdagradRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

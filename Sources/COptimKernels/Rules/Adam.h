@@ -14,36 +14,28 @@
 #ifndef OPTIM_RULE_ADAM_H
 #define OPTIM_RULE_ADAM_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_ADAM_FLAGS(F) F(ADAM, MAXIMIZE, Maximize) F(ADAM, WEIGHT_DECAY, WeightDecay) F(ADAM, DECOUPLED, Decoupled) F(ADAM, AMSGRAD, AMSGrad)
+#define OPTIM_ADAM_SCALARS(X) X(one_minus_beta1) X(beta2) X(one_minus_beta2) X(eps) X(weight_decay) X(decay_factor) X(negative_step_size) X(bias_correction2_sqrt)
+OPTIM_DECLARE_RULE(adam, ADAM)
+#define OPTIM_BANDWIDTH_PROBE_FLAGS(F)
+#define OPTIM_BANDWIDTH_PROBE_SCALARS(X) X(a) X(b)
+OPTIM_DECLARE_RULE(bandwidth_probe, BANDWIDTH_PROBE)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
 struct AdamRule {
-    enum : unsigned {
-        Maximize = OPTIM_ADAM_MAXIMIZE,
-        WeightDecay = OPTIM_ADAM_WEIGHT_DECAY,
-        Decoupled = OPTIM_ADAM_DECOUPLED,
-        AMSGrad = OPTIM_ADAM_AMSGRAD,
-    };
-    static constexpr unsigned flag_bits = 4;
+    OPTIM_RULE_MEMBERS(ADAM, adam, ADAM)
     static constexpr int state_count = 3;  // exp_avg, exp_avg_sq, max_exp_avg_sq
-    typedef optim_adam_scalars CScalars;
 
     static constexpr bool reads_state(unsigned flags, int slot) {
         return slot < 2 || (flags & AMSGrad);
     }
     static constexpr bool writes_state(unsigned flags, int slot) { return reads_state(flags, slot); }
-
-    template <class S> struct Scalars {
-        S one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, decay_factor,
-            negative_step_size, bias_correction2_sqrt;
-        explicit Scalars(const CScalars &c)
-            : one_minus_beta1(S(c.one_minus_beta1)), beta2(S(c.beta2)),
-              one_minus_beta2(S(c.one_minus_beta2)), eps(S(c.eps)), weight_decay(S(c.weight_decay)),
-              decay_factor(S(c.decay_factor)), negative_step_size(S(c.negative_step_size)),
-              bias_correction2_sqrt(S(c.bias_correction2_sqrt)) {}
-    };
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -68,16 +60,10 @@ struct AdamRule {
 
 // A rule with Adam's memory traffic (reads param, grad and two states; writes param and the
 // two states) and as little arithmetic as possible: the memory-bandwidth probe.
-struct BandwidthProbeRule {
-    static constexpr unsigned flag_bits = 0;
+struct BandwidthProbeRule : EveryStateRule {
+    OPTIM_RULE_MEMBERS(BANDWIDTH_PROBE, bandwidth_probe, BANDWIDTH_PROBE)
     static constexpr int state_count = 2;
-    typedef optim_probe_scalars CScalars;
-    static constexpr bool reads_state(unsigned, int) { return true; }
-    static constexpr bool writes_state(unsigned, int) { return true; }
-    template <class S> struct Scalars {
-        S a, b;
-        explicit Scalars(const CScalars &c) : a(S(c.a)), b(S(c.b)) {}
-    };
+
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
         state[0] = state[0] * s.a + grad;
@@ -87,5 +73,6 @@ struct BandwidthProbeRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

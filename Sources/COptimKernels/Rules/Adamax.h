@@ -7,34 +7,24 @@
 #ifndef OPTIM_RULE_ADAMAX_H
 #define OPTIM_RULE_ADAMAX_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_ADAMAX_FLAGS(F) F(ADAMAX, MAXIMIZE, Maximize) F(ADAMAX, WEIGHT_DECAY, WeightDecay)
+#define OPTIM_ADAMAX_SCALARS(X) X(one_minus_beta1) X(beta2) X(eps) X(weight_decay) X(negative_clr)
+OPTIM_DECLARE_RULE(adamax, ADAMAX)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
-struct AdamaxRule {
-    enum : unsigned {
-        Maximize = OPTIM_RULE_MAXIMIZE,
-        WeightDecay = OPTIM_RULE_WEIGHT_DECAY,
-    };
-    static constexpr unsigned flag_bits = 2;
+struct AdamaxRule : EveryStateRule {
+    OPTIM_RULE_MEMBERS(ADAMAX, adamax, ADAMAX)
     static constexpr int state_count = 2;  // exp_avg, exp_inf
-    typedef optim_adamax_scalars CScalars;
-
-    static constexpr bool reads_state(unsigned, int) { return true; }
-    static constexpr bool writes_state(unsigned, int) { return true; }
-
-    template <class S> struct Scalars {
-        S one_minus_beta1, beta2, eps, weight_decay, negative_clr;
-        explicit Scalars(const CScalars &c)
-            : one_minus_beta1(S(c.one_minus_beta1)), beta2(S(c.beta2)), eps(S(c.eps)),
-              weight_decay(S(c.weight_decay)), negative_clr(S(c.negative_clr)) {}
-    };
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) grad = grad + s.weight_decay * param;
+        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
         V &exp_avg = state[0];
         V &exp_inf = state[1];
         exp_avg = lerp(exp_avg, grad, s.one_minus_beta1);
@@ -44,5 +34,6 @@ struct AdamaxRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

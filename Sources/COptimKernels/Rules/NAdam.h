@@ -11,33 +11,20 @@
 #ifndef OPTIM_RULE_NADAM_H
 #define OPTIM_RULE_NADAM_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_NADAM_FLAGS(F) F(NADAM, MAXIMIZE, Maximize) F(NADAM, WEIGHT_DECAY, WeightDecay) F(NADAM, DECOUPLED, Decoupled)
+#define OPTIM_NADAM_SCALARS(X) X(one_minus_beta1) X(beta2) X(one_minus_beta2) X(bias_correction2) X(eps) X(weight_decay) X(decay_factor) X(grad_coefficient) X(avg_coefficient)
+OPTIM_DECLARE_RULE(nadam, NADAM)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
-struct NAdamRule {
-    enum : unsigned {
-        Maximize = OPTIM_RULE_MAXIMIZE,
-        WeightDecay = OPTIM_RULE_WEIGHT_DECAY,
-        Decoupled = OPTIM_RULE_DECOUPLED,
-    };
-    static constexpr unsigned flag_bits = 3;
+struct NAdamRule : EveryStateRule {
+    OPTIM_RULE_MEMBERS(NADAM, nadam, NADAM)
     static constexpr int state_count = 2;  // exp_avg, exp_avg_sq
-    typedef optim_nadam_scalars CScalars;
-
-    static constexpr bool reads_state(unsigned, int) { return true; }
-    static constexpr bool writes_state(unsigned, int) { return true; }
-
-    template <class S> struct Scalars {
-        S one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps, weight_decay, decay_factor,
-            grad_coefficient, avg_coefficient;
-        explicit Scalars(const CScalars &c)
-            : one_minus_beta1(S(c.one_minus_beta1)), beta2(S(c.beta2)),
-              one_minus_beta2(S(c.one_minus_beta2)), bias_correction2(S(c.bias_correction2)),
-              eps(S(c.eps)), weight_decay(S(c.weight_decay)), decay_factor(S(c.decay_factor)),
-              grad_coefficient(S(c.grad_coefficient)), avg_coefficient(S(c.avg_coefficient)) {}
-    };
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -57,5 +44,6 @@ struct NAdamRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

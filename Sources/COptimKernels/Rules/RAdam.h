@@ -10,35 +10,20 @@
 #ifndef OPTIM_RULE_RADAM_H
 #define OPTIM_RULE_RADAM_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_RADAM_FLAGS(F) F(RADAM, MAXIMIZE, Maximize) F(RADAM, WEIGHT_DECAY, WeightDecay) F(RADAM, DECOUPLED, Decoupled) F(RADAM, RECTIFY, Rectify)
+#define OPTIM_RADAM_SCALARS(X) X(one_minus_beta1) X(beta2) X(one_minus_beta2) X(bias_correction1) X(lr) X(bias_correction2_sqrt) X(eps) X(rectification) X(weight_decay) X(decay_factor)
+OPTIM_DECLARE_RULE(radam, RADAM)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
-struct RAdamRule {
-    enum : unsigned {
-        Maximize = OPTIM_RULE_MAXIMIZE,
-        WeightDecay = OPTIM_RULE_WEIGHT_DECAY,
-        Decoupled = OPTIM_RULE_DECOUPLED,
-        Rectify = OPTIM_RADAM_RECTIFY,
-    };
-    static constexpr unsigned flag_bits = 4;
+struct RAdamRule : EveryStateRule {
+    OPTIM_RULE_MEMBERS(RADAM, radam, RADAM)
     static constexpr int state_count = 2;  // exp_avg, exp_avg_sq
-    typedef optim_radam_scalars CScalars;
-
-    static constexpr bool reads_state(unsigned, int) { return true; }
-    static constexpr bool writes_state(unsigned, int) { return true; }
-
-    template <class S> struct Scalars {
-        S one_minus_beta1, beta2, one_minus_beta2, bias_correction1, lr, bias_correction2_sqrt, eps,
-            rectification, weight_decay, decay_factor;
-        explicit Scalars(const CScalars &c)
-            : one_minus_beta1(S(c.one_minus_beta1)), beta2(S(c.beta2)),
-              one_minus_beta2(S(c.one_minus_beta2)), bias_correction1(S(c.bias_correction1)), lr(S(c.lr)),
-              bias_correction2_sqrt(S(c.bias_correction2_sqrt)), eps(S(c.eps)),
-              rectification(S(c.rectification)), weight_decay(S(c.weight_decay)),
-              decay_factor(S(c.decay_factor)) {}
-    };
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -61,5 +46,6 @@ struct RAdamRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

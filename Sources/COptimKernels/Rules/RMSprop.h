@@ -8,38 +8,29 @@
 #ifndef OPTIM_RULE_RMSPROP_H
 #define OPTIM_RULE_RMSPROP_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_RMSPROP_FLAGS(F) F(RMSPROP, MAXIMIZE, Maximize) F(RMSPROP, WEIGHT_DECAY, WeightDecay) F(RMSPROP, MOMENTUM, Momentum) F(RMSPROP, CENTERED, Centered)
+#define OPTIM_RMSPROP_SCALARS(X) X(alpha) X(one_minus_alpha) X(eps) X(weight_decay) X(momentum) X(negative_lr)
+OPTIM_DECLARE_RULE(rmsprop, RMSPROP)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
 struct RMSpropRule {
-    enum : unsigned {
-        Maximize = OPTIM_RULE_MAXIMIZE,
-        WeightDecay = OPTIM_RULE_WEIGHT_DECAY,
-        Momentum = OPTIM_RMSPROP_MOMENTUM,
-        Centered = OPTIM_RMSPROP_CENTERED,
-    };
-    static constexpr unsigned flag_bits = 4;
+    OPTIM_RULE_MEMBERS(RMSPROP, rmsprop, RMSPROP)
     static constexpr int state_count = 3;  // square_avg, momentum_buffer, grad_avg
-    typedef optim_rmsprop_scalars CScalars;
 
     static constexpr bool reads_state(unsigned flags, int slot) {
         return slot == 0 || (slot == 1 && (flags & Momentum)) || (slot == 2 && (flags & Centered));
     }
     static constexpr bool writes_state(unsigned flags, int slot) { return reads_state(flags, slot); }
 
-    template <class S> struct Scalars {
-        S alpha, one_minus_alpha, eps, weight_decay, momentum, negative_lr;
-        explicit Scalars(const CScalars &c)
-            : alpha(S(c.alpha)), one_minus_alpha(S(c.one_minus_alpha)), eps(S(c.eps)),
-              weight_decay(S(c.weight_decay)), momentum(S(c.momentum)), negative_lr(S(c.negative_lr)) {}
-    };
-
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) grad = grad + s.weight_decay * param;
+        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
         V &square_avg = state[0];
         square_avg = square_avg * s.alpha + s.one_minus_alpha * grad * grad;
         V average;
@@ -60,5 +51,6 @@ struct RMSpropRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

@@ -8,29 +8,23 @@
 #ifndef OPTIM_RULE_RPROP_H
 #define OPTIM_RULE_RPROP_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_RPROP_FLAGS(F) F(RPROP, MAXIMIZE, Maximize) F(RPROP, INITIALIZE, Initialize)
+#define OPTIM_RPROP_SCALARS(X) X(eta_minus) X(eta_plus) X(step_size_min) X(step_size_max) X(lr)
+OPTIM_DECLARE_RULE(rprop, RPROP)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
 struct RpropRule {
-    enum : unsigned {
-        Maximize = OPTIM_RULE_MAXIMIZE,
-        Initialize = OPTIM_RPROP_INITIALIZE,
-    };
-    static constexpr unsigned flag_bits = 2;
+    OPTIM_RULE_MEMBERS(RPROP, rprop, RPROP)
     static constexpr int state_count = 2;  // prev, step_size
-    typedef optim_rprop_scalars CScalars;
 
     static constexpr bool reads_state(unsigned flags, int) { return !(flags & Initialize); }
     static constexpr bool writes_state(unsigned, int) { return true; }
-
-    template <class S> struct Scalars {
-        S eta_minus, eta_plus, step_size_min, step_size_max, lr;
-        explicit Scalars(const CScalars &c)
-            : eta_minus(S(c.eta_minus)), eta_plus(S(c.eta_plus)), step_size_min(S(c.step_size_min)),
-              step_size_max(S(c.step_size_max)), lr(S(c.lr)) {}
-    };
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -55,5 +49,6 @@ struct RpropRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

@@ -9,39 +9,29 @@
 #ifndef OPTIM_RULE_SGD_H
 #define OPTIM_RULE_SGD_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_SGD_FLAGS(F) F(SGD, MAXIMIZE, Maximize) F(SGD, WEIGHT_DECAY, WeightDecay) F(SGD, MOMENTUM, Momentum) F(SGD, MOMENTUM_INIT, MomentumInit) F(SGD, NESTEROV, Nesterov)
+#define OPTIM_SGD_SCALARS(X) X(negative_lr) X(momentum) X(one_minus_dampening) X(weight_decay)
+OPTIM_DECLARE_RULE(sgd, SGD)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
 struct SGDRule {
-    enum : unsigned {
-        Maximize = OPTIM_SGD_MAXIMIZE,
-        WeightDecay = OPTIM_SGD_WEIGHT_DECAY,
-        Momentum = OPTIM_SGD_MOMENTUM,
-        MomentumInit = OPTIM_SGD_MOMENTUM_INIT,
-        Nesterov = OPTIM_SGD_NESTEROV,
-    };
-    static constexpr unsigned flag_bits = 5;
+    OPTIM_RULE_MEMBERS(SGD, sgd, SGD)
     static constexpr int state_count = 1;  // momentum_buffer
-    typedef optim_sgd_scalars CScalars;
 
     static constexpr bool reads_state(unsigned flags, int) {
         return (flags & Momentum) && !(flags & MomentumInit);
     }
     static constexpr bool writes_state(unsigned flags, int) { return flags & Momentum; }
 
-    template <class S> struct Scalars {
-        S negative_lr, momentum, one_minus_dampening, weight_decay;
-        explicit Scalars(const CScalars &c)
-            : negative_lr(S(c.negative_lr)), momentum(S(c.momentum)),
-              one_minus_dampening(S(c.one_minus_dampening)), weight_decay(S(c.weight_decay)) {}
-    };
-
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) grad = grad + s.weight_decay * param;
+        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
         if (F & Momentum) {
             V &buffer = state[0];
             if (F & MomentumInit) buffer = grad;
@@ -54,5 +44,6 @@ struct SGDRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

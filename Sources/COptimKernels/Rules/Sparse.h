@@ -16,24 +16,22 @@
 #ifndef OPTIM_RULE_SPARSE_H
 #define OPTIM_RULE_SPARSE_H
 
-#include "../Vectors.h"
 #include "COptimKernels.h"
+
+#define OPTIM_SPARSE_ADAGRAD_FLAGS(F) F(SPARSE_ADAGRAD, MAXIMIZE, Maximize)
+OPTIM_DECLARE_FLAGS(sparse_adagrad, SPARSE_ADAGRAD)
+#define OPTIM_SPARSE_ADAM_FLAGS(F) F(SPARSE_ADAM, MAXIMIZE, Maximize)
+#define OPTIM_SPARSE_ADAM_SCALARS(X) X(one_minus_beta1) X(one_minus_beta2) X(eps) X(negative_step_size)
+OPTIM_DECLARE_RULE(sparse_adam, SPARSE_ADAM)
+
+#ifdef __cplusplus
+#include "../Vectors.h"
 
 namespace optim {
 
-struct SparseAdagradRule {
-    enum : unsigned { Maximize = OPTIM_RULE_MAXIMIZE };
-    static constexpr unsigned flag_bits = 1;
+struct SparseAdagradRule : EveryStateRule {
+    OPTIM_RULE_MEMBERS(SPARSE_ADAGRAD, adagrad, ADAGRAD)
     static constexpr int state_count = 1;  // sum
-    typedef optim_adagrad_scalars CScalars;
-
-    static constexpr bool reads_state(unsigned, int) { return true; }
-    static constexpr bool writes_state(unsigned, int) { return true; }
-
-    template <class S> struct Scalars {
-        S negative_clr, eps;
-        explicit Scalars(const CScalars &c) : negative_clr(S(c.negative_clr)), eps(S(c.eps)) {}
-    };
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -44,21 +42,9 @@ struct SparseAdagradRule {
     }
 };
 
-struct SparseAdamRule {
-    enum : unsigned { Maximize = OPTIM_RULE_MAXIMIZE };
-    static constexpr unsigned flag_bits = 1;
+struct SparseAdamRule : EveryStateRule {
+    OPTIM_RULE_MEMBERS(SPARSE_ADAM, sparse_adam, SPARSE_ADAM)
     static constexpr int state_count = 2;  // exp_avg, exp_avg_sq
-    typedef optim_sparse_adam_scalars CScalars;
-
-    static constexpr bool reads_state(unsigned, int) { return true; }
-    static constexpr bool writes_state(unsigned, int) { return true; }
-
-    template <class S> struct Scalars {
-        S one_minus_beta1, one_minus_beta2, eps, negative_step_size;
-        explicit Scalars(const CScalars &c)
-            : one_minus_beta1(S(c.one_minus_beta1)), one_minus_beta2(S(c.one_minus_beta2)), eps(S(c.eps)),
-              negative_step_size(S(c.negative_step_size)) {}
-    };
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -76,5 +62,6 @@ struct SparseAdamRule {
 };
 
 }  // namespace optim
+#endif
 
 #endif

@@ -31,23 +31,6 @@ typedef enum optim_isa {
     OPTIM_ISA_AVX512 = 2,    // x86-64-v4: AVX-512 F/BW/DQ/VL, 512-bit vectors
 } optim_isa;
 
-/// Element-wise update rules the engine can run.
-typedef enum optim_rule {
-    OPTIM_RULE_SGD = 0,
-    OPTIM_RULE_ADAM = 1,
-    OPTIM_RULE_BANDWIDTH_PROBE = 2,
-    OPTIM_RULE_RMSPROP = 3,
-    OPTIM_RULE_ADAGRAD = 4,
-    OPTIM_RULE_ADADELTA = 5,
-    OPTIM_RULE_ADAMAX = 6,
-    OPTIM_RULE_ASGD = 7,
-    OPTIM_RULE_NADAM = 8,
-    OPTIM_RULE_RADAM = 9,
-    OPTIM_RULE_RPROP = 10,
-    OPTIM_RULE_SPARSE_ADAGRAD = 11,
-    OPTIM_RULE_SPARSE_ADAM = 12,
-} optim_rule;
-
 enum { OPTIM_MAX_STATE = 4 };
 
 struct optim_tensor;
@@ -67,162 +50,12 @@ typedef struct optim_tensor {
     optim_segment_fn kernel;
 } optim_tensor;
 
-// SGD flags and scalars (see Rules/SGD.h for the update).
-enum {
-    OPTIM_SGD_MAXIMIZE = 1u << 0,
-    OPTIM_SGD_WEIGHT_DECAY = 1u << 1,
-    OPTIM_SGD_MOMENTUM = 1u << 2,
-    OPTIM_SGD_MOMENTUM_INIT = 1u << 3,  // first step with momentum: the buffer becomes the gradient
-    OPTIM_SGD_NESTEROV = 1u << 4,
-};
-typedef struct optim_sgd_scalars {
-    double negative_lr;
-    double momentum;
-    double one_minus_dampening;
-    double weight_decay;
-} optim_sgd_scalars;
-
-// Adam / AdamW flags and scalars (see Rules/Adam.h for the update).
-enum {
-    OPTIM_ADAM_MAXIMIZE = 1u << 0,
-    OPTIM_ADAM_WEIGHT_DECAY = 1u << 1,
-    OPTIM_ADAM_DECOUPLED = 1u << 2,
-    OPTIM_ADAM_AMSGRAD = 1u << 3,
-};
-typedef struct optim_adam_scalars {
-    double one_minus_beta1;
-    double beta2;
-    double one_minus_beta2;
-    double eps;
-    double weight_decay;
-    double decay_factor;           // 1 - lr * weight_decay, for decoupled decay
-    double negative_step_size;     // -lr / (1 - beta1^step)
-    double bias_correction2_sqrt;  // (1 - beta2^step)^0.5
-} optim_adam_scalars;
-
-// Flags shared by the rules below: negate the gradient, add an L2 term to it, or (where the
-// rule has it) decay the parameter directly.
-enum {
-    OPTIM_RULE_MAXIMIZE = 1u << 0,
-    OPTIM_RULE_WEIGHT_DECAY = 1u << 1,
-    OPTIM_RULE_DECOUPLED = 1u << 2,
-};
-
-// RMSprop (Rules/RMSprop.h).
-enum {
-    OPTIM_RMSPROP_MOMENTUM = 1u << 2,
-    OPTIM_RMSPROP_CENTERED = 1u << 3,
-};
-typedef struct optim_rmsprop_scalars {
-    double alpha;
-    double one_minus_alpha;
-    double eps;
-    double weight_decay;
-    double momentum;
-    double negative_lr;
-} optim_rmsprop_scalars;
-
-// Adagrad (Rules/Adagrad.h).
-enum {
-    OPTIM_ADAGRAD_INITIALIZE = 1u << 2,  // first step: the sum starts at its initial value
-};
-typedef struct optim_adagrad_scalars {
-    double weight_decay;
-    double negative_clr;  // -lr / (1 + (step - 1) * lr_decay)
-    double eps;
-    double initial_accumulator_value;
-} optim_adagrad_scalars;
-
-// Adadelta (Rules/Adadelta.h).
-typedef struct optim_adadelta_scalars {
-    double rho;
-    double one_minus_rho;
-    double eps;
-    double weight_decay;
-    double negative_lr;
-} optim_adadelta_scalars;
-
-// Adamax (Rules/Adamax.h).
-typedef struct optim_adamax_scalars {
-    double one_minus_beta1;
-    double beta2;
-    double eps;
-    double weight_decay;
-    double negative_clr;  // -lr / (1 - beta1^step)
-} optim_adamax_scalars;
-
-// ASGD (Rules/ASGD.h).
-enum {
-    OPTIM_ASGD_COPY_AVERAGE = 1u << 2,  // mu = 1: the average becomes the parameter
-};
-typedef struct optim_asgd_scalars {
-    double weight_decay;
-    double decay;         // 1 - lambd * eta
-    double negative_eta;
-    double mu;
-} optim_asgd_scalars;
-
-// NAdam (Rules/NAdam.h). Uses OPTIM_RULE_DECOUPLED.
-typedef struct optim_nadam_scalars {
-    double one_minus_beta1;
-    double beta2;
-    double one_minus_beta2;
-    double bias_correction2;
-    double eps;
-    double weight_decay;
-    double decay_factor;      // 1 - lr * weight_decay
-    double grad_coefficient;  // -lr (1 - mu_t) / (1 - prod mu)
-    double avg_coefficient;   // -lr mu_{t+1} / (1 - mu_{t+1} prod mu)
-} optim_nadam_scalars;
-
-// RAdam (Rules/RAdam.h). Uses OPTIM_RULE_DECOUPLED.
-enum {
-    OPTIM_RADAM_RECTIFY = 1u << 3,  // the variance is tractable (rho_t > 5)
-};
-typedef struct optim_radam_scalars {
-    double one_minus_beta1;
-    double beta2;
-    double one_minus_beta2;
-    double bias_correction1;
-    double lr;
-    double bias_correction2_sqrt;
-    double eps;
-    double rectification;
-    double weight_decay;
-    double decay_factor;
-} optim_radam_scalars;
-
-// Rprop (Rules/Rprop.h).
-enum {
-    OPTIM_RPROP_INITIALIZE = 1u << 1,  // first step: step sizes start at lr
-};
-typedef struct optim_rprop_scalars {
-    double eta_minus;
-    double eta_plus;
-    double step_size_min;
-    double step_size_max;
-    double lr;
-} optim_rprop_scalars;
-
-// SparseAdam (Rules/Sparse.h; sparse Adagrad there uses optim_adagrad_scalars).
-typedef struct optim_sparse_adam_scalars {
-    double one_minus_beta1;
-    double one_minus_beta2;
-    double eps;
-    double negative_step_size;  // -lr * sqrt(1 - beta2^t) / (1 - beta1^t)
-} optim_sparse_adam_scalars;
-
 /// Sums the rows of a row-sparse gradient that share an index, in order: unique row `u` of
 /// `destination` is the sum of rows `order[starts[u]] ... order[starts[u + 1] - 1]` of `source`
 /// (each `width` elements), added in that order in the storage's math type and rounded to the
 /// storage type once.
 void optim_sum_rows(const void *source, const int64_t *order, const int64_t *starts, int64_t unique_count,
                     int64_t width, void *destination, optim_dtype dtype);
-
-typedef struct optim_probe_scalars {
-    double a;
-    double b;
-} optim_probe_scalars;
 
 /// A launch: the elements [range_begin, range_end) of the concatenation of `tensors`, cut into
 /// chunks of `chunk_elements` that workers claim one at a time. Every element is updated by
@@ -238,11 +71,6 @@ typedef struct optim_plan {
     int64_t range_end;
     int64_t next_chunk;  // claimed atomically
 } optim_plan;
-
-/// The kernel table of a rule for a dtype and tier, indexed by flags; `flag_bits` receives the
-/// number of flag bits (the table has 1 << flag_bits entries). NULL for an unknown rule.
-const optim_segment_fn *optim_kernel_table(optim_rule rule, optim_dtype dtype, optim_isa isa,
-                                           uint32_t *flag_bits);
 
 /// The highest tier this CPU runs.
 optim_isa optim_isa_best_supported(void);
@@ -291,5 +119,20 @@ uint64_t optim_hash_bytes(const void *bytes, int64_t count, uint64_t seed);
 
 #include "ForeachOps.h"
 #include "COptimTensorKernels.h"
+
+// The built-in element-wise rules: one line each. A rule's header declares its flags, its
+// scalars and its table of loops (RuleDeclarations.h); Kernels.cpp defines the table.
+#include "RuleDeclarations.h"
+#include "../Rules/SGD.h"
+#include "../Rules/Adam.h"
+#include "../Rules/RMSprop.h"
+#include "../Rules/Adagrad.h"
+#include "../Rules/Adadelta.h"
+#include "../Rules/Adamax.h"
+#include "../Rules/ASGD.h"
+#include "../Rules/NAdam.h"
+#include "../Rules/RAdam.h"
+#include "../Rules/Rprop.h"
+#include "../Rules/Sparse.h"
 
 #endif

@@ -49,7 +49,7 @@ public struct BandwidthProbe {
         descriptor.pointee.state.1 = arrays[3].base
         descriptor.pointee.count = Int64(elements)
         descriptor.pointee.scalars = UnsafeRawPointer(buffers.scalars)
-        descriptor.pointee.kernel = Kernels.table(.bandwidthProbe, dtype: .float32, isa: execution.instructionSet)[0]
+        descriptor.pointee.kernel = BuiltInRule.bandwidthProbe.table(dtype: .float32, isa: execution.instructionSet)[0]
         buffers.offsets[0] = 0
         buffers.offsets[1] = Int64(elements)
         buffers.preparePlan(count: 1, chunkElements: execution.chunkElements)

@@ -13,7 +13,7 @@ protocol ElementwiseAlgorithm {
     /// torch's names of the state slots, in slot order.
     static var stateNames: [String] { get }
     static func validate(_ options: Options) throws
-    /// Whether a slot holds state under these options.
+    /// Whether a slot holds state under these options (default: every slot).
     static func usesSlot(_ slot: Int, _ options: Options) -> Bool
     /// Flags added on the step that created a parameter's state (the rule then initializes it).
     static func initializationFlags(_ options: Options) -> UInt32
@@ -36,7 +36,7 @@ protocol ElementwiseAlgorithm {
     /// Whether the optimizer takes row-sparse gradients (``Tensor/sparseGrad``).
     static var sparseGradients: SparseGradientSupport { get }
     /// The rule of a sparse update; its flags are the dense rule's maximize flag.
-    static var sparseRule: KernelRule? { get }
+    static var sparseRule: BuiltInRule<Scalars>? { get }
     /// Throws when these options do not allow a sparse gradient.
     static func validateSparse(_ options: Options) throws
     /// The value a state slot starts at where a sparse update creates it (the dense rules
@@ -53,12 +53,12 @@ protocol ElementwiseAlgorithm {
 
 /// An algorithm whose rule is built into the kernel target, with a loop per instruction-set tier.
 protocol BuiltInAlgorithm: ElementwiseAlgorithm {
-    static var rule: KernelRule { get }
+    static var rule: BuiltInRule<Scalars> { get }
 }
 
 extension BuiltInAlgorithm {
     static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
-        Kernels.table(rule, dtype: dtype, isa: isa)
+        rule.table(dtype: dtype, isa: isa)
     }
 }
 
@@ -73,12 +73,13 @@ extension ElementwiseAlgorithm where TensorState == NoTensorState {
 }
 
 extension ElementwiseAlgorithm {
+    static func usesSlot(_ slot: Int, _ options: Options) -> Bool { true }
     static var countsStepsPerGroup: Bool { false }
     static func initializationFlags(_ options: Options) -> UInt32 { 0 }
     static var keepsStepCount: Bool { true }
     static var sparseGradients: SparseGradientSupport { .refused }
     static var stepIsInteger: Bool { false }
-    static var sparseRule: KernelRule? { nil }
+    static var sparseRule: BuiltInRule<Scalars>? { nil }
     static func validateSparse(_ options: Options) throws {}
     static func initialValue(slot: Int, _ options: Options) -> Double { 0 }
 }
@@ -461,7 +462,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
         let stride = MemoryLayout<Algorithm.Scalars>.stride
         sparseBuffers.reserve(tensors: max(rowCount, sparseActive.count), scalarStride: stride)
-        let sparseTables = DType.allCases.map { Kernels.table(rule, dtype: $0, isa: execution.instructionSet) }
+        let sparseTables = DType.allCases.map { rule.table(dtype: $0, isa: execution.instructionSet) }
         let offsets = sparseBuffers.offsets
         offsets[0] = 0
         var position = 0

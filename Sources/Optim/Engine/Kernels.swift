@@ -2,9 +2,31 @@ internal import COptimKernels
 
 // The one file that imports the kernel target: everything else in the library speaks Swift.
 
+typealias KernelTensor = optim_tensor
+typealias KernelPlan = optim_plan
+typealias SegmentFunction = optim_segment_fn
+typealias AdafactorJob = optim_adafactor_job
+typealias MuonJob = optim_muon_job
+typealias ScratchPool = optim_scratch_pool
+
+/// A built-in rule of the kernel target, typed by its scalars: an algorithm names its rule as a
+/// `BuiltInRule<Scalars>`, so a rule paired with another rule's scalars does not compile.
+struct BuiltInRule<Scalars> {
+    let kernels: @convention(c) (optim_dtype, optim_isa, UnsafeMutablePointer<UInt32>?)
+        -> UnsafePointer<SegmentFunction?>?
+
+    /// The rule's loops for one dtype and tier, indexed by flags.
+    func table(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
+        var bits: UInt32 = 0
+        let base = kernels(dtype.cValue, isa.cValue, &bits)!
+        return UnsafeBufferPointer(start: base, count: 1 << Int(bits))
+    }
+}
+
+// Each rule's binding: its scalars (declared by its header's list) and its table.
 typealias SGDKernelScalars = optim_sgd_scalars
 typealias AdamKernelScalars = optim_adam_scalars
-typealias ProbeKernelScalars = optim_probe_scalars
+typealias ProbeKernelScalars = optim_bandwidth_probe_scalars
 typealias RMSpropKernelScalars = optim_rmsprop_scalars
 typealias AdagradKernelScalars = optim_adagrad_scalars
 typealias AdadeltaKernelScalars = optim_adadelta_scalars
@@ -14,38 +36,29 @@ typealias NAdamKernelScalars = optim_nadam_scalars
 typealias RAdamKernelScalars = optim_radam_scalars
 typealias RpropKernelScalars = optim_rprop_scalars
 typealias SparseAdamKernelScalars = optim_sparse_adam_scalars
-typealias KernelTensor = optim_tensor
-typealias KernelPlan = optim_plan
-typealias SegmentFunction = optim_segment_fn
-typealias AdafactorJob = optim_adafactor_job
-typealias MuonJob = optim_muon_job
-typealias ScratchPool = optim_scratch_pool
 
-/// The element-wise rules of the kernel target.
-enum KernelRule {
-    case sgd
-    case adam
-    case bandwidthProbe
-    case rmsprop, adagrad, adadelta, adamax, asgd, nadam, radam, rprop
-    case sparseAdagrad, sparseAdam
-
-    var cValue: optim_rule {
-        switch self {
-        case .sgd: OPTIM_RULE_SGD
-        case .adam: OPTIM_RULE_ADAM
-        case .bandwidthProbe: OPTIM_RULE_BANDWIDTH_PROBE
-        case .rmsprop: OPTIM_RULE_RMSPROP
-        case .adagrad: OPTIM_RULE_ADAGRAD
-        case .adadelta: OPTIM_RULE_ADADELTA
-        case .adamax: OPTIM_RULE_ADAMAX
-        case .asgd: OPTIM_RULE_ASGD
-        case .nadam: OPTIM_RULE_NADAM
-        case .radam: OPTIM_RULE_RADAM
-        case .rprop: OPTIM_RULE_RPROP
-        case .sparseAdagrad: OPTIM_RULE_SPARSE_ADAGRAD
-        case .sparseAdam: OPTIM_RULE_SPARSE_ADAM
-        }
-    }
+extension BuiltInRule where Scalars == SGDKernelScalars { static var sgd: Self { Self(kernels: optim_sgd_kernels) } }
+extension BuiltInRule where Scalars == AdamKernelScalars { static var adam: Self { Self(kernels: optim_adam_kernels) } }
+extension BuiltInRule where Scalars == ProbeKernelScalars {
+    static var bandwidthProbe: Self { Self(kernels: optim_bandwidth_probe_kernels) }
+}
+extension BuiltInRule where Scalars == RMSpropKernelScalars {
+    static var rmsprop: Self { Self(kernels: optim_rmsprop_kernels) }
+}
+extension BuiltInRule where Scalars == AdagradKernelScalars {
+    static var adagrad: Self { Self(kernels: optim_adagrad_kernels) }
+    static var sparseAdagrad: Self { Self(kernels: optim_sparse_adagrad_kernels) }
+}
+extension BuiltInRule where Scalars == AdadeltaKernelScalars {
+    static var adadelta: Self { Self(kernels: optim_adadelta_kernels) }
+}
+extension BuiltInRule where Scalars == AdamaxKernelScalars { static var adamax: Self { Self(kernels: optim_adamax_kernels) } }
+extension BuiltInRule where Scalars == ASGDKernelScalars { static var asgd: Self { Self(kernels: optim_asgd_kernels) } }
+extension BuiltInRule where Scalars == NAdamKernelScalars { static var nadam: Self { Self(kernels: optim_nadam_kernels) } }
+extension BuiltInRule where Scalars == RAdamKernelScalars { static var radam: Self { Self(kernels: optim_radam_kernels) } }
+extension BuiltInRule where Scalars == RpropKernelScalars { static var rprop: Self { Self(kernels: optim_rprop_kernels) } }
+extension BuiltInRule where Scalars == SparseAdamKernelScalars {
+    static var sparseAdam: Self { Self(kernels: optim_sparse_adam_kernels) }
 }
 
 /// Flags of the rules other than SGD and Adam.
@@ -99,13 +112,6 @@ enum Kernels {
     }
     static func muonScratchBytes(rows: Int, cols: Int) -> Int {
         Int(optim_muon_scratch_bytes(Int64(rows), Int64(cols)))
-    }
-
-    /// The specialized loops of `rule` for one dtype and tier, indexed by flags.
-    static func table(_ rule: KernelRule, dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
-        var bits: UInt32 = 0
-        let base = optim_kernel_table(rule.cValue, dtype.cValue, isa.cValue, &bits)!
-        return UnsafeBufferPointer(start: base, count: 1 << Int(bits))
     }
 
     static var bestInstructionSet: InstructionSet {

@@ -47,15 +47,13 @@ public final class ASGD: ElementwiseOptimizer<ASGD.Options> {
     /// ASGD over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<ASGDAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                          implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(ASGDAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum ASGDAlgorithm: BuiltInAlgorithm {
     typealias Options = ASGD.Options
-    typealias Scalars = ASGDKernelScalars
     static let name = "ASGD"
 
     /// η and μ, rounded to Float as torch keeps them.
@@ -64,7 +62,8 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
         var mu: Float
     }
 
-    static let rule = KernelRule.asgd
+    typealias Scalars = ASGDKernelScalars
+    static let rule: BuiltInRule<Scalars> = .asgd
     static let stateNames = ["ax"]
     static let valueNames = ["eta", "mu"]
 
@@ -79,8 +78,6 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
         try OptionCheck.nonNegative(o.alpha, "alpha")
         try OptionCheck.finite(o.t0, "t0")
     }
-
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func initialTensorState(_ o: Options, defaults: Options) -> TensorState { TensorState(eta: Float(o.lr), mu: 1) }
 

@@ -40,18 +40,17 @@ public final class Adadelta: ElementwiseOptimizer<Adadelta.Options> {
     /// Adadelta over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<AdadeltaAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                              implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(AdadeltaAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum AdadeltaAlgorithm: BuiltInAlgorithm {
     typealias Options = Adadelta.Options
-    typealias Scalars = AdadeltaKernelScalars
     static let name = "Adadelta"
 
-    static let rule = KernelRule.adadelta
+    typealias Scalars = AdadeltaKernelScalars
+    static let rule: BuiltInRule<Scalars> = .adadelta
     static let stateNames = ["square_avg", "acc_delta"]
 
     static func validate(_ o: Options) throws {
@@ -62,8 +61,6 @@ enum AdadeltaAlgorithm: BuiltInAlgorithm {
         try OptionCheck.epsilon(o.eps)
         try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
     }
-
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),

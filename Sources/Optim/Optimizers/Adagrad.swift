@@ -43,18 +43,16 @@ public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
     /// Adagrad over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<AdagradAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                             implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(AdagradAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum AdagradAlgorithm: BuiltInAlgorithm {
     typealias Options = Adagrad.Options
-    typealias Scalars = AdagradKernelScalars
     static let name = "Adagrad"
     static let sparseGradients = SparseGradientSupport.accepted
-    static let sparseRule: KernelRule? = .sparseAdagrad
+    static let sparseRule: BuiltInRule<Scalars>? = .sparseAdagrad
 
     static func validateSparse(_ o: Options) throws {
         guard o.weightDecay == 0 else {
@@ -64,7 +62,8 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
 
     static func initialValue(slot: Int, _ o: Options) -> Double { o.initialAccumulatorValue }
 
-    static let rule = KernelRule.adagrad
+    typealias Scalars = AdagradKernelScalars
+    static let rule: BuiltInRule<Scalars> = .adagrad
     static let stateNames = ["sum"]
 
     static func validate(_ o: Options) throws {
@@ -74,8 +73,6 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
         try OptionCheck.nonNegative(o.initialAccumulatorValue, "initial_accumulator_value")
         try OptionCheck.epsilon(o.eps)
     }
-
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func initializationFlags(_ o: Options) -> UInt32 { RuleFlags.adagradInitialize }
 

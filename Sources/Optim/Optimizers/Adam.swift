@@ -54,9 +54,8 @@ public final class Adam: ElementwiseOptimizer<Adam.Options> {
     /// the environment's (``Execution/fromEnvironment()``).
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<AdamAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                  implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(AdamAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
@@ -74,26 +73,21 @@ public final class AdamW: ElementwiseOptimizer<AdamW.Options> {
     /// AdamW over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = AdamW.defaultOptions,
                 execution: Execution? = nil, implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<AdamWAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                           implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(AdamWAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum AdamAlgorithm: BuiltInAlgorithm {
     typealias Options = Adam.Options
-    typealias Scalars = AdamKernelScalars
     static let name = "Adam"
 
-    static let rule = KernelRule.adam
+    typealias Scalars = AdamKernelScalars
+    static let rule: BuiltInRule<Scalars> = .adam
     static let stateNames = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
 
     static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.epsilon(o.eps)
-        try OptionCheck.beta(o.betas.first, index: 0)
-        try OptionCheck.beta(o.betas.second, index: 1)
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
     }
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { slot < 2 || o.amsgrad }
@@ -121,9 +115,9 @@ enum AdamAlgorithm: BuiltInAlgorithm {
 /// state dict, decouples its weight decay.
 enum AdamWAlgorithm: BuiltInAlgorithm {
     typealias Options = Adam.Options
-    typealias Scalars = AdamKernelScalars
     static let name = "AdamW"
-    static let rule = KernelRule.adam
+    typealias Scalars = AdamKernelScalars
+    static let rule: BuiltInRule<Scalars> = .adam
     static let stateNames = AdamAlgorithm.stateNames
 
     static func validate(_ o: Options) throws {

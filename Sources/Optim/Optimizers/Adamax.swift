@@ -40,29 +40,22 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
     /// Adamax over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<AdamaxAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                            implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(AdamaxAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum AdamaxAlgorithm: BuiltInAlgorithm {
     typealias Options = Adamax.Options
-    typealias Scalars = AdamaxKernelScalars
     static let name = "Adamax"
 
-    static let rule = KernelRule.adamax
+    typealias Scalars = AdamaxKernelScalars
+    static let rule: BuiltInRule<Scalars> = .adamax
     static let stateNames = ["exp_avg", "exp_inf"]
 
     static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.epsilon(o.eps)
-        try OptionCheck.beta(o.betas.first, index: 0)
-        try OptionCheck.beta(o.betas.second, index: 1)
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
     }
-
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         let clr = o.lr / (1 - Math.pow(o.betas.first, Double(step)))

@@ -30,9 +30,8 @@ public final class Adan: ElementwiseOptimizer<AdanRule.Options> {
     /// Adan over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<SwiftRuleAlgorithm<AdanRule>>(
-            groups: groups, defaults: defaults, execution: execution, implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(SwiftRuleAlgorithm<AdanRule>.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 
     public override func step() throws {

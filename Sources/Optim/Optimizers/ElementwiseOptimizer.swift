@@ -30,6 +30,16 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer {
         self.defaults = defaults
     }
 
+    /// An optimizer of `Algorithm` on the element-wise engine.
+    init<Algorithm: ElementwiseAlgorithm>(
+        _ algorithm: Algorithm.Type, groups: [ParameterGroupSpec<Options>], defaults: Options, execution: Execution?,
+        implementation: Implementation
+    ) throws where Algorithm.Options == Options {
+        core = try ElementwiseEngine<Algorithm>(groups: groups, defaults: defaults, execution: execution,
+                                                implementation: implementation)
+        self.defaults = defaults
+    }
+
     public var paramGroups: [ParameterGroup<Options>] { core.groups }
     public func setOptions(_ options: Options, group: Int) throws { try core.setOptions(options, group: group) }
     /// Adds a group of parameters that are not in the optimizer yet; its options are the

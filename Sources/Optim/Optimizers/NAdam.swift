@@ -52,15 +52,13 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
     /// NAdam over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<NAdamAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                           implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(NAdamAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum NAdamAlgorithm: BuiltInAlgorithm {
     typealias Options = NAdam.Options
-    typealias Scalars = NAdamKernelScalars
     static let name = "NAdam"
 
     /// The running product of the momentum coefficients, rounded to Float as torch keeps it.
@@ -68,7 +66,8 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
         var muProduct: Float
     }
 
-    static let rule = KernelRule.nadam
+    typealias Scalars = NAdamKernelScalars
+    static let rule: BuiltInRule<Scalars> = .nadam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
     static let valueNames = ["mu_product"]
 
@@ -77,15 +76,9 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
     }
 
     static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.epsilon(o.eps)
-        try OptionCheck.beta(o.betas.first, index: 0)
-        try OptionCheck.beta(o.betas.second, index: 1)
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
         try OptionCheck.nonNegative(o.momentumDecay, "momentum_decay")
     }
-
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func initialTensorState(_ o: Options, defaults: Options) -> TensorState { TensorState(muProduct: 1) }
 

@@ -49,29 +49,22 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
     /// RAdam over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<RAdamAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                           implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(RAdamAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum RAdamAlgorithm: BuiltInAlgorithm {
     typealias Options = RAdam.Options
-    typealias Scalars = RAdamKernelScalars
     static let name = "RAdam"
 
-    static let rule = KernelRule.radam
+    typealias Scalars = RAdamKernelScalars
+    static let rule: BuiltInRule<Scalars> = .radam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
 
     static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.epsilon(o.eps)
-        try OptionCheck.beta(o.betas.first, index: 0)
-        try OptionCheck.beta(o.betas.second, index: 1)
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
     }
-
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)

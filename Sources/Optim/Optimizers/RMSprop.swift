@@ -49,18 +49,17 @@ public final class RMSprop: ElementwiseOptimizer<RMSprop.Options> {
     /// RMSprop over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<RMSpropAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                             implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(RMSpropAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum RMSpropAlgorithm: BuiltInAlgorithm {
     typealias Options = RMSprop.Options
-    typealias Scalars = RMSpropKernelScalars
     static let name = "RMSprop"
 
-    static let rule = KernelRule.rmsprop
+    typealias Scalars = RMSpropKernelScalars
+    static let rule: BuiltInRule<Scalars> = .rmsprop
     static let stateNames = ["square_avg", "momentum_buffer", "grad_avg"]
 
     static func validate(_ o: Options) throws {

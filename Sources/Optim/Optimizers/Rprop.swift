@@ -39,18 +39,17 @@ public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
     /// Rprop over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<RpropAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                           implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(RpropAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum RpropAlgorithm: BuiltInAlgorithm {
     typealias Options = Rprop.Options
-    typealias Scalars = RpropKernelScalars
     static let name = "Rprop"
 
-    static let rule = KernelRule.rprop
+    typealias Scalars = RpropKernelScalars
+    static let rule: BuiltInRule<Scalars> = .rprop
     static let stateNames = ["prev", "step_size"]
 
     static func validate(_ o: Options) throws {
@@ -65,8 +64,6 @@ enum RpropAlgorithm: BuiltInAlgorithm {
             throw OptimError(.invalidOption, "Invalid step sizes: \(o.stepSizes.first), \(o.stepSizes.second) (must not be NaN)")
         }
     }
-
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func initializationFlags(_ o: Options) -> UInt32 { RuleFlags.rpropInitialize }
 

@@ -45,18 +45,17 @@ public final class SGD: ElementwiseOptimizer<SGD.Options> {
     /// the environment's (``Execution/fromEnvironment()``).
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<SGDAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                  implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(SGDAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 
 enum SGDAlgorithm: BuiltInAlgorithm {
     typealias Options = SGD.Options
-    typealias Scalars = SGDKernelScalars
     static let name = "SGD"
 
-    static let rule = KernelRule.sgd
+    typealias Scalars = SGDKernelScalars
+    static let rule: BuiltInRule<Scalars> = .sgd
     static let stateNames = ["momentum_buffer"]
     static let keepsStepCount = false
 

@@ -47,13 +47,13 @@ public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
 
 enum SparseAdamAlgorithm: BuiltInAlgorithm {
     typealias Options = SparseAdam.Options
-    typealias Scalars = SparseAdamKernelScalars
 
     static let name = "SparseAdam"
     // The dense rule is never run: every gradient must be sparse.
-    static let rule = KernelRule.sparseAdam
+    typealias Scalars = SparseAdamKernelScalars
+    static let rule: BuiltInRule<Scalars> = .sparseAdam
     static let sparseGradients = SparseGradientSupport.required
-    static let sparseRule: KernelRule? = .sparseAdam
+    static let sparseRule: BuiltInRule<Scalars>? = .sparseAdam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
     static let stepIsInteger = true
 
@@ -65,8 +65,6 @@ enum SparseAdamAlgorithm: BuiltInAlgorithm {
         try OptionCheck.beta(o.betas.first, index: 0)
         try OptionCheck.beta(o.betas.second, index: 1)
     }
-
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { true }
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         let t = Double(step)

@@ -17,9 +17,8 @@ public final class RuleOptimizer<Rule: ElementwiseRule>: ElementwiseOptimizer<Ru
                 \(Kernels.maxStateSlots)
                 """)
         }
-        let engine = try ElementwiseEngine<SwiftRuleAlgorithm<Rule>>(
-            groups: groups, defaults: defaults, execution: execution, implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(SwiftRuleAlgorithm<Rule>.self, groups: groups, defaults: defaults, execution: execution,
+                       implementation: implementation)
     }
 }
 

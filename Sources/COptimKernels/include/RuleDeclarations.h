@@ -1,0 +1,62 @@
+// What a built-in rule declares once, in its header under Sources/COptimKernels/Rules/, as two
+// lists: its flags,
+//     #define OPTIM_<RULE>_FLAGS(F) F(<RULE>, MAXIMIZE, Maximize) F(<RULE>, WEIGHT_DECAY, WeightDecay) ...
+// (C name, C++ name; the i-th flag is bit i), and its per-tensor scalars,
+//     #define OPTIM_<RULE>_SCALARS(X) X(eps) X(weight_decay) ...
+// (doubles the Swift side computes as torch computes them in Python).
+//
+// In C, which Swift reads, `OPTIM_DECLARE_RULE(lower, RULE)` makes the flags `OPTIM_<RULE>_<NAME>`,
+// their count `OPTIM_<RULE>_FLAG_BITS`, the struct `optim_<lower>_scalars` and the table of the
+// rule's loops, `optim_<lower>_kernels` (defined by one line in Kernels.cpp). In C++,
+// `OPTIM_RULE_MEMBERS(RULE, lower_of_scalars, SCALARS)` makes, inside the rule's struct, the flags
+// by their C++ names, `flag_bits`, `CScalars` and `Scalars<S>`, the scalars in the math type.
+#ifndef OPTIM_RULE_DECLARATIONS_H
+#define OPTIM_RULE_DECLARATIONS_H
+
+// Flags shared by most rules, at the same bits in each (the first flags of their lists): negate
+// the gradient, add an L2 term to it, or decay the parameter directly.
+enum {
+    OPTIM_RULE_MAXIMIZE = 1u << 0,
+    OPTIM_RULE_WEIGHT_DECAY = 1u << 1,
+    OPTIM_RULE_DECOUPLED = 1u << 2,
+};
+
+#ifdef __cplusplus
+#define OPTIM_EXTERN_C extern "C"
+#else
+#define OPTIM_EXTERN_C
+#endif
+
+#define OPTIM_FLAG_INDEX(RULE, NAME, CXX) OPTIM_##RULE##_FLAG_INDEX_##NAME,
+#define OPTIM_FLAG_VALUE(RULE, NAME, CXX) OPTIM_##RULE##_##NAME = 1u << OPTIM_##RULE##_FLAG_INDEX_##NAME,
+#define OPTIM_C_SCALAR(NAME) double NAME;
+
+/// The flags of RULE and the prototype of its table of loops.
+#define OPTIM_DECLARE_FLAGS(lower, RULE)                                                            \
+    enum { OPTIM_##RULE##_FLAGS(OPTIM_FLAG_INDEX) OPTIM_##RULE##_FLAG_BITS };                       \
+    enum { OPTIM_##RULE##_FLAGS(OPTIM_FLAG_VALUE) OPTIM_##RULE##_NO_FLAG = 0 };                     \
+    OPTIM_EXTERN_C const optim_segment_fn *optim_##lower##_kernels(optim_dtype dtype, optim_isa isa,          \
+                                                                    uint32_t *flag_bits);
+
+/// The flags, the scalars struct and the table of RULE.
+#define OPTIM_DECLARE_RULE(lower, RULE)                                                             \
+    OPTIM_DECLARE_FLAGS(lower, RULE)                                                                \
+    typedef struct optim_##lower##_scalars { OPTIM_##RULE##_SCALARS(OPTIM_C_SCALAR) } optim_##lower##_scalars;
+
+#ifdef __cplusplus
+#define OPTIM_CXX_FLAG(RULE, NAME, CXX) CXX = OPTIM_##RULE##_##NAME,
+#define OPTIM_CXX_SCALAR(NAME) S NAME;
+#define OPTIM_CXX_SCALAR_FROM_C(NAME) NAME = S(c.NAME);
+
+#define OPTIM_RULE_MEMBERS(RULE, scalars, SCALARS)                                                  \
+    enum : unsigned { OPTIM_##RULE##_FLAGS(OPTIM_CXX_FLAG) };                                        \
+    static constexpr unsigned flag_bits = OPTIM_##RULE##_FLAG_BITS;                                  \
+    static_assert(flag_bits <= 6, "a rule's table holds 2^flag_bits loops per dtype and tier");     \
+    typedef optim_##scalars##_scalars CScalars;                                                      \
+    template <class S> struct Scalars {                                                              \
+        OPTIM_##SCALARS##_SCALARS(OPTIM_CXX_SCALAR)                                                   \
+        explicit Scalars(const CScalars &c) { OPTIM_##SCALARS##_SCALARS(OPTIM_CXX_SCALAR_FROM_C) }   \
+    };
+#endif
+
+#endif
