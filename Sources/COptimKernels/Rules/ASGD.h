@@ -1,10 +1,6 @@
-// Averaged SGD (Polyak & Juditsky, 1992), as torch.optim.ASGD. eta and mu are the values kept
-// from the previous step (per tensor, rounded as torch keeps them):
-//
-//   g = maximize ? -grad : grad;  g = g + weight_decay * param
-//   param = param * (1 - lambd * eta)
-//   param = param - eta * g
-//   ax = mu == 1 ? param : ax + (param - ax) * mu
+// ASGD's rule (torch.optim.ASGD). Its update is written once: the documentation comment of
+// ASGD (Sources/Optim/Optimizers/ASGD.swift); this is that formula in torch's order of
+// operations, with η and μ computed per tensor on the Swift side.
 #ifndef OPTIM_RULE_ASGD_H
 #define OPTIM_RULE_ASGD_H
 
@@ -37,6 +33,9 @@ struct ASGDRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(asgd, ASGDRule)
+OPTIM_CHECK_COMMON_FLAGS(ASGDRule)
 #endif
 
 #endif

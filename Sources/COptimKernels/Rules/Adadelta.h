@@ -1,10 +1,6 @@
-// Adadelta (Zeiler, 2012), as torch.optim.Adadelta:
-//
-//   g = maximize ? -grad : grad;  g = g + weight_decay * param
-//   v = rho * v + (1 - rho) * g * g
-//   delta = sqrt(u + eps) / sqrt(v + eps) * g
-//   u = rho * u + (1 - rho) * delta * delta
-//   param = param - lr * delta
+// Adadelta's rule (torch.optim.Adadelta). Its update is written once: the documentation
+// comment of Adadelta (Sources/Optim/Optimizers/Adadelta.swift); this is that formula in
+// torch's order of operations.
 #ifndef OPTIM_RULE_ADADELTA_H
 #define OPTIM_RULE_ADADELTA_H
 
@@ -38,6 +34,9 @@ struct AdadeltaRule : EveryStateRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(adadelta, AdadeltaRule)
+OPTIM_CHECK_COMMON_FLAGS(AdadeltaRule)
 #endif
 
 #endif

@@ -1,8 +1,6 @@
-// Adagrad (Duchi et al., 2011), as torch.optim.Adagrad with a dense gradient:
-//
-//   g = maximize ? -grad : grad;  g = g + weight_decay * param
-//   sum = sum + g * g                      (sum starts at initial_accumulator_value)
-//   param = param - clr * g / (sqrt(sum) + eps),   clr = lr / (1 + (step - 1) * lr_decay)
+// Adagrad's rule for dense gradients (torch.optim.Adagrad). Its update is written once: the
+// documentation comment of Adagrad (Sources/Optim/Optimizers/Adagrad.swift); this is that
+// formula in torch's order of operations.
 #ifndef OPTIM_RULE_ADAGRAD_H
 #define OPTIM_RULE_ADAGRAD_H
 
@@ -36,6 +34,9 @@ struct AdagradRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(adagrad, AdagradRule)
+OPTIM_CHECK_COMMON_FLAGS(AdagradRule)
 #endif
 
 #endif

@@ -1,16 +1,7 @@
-// Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as torch.optim.Adam with
-// decoupled_weight_decay and torch.optim.AdamW:
-//
-//   g = maximize ? -grad : grad
-//   param = param * (1 - lr * weight_decay)            (decoupled weight decay, AdamW)
-//   g = g + weight_decay * param                       (L2 weight decay, Adam)
-//   m = m + (1 - beta1) * (g - m)
-//   v = beta2 * v + (1 - beta2) * g * g
-//   vmax = max(vmax, v); v' = amsgrad ? vmax : v
-//   param = param - (lr / (1 - beta1^t)) * m / (sqrt(v') / sqrt(1 - beta2^t) + eps)
-//
-// Operations are written in torch's evaluation order (lerp for m, addcmul for v, addcdiv for
-// the parameter), without fused multiply-add.
+// Adam's and AdamW's rule (torch.optim.Adam, AdamW). Its update is written once: the
+// documentation comment of Adam (Sources/Optim/Optimizers/Adam.swift); this is that formula in
+// torch's order of operations (lerp for m, addcmul for v, addcdiv for the parameter), without
+// fused multiply-add.
 #ifndef OPTIM_RULE_ADAM_H
 #define OPTIM_RULE_ADAM_H
 
@@ -73,6 +64,9 @@ struct BandwidthProbeRule : EveryStateRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(adam, AdamRule)
+OPTIM_EXPORT_RULE(bandwidth_probe, BandwidthProbeRule)
 #endif
 
 #endif

@@ -1,9 +1,6 @@
-// Adamax (Kingma & Ba, 2015, section 7), as torch.optim.Adamax:
-//
-//   g = maximize ? -grad : grad;  g = g + weight_decay * param
-//   m = lerp(m, g, 1 - beta1)
-//   u = max(beta2 * u, |g| + eps)
-//   param = param - (lr / (1 - beta1^t)) * m / u
+// Adamax's rule (torch.optim.Adamax). Its update is written once: the documentation comment of
+// Adamax (Sources/Optim/Optimizers/Adamax.swift); this is that formula in torch's order of
+// operations.
 #ifndef OPTIM_RULE_ADAMAX_H
 #define OPTIM_RULE_ADAMAX_H
 
@@ -34,6 +31,9 @@ struct AdamaxRule : EveryStateRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(adamax, AdamaxRule)
+OPTIM_CHECK_COMMON_FLAGS(AdamaxRule)
 #endif
 
 #endif

@@ -1,13 +1,6 @@
-// NAdam (Dozat, 2016), as torch.optim.NAdam; mu_t and their running product are per-tensor
-// scalars computed on the Swift side:
-//
-//   g = maximize ? -grad : grad
-//   param = param * (1 - lr * weight_decay)           (decoupled weight decay)
-//   g = g + weight_decay * param                      (L2 weight decay)
-//   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
-//   d = sqrt(v / (1 - beta2^t)) + eps
-//   param = param + c_g * g / d;  param = param + c_m * m / d
-//   with c_g = -lr (1 - mu_t) / (1 - prod_{i<=t} mu_i), c_m = -lr mu_{t+1} / (1 - prod_{i<=t+1} mu_i)
+// NAdam's rule (torch.optim.NAdam). Its update is written once: the documentation comment of
+// NAdam (Sources/Optim/Optimizers/NAdam.swift); this is that formula in torch's order of
+// operations, with the momentum coefficients computed per tensor on the Swift side.
 #ifndef OPTIM_RULE_NADAM_H
 #define OPTIM_RULE_NADAM_H
 
@@ -44,6 +37,10 @@ struct NAdamRule : EveryStateRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(nadam, NAdamRule)
+OPTIM_CHECK_COMMON_FLAGS(NAdamRule)
+OPTIM_CHECK_SHARED_FLAG(NAdamRule, Decoupled, OPTIM_RULE_DECOUPLED)
 #endif
 
 #endif

@@ -1,12 +1,6 @@
-// RAdam (Liu et al., 2020), as torch.optim.RAdam:
-//
-//   g = maximize ? -grad : grad
-//   param = param * (1 - lr * weight_decay)           (decoupled weight decay)
-//   g = g + weight_decay * param                      (L2 weight decay)
-//   m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
-//   u = m / (1 - beta1^t) * lr
-//   rectified (rho_t > 5): u = u * (sqrt(1 - beta2^t) / (sqrt(v) + eps)) * r_t
-//   param = param - u
+// RAdam's rule (torch.optim.RAdam). Its update is written once: the documentation comment of
+// RAdam (Sources/Optim/Optimizers/RAdam.swift); this is that formula in torch's order of
+// operations, the rectified branch chosen per tensor on the Swift side.
 #ifndef OPTIM_RULE_RADAM_H
 #define OPTIM_RULE_RADAM_H
 
@@ -46,6 +40,10 @@ struct RAdamRule : EveryStateRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(radam, RAdamRule)
+OPTIM_CHECK_COMMON_FLAGS(RAdamRule)
+OPTIM_CHECK_SHARED_FLAG(RAdamRule, Decoupled, OPTIM_RULE_DECOUPLED)
 #endif
 
 #endif

@@ -1,10 +1,6 @@
-// RMSprop (Hinton, 2012; centered form: Graves, 2013), as torch.optim.RMSprop:
-//
-//   g = maximize ? -grad : grad;  g = g + weight_decay * param
-//   v = alpha * v + (1 - alpha) * g * g
-//   centered: a = lerp(a, g, 1 - alpha);  d = sqrt(v - a * a) + eps,  else d = sqrt(v) + eps
-//   momentum: b = momentum * b + g / d;  param = param - lr * b
-//   else:     param = param - lr * g / d
+// RMSprop's rule (torch.optim.RMSprop, centered and with momentum). Its update is written once:
+// the documentation comment of RMSprop (Sources/Optim/Optimizers/RMSprop.swift); this is that
+// formula in torch's order of operations.
 #ifndef OPTIM_RULE_RMSPROP_H
 #define OPTIM_RULE_RMSPROP_H
 
@@ -51,6 +47,9 @@ struct RMSpropRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(rmsprop, RMSpropRule)
+OPTIM_CHECK_COMMON_FLAGS(RMSpropRule)
 #endif
 
 #endif

@@ -1,10 +1,6 @@
-// Rprop (Riedmiller & Braun, 1993), as torch.optim.Rprop:
-//
-//   g = maximize ? -grad : grad
-//   f = eta_plus where g * prev > 0, eta_minus where < 0, 1 where = 0
-//   step_size = clamp(step_size * f, step_size_min, step_size_max)   (step_size starts at lr)
-//   g = 0 where f = eta_minus
-//   param = param - sign(g) * step_size;  prev = g
+// Rprop's rule (torch.optim.Rprop). Its update is written once: the documentation comment of
+// Rprop (Sources/Optim/Optimizers/Rprop.swift); this is that formula in torch's order of
+// operations.
 #ifndef OPTIM_RULE_RPROP_H
 #define OPTIM_RULE_RPROP_H
 
@@ -49,6 +45,9 @@ struct RpropRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(rprop, RpropRule)
+OPTIM_CHECK_SHARED_FLAG(RpropRule, Maximize, OPTIM_RULE_MAXIMIZE)
 #endif
 
 #endif

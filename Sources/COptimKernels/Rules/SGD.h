@@ -1,11 +1,6 @@
-// SGD with momentum, dampening, Nesterov momentum, weight decay and maximize, as torch.optim.SGD:
-//
-//   g = maximize ? -grad : grad
-//   g = g + weight_decay * param                      (weight_decay != 0)
-//   buf = g                                           (first step with momentum)
-//   buf = momentum * buf + (1 - dampening) * g        (later steps)
-//   g = nesterov ? g + momentum * buf : buf           (momentum != 0)
-//   param = param - lr * g
+// SGD's rule (torch.optim.SGD). Its update, with momentum, dampening, Nesterov momentum, weight
+// decay and maximize, is written once: the documentation comment of SGD
+// (Sources/Optim/Optimizers/SGD.swift); this is that formula in torch's order of operations.
 #ifndef OPTIM_RULE_SGD_H
 #define OPTIM_RULE_SGD_H
 
@@ -44,6 +39,8 @@ struct SGDRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(sgd, SGDRule)
 #endif
 
 #endif

@@ -1,18 +1,8 @@
-// The updates of a row-sparse gradient, run element by element over the rows the gradient
-// touches (each row of the coalesced gradient is one tensor of the launch; the state tensors
-// are the state's rows at the same index).
-//
-// Adagrad, as torch.optim.Adagrad with a sparse gradient (no weight decay):
-//   g = maximize ? -grad : grad
-//   sum = sum + g * g
-//   param = param + (-clr) * (g / (sqrt(sum) + eps))
-//
-// SparseAdam, as torch.optim.SparseAdam:
-//   g = maximize ? -grad : grad
-//   dm = (g - m) * (1 - beta1);  dv = (g * g - v) * (1 - beta2)
-//   m = m + dm;  v = v + dv
-//   param = param + (-step_size) * ((dm + m_old) / (sqrt(dv + v_old) + eps))
-//   with step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+// The rules of row-sparse gradients, run element by element over the rows a gradient touches
+// (each row of the coalesced gradient is one tensor of the launch; the state tensors are the
+// state's rows at the same index). Their updates are written once: the documentation comments
+// of Adagrad (its sparse form) and SparseAdam (Sources/Optim/Optimizers/); these are those
+// formulas in torch's order of operations.
 #ifndef OPTIM_RULE_SPARSE_H
 #define OPTIM_RULE_SPARSE_H
 
@@ -62,6 +52,11 @@ struct SparseAdamRule : EveryStateRule {
 };
 
 }  // namespace optim
+
+OPTIM_EXPORT_RULE(sparse_adagrad, SparseAdagradRule)
+OPTIM_EXPORT_RULE(sparse_adam, SparseAdamRule)
+OPTIM_CHECK_SHARED_FLAG(SparseAdagradRule, Maximize, OPTIM_RULE_MAXIMIZE)
+OPTIM_CHECK_SHARED_FLAG(SparseAdamRule, Maximize, OPTIM_RULE_MAXIMIZE)
 #endif
 
 #endif

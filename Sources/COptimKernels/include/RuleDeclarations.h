@@ -49,7 +49,7 @@ enum {
 #define OPTIM_CXX_SCALAR_FROM_C(NAME) NAME = S(c.NAME);
 
 #define OPTIM_RULE_MEMBERS(RULE, scalars, SCALARS)                                                  \
-    enum : unsigned { OPTIM_##RULE##_FLAGS(OPTIM_CXX_FLAG) };                                        \
+    enum : unsigned { OPTIM_##RULE##_FLAGS(OPTIM_CXX_FLAG) NoFlag = 0 };                             \
     static constexpr unsigned flag_bits = OPTIM_##RULE##_FLAG_BITS;                                  \
     static_assert(flag_bits <= 6, "a rule's table holds 2^flag_bits loops per dtype and tier");     \
     typedef optim_##scalars##_scalars CScalars;                                                      \
@@ -57,6 +57,31 @@ enum {
         OPTIM_##SCALARS##_SCALARS(OPTIM_CXX_SCALAR)                                                   \
         explicit Scalars(const CScalars &c) { OPTIM_##SCALARS##_SCALARS(OPTIM_CXX_SCALAR_FROM_C) }   \
     };
+
+namespace optim {
+/// A rule's loops for every flag combination, for one dtype and tier (defined in Kernels.cpp).
+template <class Rule> const optim_segment_fn *table_of(optim_dtype dtype, optim_isa isa, uint32_t *flag_bits);
+}  // namespace optim
+
+// `OPTIM_EXPORT_RULE(lower, Rule)`, after a rule's struct, defines `optim_<lower>_kernels`, in
+// the one file that defines OPTIM_DEFINE_RULE_TABLES (Kernels.cpp).
+#if defined(OPTIM_DEFINE_RULE_TABLES)
+#define OPTIM_EXPORT_RULE(lower, Rule)                                                              \
+    extern "C" const optim_segment_fn *optim_##lower##_kernels(optim_dtype dtype, optim_isa isa,   \
+                                                                uint32_t *flag_bits) {              \
+        return optim::table_of<optim::Rule>(dtype, isa, flag_bits);                                \
+    }
+#else
+#define OPTIM_EXPORT_RULE(lower, Rule)
+#endif
+
+// The Swift side sets the flags most rules share by one name (RuleFlags, OPTIM_RULE_*): a rule
+// that has them keeps them at their bits.
+#define OPTIM_CHECK_SHARED_FLAG(Rule, Flag, Shared) \
+    static_assert(unsigned(optim::Rule::Flag) == Shared, #Rule "::" #Flag " is not " #Shared);
+#define OPTIM_CHECK_COMMON_FLAGS(Rule)                               \
+    OPTIM_CHECK_SHARED_FLAG(Rule, Maximize, OPTIM_RULE_MAXIMIZE)     \
+    OPTIM_CHECK_SHARED_FLAG(Rule, WeightDecay, OPTIM_RULE_WEIGHT_DECAY)
 #endif
 
 #endif
