@@ -80,6 +80,9 @@ public struct GoldenCase: @unchecked Sendable {
     public let atol: Double
     public let reference: String
     public let objective: String?
+    /// Per group, scalars the reference keeps in the group after the last step (`step`,
+    /// `weight_sum`, ...); empty where the file gives none.
+    public let groupState: [[String: Any]]
 
     init(_ raw: [String: Any]) throws {
         func field<T>(_ name: String, _ type: T.Type) throws -> T {
@@ -118,6 +121,7 @@ public struct GoldenCase: @unchecked Sendable {
         atol = (tolerance["atol"] as? NSNumber).map(exactDouble) ?? 0
         reference = raw["reference"] as? String ?? "forloop"
         objective = raw["objective"] as? String
+        groupState = (raw["group_state"] as? [Any])?.map { $0 as? [String: Any] ?? [:] } ?? []
     }
 }
 

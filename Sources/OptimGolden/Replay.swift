@@ -146,6 +146,18 @@ public struct GoldenReplayer {
                 }
             }
         }
+        // Scalars the reference keeps in a group (per-group step counts, schedule-free AdamW's
+        // sums): compared where this library keeps the same key in the group's state dict entry.
+        let savedGroups = optimizer.stateDict().paramGroups
+        for (number, expected) in golden.groupState.enumerated() where number < savedGroups.count {
+            for key in expected.keys.sorted() {
+                guard let want = expected[key] as? NSNumber,
+                      let got = savedGroups[number][key]?.doubleValue else { continue }
+                if let failure = compare([got], [exactDouble(want)], golden, &maxError) {
+                    return .fail("group=\(number) \(key) \(failure)")
+                }
+            }
+        }
         return .pass(maxError: maxError)
     }
 
