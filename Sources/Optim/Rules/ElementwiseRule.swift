@@ -292,26 +292,32 @@ extension ElementwiseRule {
             i += width
         }
         guard i < count else { return }
-        let rest = count - i
-        let p0 = parameter.assumingMemoryBound(to: V.Scalar.self) + i
-        let g0 = gradient.assumingMemoryBound(to: V.Scalar.self) + i
-        var p = V(), g = V()
+        // The tail: the same vector code on vectors padded with zeros, copied in and out whole.
+        let at = i * stride, bytes = (count - i) * stride
+        var p = loadTail(V.self, parameter + at, bytes)
+        let g = loadTail(V.self, gradient + at, bytes)
         var s = RuleState<V>(isFirstUpdate: first)
-        for lane in 0..<rest {
-            p[lane] = p0[lane]
-            g[lane] = g0[lane]
-        }
         for slot in 0..<slots {
-            guard let array = state[slot] else { continue }
-            let s0 = array.assumingMemoryBound(to: V.Scalar.self) + i
-            for lane in 0..<rest { s[slot][lane] = s0[lane] }
+            if let array = state[slot] { s[slot] = loadTail(V.self, array + at, bytes) }
         }
         update(parameter: &p, gradient: g, state: &s, scalars: scalars)
-        for lane in 0..<rest { p0[lane] = p[lane] }
+        storeTail(p, parameter + at, bytes)
         for slot in 0..<slots {
-            guard let array = state[slot] else { continue }
-            let s0 = array.assumingMemoryBound(to: V.Scalar.self) + i
-            for lane in 0..<rest { s0[lane] = s[slot][lane] }
+            if let array = state[slot] { storeTail(s[slot], array + at, bytes) }
         }
+    }
+
+    /// The first `bytes` of a vector from `source`, zeros in the other lanes.
+    @inlinable @inline(__always)
+    static func loadTail<V: RuleVector>(_: V.Type, _ source: UnsafeRawPointer, _ bytes: Int) -> V {
+        var vector = V()
+        withUnsafeMutableBytes(of: &vector) { $0.baseAddress.unsafelyUnwrapped.copyMemory(from: source, byteCount: bytes) }
+        return vector
+    }
+
+    /// Stores the first `bytes` of `vector`.
+    @inlinable @inline(__always)
+    static func storeTail<V: RuleVector>(_ vector: V, _ destination: UnsafeMutableRawPointer, _ bytes: Int) {
+        withUnsafeBytes(of: vector) { destination.copyMemory(from: $0.baseAddress.unsafelyUnwrapped, byteCount: bytes) }
     }
 }
