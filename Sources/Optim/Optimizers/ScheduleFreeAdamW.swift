@@ -21,7 +21,6 @@
 /// `train()`. The reference checks no option; this library refuses negative rates and
 /// decays and betas outside [0, 1). torch has no schedule-free optimizer.
 public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule.Options> {
-    private let engine: ElementwiseEngine<SwiftRuleAlgorithm<ScheduleFreeAdamWRule>>
     /// Whether the parameters hold `y` (training) rather than `x` (evaluation).
     public private(set) var isTraining = true
 
@@ -31,9 +30,8 @@ public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule
     /// Schedule-free AdamW over parameter groups, each with its changes to `defaults`.
     public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
-        engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
-                                       implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        try super.init(SwiftRuleAlgorithm<ScheduleFreeAdamWRule>.self, groups: groups, defaults: defaults,
+                       execution: execution, implementation: implementation)
     }
 
     /// Steps in training mode; throws, changing nothing, after ``evaluationParameters()``.
@@ -63,7 +61,7 @@ public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule
 
     private func interpolate(_ weight: (Options) -> Double) throws {
         for group in paramGroups {
-            let pairs = group.parameters.compactMap { p in engine.state(for: p)?["z"].map { (p, $0) } }
+            let pairs = group.parameters.compactMap { p in state(for: p)?["z"].map { (p, $0) } }
             guard !pairs.isEmpty else { continue }
             try Foreach.lerp(pairs.map(\.0), pairs.map(\.1), weight: weight(group.options), execution: execution)
         }
