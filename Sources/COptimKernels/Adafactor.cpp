@@ -45,6 +45,27 @@ template <class S> struct AdafactorJob {
         return round_to_storage<S>(clamp_min(round_to_storage<S>(T(sum / double(rows))), eps1));
     }
 
+    /// Calls `take(at, m, u)` for each vector of the update of one matrix of a factored parameter
+    /// (`u` for its elements at ..< at + m), the second moment estimated as row factor × column
+    /// factor / mean row factor. Both passes, the update's norm and its application, take the
+    /// update from here, so that the norm is the norm of the update applied.
+    template <class Take>
+    OPTIM_MEMBER static void factored_updates(const E *grad, const E *row_var, const E *col_var, int64_t rows,
+                                              int64_t cols, T eps1, T eps1_squared, bool maximize, const Take &take) {
+        const T denominator = row_mean(row_var, rows, eps1);
+        for (int64_t r = 0; r < rows; ++r) {
+            const T row_factor = load_one<S>(row_var + r);
+            for (int64_t j = 0; j < cols; j += W) {
+                const int64_t m = cols - j < W ? cols - j : W;
+                V col_factor;
+                load_n<S>(col_factor, col_var + j, m);
+                const V estimate = round_to_storage<S>(round_to_storage<S>(row_factor * col_factor) / denominator);
+                const int64_t at = r * cols + j;
+                take(at, m, update(estimate, gradient(grad + at, m, maximize), eps1_squared));
+            }
+        }
+    }
+
     OPTIM_MEMBER static void run(const optim_tensor *t) {
         const optim_adafactor_job &job = *static_cast<const optim_adafactor_job *>(t->scalars);
         const int64_t n = job.count;
@@ -107,19 +128,10 @@ template <class S> struct AdafactorJob {
                     const T mean = round_to_storage<S>(round_to_storage<S>(norm * norm) / T(rows));
                     store_one<S>(col_var + j, round_to_storage<S>(lerp_scalar(load_one<S>(col_var + j), mean, w)));
                 }
-                const T denominator = row_mean(row_var, rows, eps1);
-                for (int64_t r = 0; r < rows; ++r) {
-                    const T row_factor = load_one<S>(row_var + r);
-                    for (int64_t j = 0; j < cols; j += W) {
-                        const int64_t m = cols - j < W ? cols - j : W;
-                        V col_factor;
-                        load_n<S>(col_factor, col_var + j, m);
-                        const V estimate =
-                            round_to_storage<S>(round_to_storage<S>(row_factor * col_factor) / denominator);
-                        const V g = gradient(g_batch + r * cols + j, m, maximize);
-                        update_squares.add(keep_first<V, W>(update(estimate, g, eps1_squared), m));
-                    }
-                }
+                factored_updates(g_batch, row_var, col_var, rows, cols, eps1, eps1_squared, maximize,
+                                 [&](int64_t, int64_t m, const V &u) OPTIM_INLINE_LAMBDA {
+                                     update_squares.add(keep_first<V, W>(u, m));
+                                 });
             }
         }
 
@@ -143,20 +155,10 @@ template <class S> struct AdafactorJob {
                 const int64_t offset = b * rows * cols;
                 const E *row_var = row_vars + b * rows;
                 const E *col_var = col_vars + b * cols;
-                const T denominator = row_mean(row_var, rows, eps1);
-                for (int64_t r = 0; r < rows; ++r) {
-                    const T row_factor = load_one<S>(row_var + r);
-                    for (int64_t j = 0; j < cols; j += W) {
-                        const int64_t m = cols - j < W ? cols - j : W;
-                        V col_factor;
-                        load_n<S>(col_factor, col_var + j, m);
-                        const V estimate =
-                            round_to_storage<S>(round_to_storage<S>(row_factor * col_factor) / denominator);
-                        const int64_t at = offset + r * cols + j;
-                        apply(param + at, update(estimate, gradient(grad + at, m, maximize), eps1_squared), m, job,
-                              coefficient);
-                    }
-                }
+                factored_updates(grad + offset, row_var, col_var, rows, cols, eps1, eps1_squared, maximize,
+                                 [&](int64_t at, int64_t m, const V &u) OPTIM_INLINE_LAMBDA {
+                                     apply(param + offset + at, u, m, job, coefficient);
+                                 });
             }
         }
     }

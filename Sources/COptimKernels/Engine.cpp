@@ -14,11 +14,14 @@ extern "C" void optim_plan_work(optim_plan *plan) {
     const int64_t chunk = plan->chunk_elements;
     const int64_t *offsets = plan->offsets;
     const int64_t *offsets_end = offsets + plan->tensor_count + 1;
+    // Counted so that no sum or product overflows, whatever the chunk size (up to INT64_MAX).
+    const int64_t length = plan->range_end - plan->range_begin;
+    const int64_t chunk_count = length / chunk + (length % chunk != 0);
     for (;;) {
         const int64_t index = __atomic_fetch_add(&plan->next_chunk, 1, __ATOMIC_RELAXED);
+        if (index >= chunk_count) return;
         int64_t begin = plan->range_begin + index * chunk;
-        if (begin >= plan->range_end) return;
-        const int64_t end = std::min(begin + chunk, plan->range_end);
+        const int64_t end = begin + std::min(chunk, plan->range_end - begin);
         // The last tensor that starts at or before `begin`; zero-size tensors before it
         // share its offset and are passed over.
         int32_t t = int32_t(std::upper_bound(offsets, offsets_end, begin) - offsets) - 1;

@@ -1,12 +1,12 @@
 // The element loops of the multi-tensor operations and reductions (see include/ForeachOps.h),
 // for every storage dtype and instruction-set tier.
 //
-// Element-wise operations follow SegmentLoop.h: whole vectors, then the tail through
-// zero-padded buffers and the same vector code. Fused multiply-adds appear only where torch's
-// kernels fuse (add with alpha, lerp), written as explicit fma, never left to contraction. Reductions widen every element to double
-// and accumulate one vector of lanes per piece of the reduction grid, then add the lanes in a
-// fixed order: a piece's partial depends only on its elements, never on which worker or tier
-// computed it.
+// Element-wise operations run as the rules do (for_each_vector, Storage.h): whole vectors, then
+// the tail through zero-padded buffers and the same vector code. Fused multiply-adds appear
+// only where torch's kernels fuse (add with alpha, lerp), written as explicit fma, never left
+// to contraction. Reductions widen every element to double and accumulate one vector of lanes
+// per piece of the reduction grid, then add the lanes in a fixed order: a piece's partial
+// depends only on its elements, never on which worker or tier computed it.
 #include <math.h>
 
 #include <algorithm>
@@ -105,37 +105,20 @@ struct ClampOp {
 template <class Op, class Storage>
 OPTIM_INLINE void run_foreach(const optim_tensor *tensor, int64_t begin, int64_t end) {
     typedef typename Storage::Element Element;
-    typedef typename Storage::Vector Vector;
-    typedef typename Storage::Scalar Scalar;
-    constexpr int width = Storage::width;
     constexpr int inputs = Op::inputs;
 
-    const OpScalars<Scalar> scalars(*static_cast<const optim_foreach_scalars *>(tensor->scalars));
+    const OpScalars<typename Storage::Scalar> scalars(*static_cast<const optim_foreach_scalars *>(tensor->scalars));
     Element *x = static_cast<Element *>(tensor->param);
     const Element *y = static_cast<const Element *>(tensor->grad);
     const Element *z = static_cast<const Element *>(tensor->state[0]);
 
-    int64_t i = begin;
-    for (; i + width <= end; i += width) {
-        Vector vx, vy = {}, vz = {};
-        Storage::load(vx, x + i);
-        if (inputs >= 1) Storage::load(vy, y + i);
-        if (inputs >= 2) Storage::load(vz, z + i);
-        Storage::store(x + i, Op::apply(vx, vy, vz, scalars));
-    }
-    if (i < end) {
-        const size_t bytes = size_t(end - i) * sizeof(Element);
-        Element bx[width] = {}, by[width] = {}, bz[width] = {};
-        copy_small(bx, x + i, bytes);
-        if (inputs >= 1) copy_small(by, y + i, bytes);
-        if (inputs >= 2) copy_small(bz, z + i, bytes);
-        Vector vx, vy = {}, vz = {};
-        Storage::load(vx, bx);
-        if (inputs >= 1) Storage::load(vy, by);
-        if (inputs >= 2) Storage::load(vz, bz);
-        Storage::store(bx, Op::apply(vx, vy, vz, scalars));
-        copy_small(x + i, bx, bytes);
-    }
+    for_each_vector<Storage::width>(begin, end, [&](int64_t i, int64_t n) OPTIM_INLINE_LAMBDA {
+        typename Storage::Vector vx, vy = {}, vz = {};
+        load_n<Storage>(vx, x + i, n);
+        if (inputs >= 1) load_n<Storage>(vy, y + i, n);
+        if (inputs >= 2) load_n<Storage>(vz, z + i, n);
+        store_n<Storage>(x + i, Op::apply(vx, vy, vz, scalars), n);
+    });
 }
 
 // Copy and zero move bits and need no math (a NaN's payload survives a copy).

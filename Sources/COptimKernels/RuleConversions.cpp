@@ -9,53 +9,30 @@
 namespace optim {
 namespace {
 
-template <class Storage>
-OPTIM_INLINE void widen_block(const void *source, float *destination, int64_t count) {
-    const typename Storage::Element *in = static_cast<const typename Storage::Element *>(source);
-    int64_t i = 0;
-    for (; i + Storage::width <= count; i += Storage::width) {
+// Both directions are a load from one storage and a store to the other; float is Float32Storage.
+template <class From, class To>
+OPTIM_INLINE void convert_block(const void *source, void *destination, int64_t count) {
+    static_assert(From::width == To::width, "both sides hold a float vector");
+    const typename From::Element *in = static_cast<const typename From::Element *>(source);
+    typename To::Element *out = static_cast<typename To::Element *>(destination);
+    for_each_vector<From::width>(0, count, [&](int64_t i, int64_t n) OPTIM_INLINE_LAMBDA {
         VFloat v;
-        Storage::load(v, in + i);
-        memcpy(destination + i, &v, sizeof v);
-    }
-    if (i < count) {
-        typename Storage::Element buffer[Storage::width] = {};
-        copy_small(buffer, in + i, size_t(count - i) * sizeof(buffer[0]));
-        VFloat v;
-        Storage::load(v, buffer);
-        copy_small(destination + i, &v, size_t(count - i) * sizeof(float));
-    }
-}
-
-template <class Storage>
-OPTIM_INLINE void narrow_block(const float *source, void *destination, int64_t count) {
-    typename Storage::Element *out = static_cast<typename Storage::Element *>(destination);
-    int64_t i = 0;
-    for (; i + Storage::width <= count; i += Storage::width) {
-        VFloat v;
-        memcpy(&v, source + i, sizeof v);
-        Storage::store(out + i, v);
-    }
-    if (i < count) {
-        VFloat v = {};
-        copy_small(&v, source + i, size_t(count - i) * sizeof(float));
-        typename Storage::Element buffer[Storage::width];
-        Storage::store(buffer, v);
-        copy_small(out + i, buffer, size_t(count - i) * sizeof(buffer[0]));
-    }
+        load_n<From>(v, in + i, n);
+        store_n<To>(out + i, v, n);
+    });
 }
 
 struct Widen {
     OPTIM_INLINE void run(const void *s, float *d, int64_t n, optim_dtype dtype) {
-        if (dtype == OPTIM_DTYPE_FLOAT16) widen_block<Float16Storage>(s, d, n);
-        else widen_block<BFloat16Storage>(s, d, n);
+        if (dtype == OPTIM_DTYPE_FLOAT16) convert_block<Float16Storage, Float32Storage>(s, d, n);
+        else convert_block<BFloat16Storage, Float32Storage>(s, d, n);
     }
 };
 
 struct Narrow {
     OPTIM_INLINE void run(const float *s, void *d, int64_t n, optim_dtype dtype) {
-        if (dtype == OPTIM_DTYPE_FLOAT16) narrow_block<Float16Storage>(s, d, n);
-        else narrow_block<BFloat16Storage>(s, d, n);
+        if (dtype == OPTIM_DTYPE_FLOAT16) convert_block<Float32Storage, Float16Storage>(s, d, n);
+        else convert_block<Float32Storage, BFloat16Storage>(s, d, n);
     }
 };
 

@@ -1,6 +1,6 @@
-// Loading and storing each storage dtype as math vectors. Half types are widened to float for
-// the math and rounded back (to nearest, ties to even) on store, with integer code that gives
-// the same bits in every tier.
+// Loading and storing each storage dtype as math vectors, and the loop over a segment's vectors.
+// Half types are widened to float for the math and rounded back (to nearest, ties to even) on
+// store, with integer code that gives the same bits in every tier.
 #ifndef OPTIM_STORAGE_H
 #define OPTIM_STORAGE_H
 
@@ -8,23 +8,17 @@
 
 namespace optim {
 
-struct Float32Storage {
-    typedef float Element;
-    typedef float Scalar;
-    typedef VFloat Vector;
-    static constexpr int width = 16;
+// Storage whose elements are the math type itself: loads and stores are plain copies.
+template <class T, class V> struct PlainStorage {
+    typedef T Element;
+    typedef T Scalar;
+    typedef V Vector;
+    static constexpr int width = sizeof(V) / sizeof(T);
     OPTIM_INLINE void load(Vector &out, const Element *p) { memcpy(&out, p, sizeof(Vector)); }
     OPTIM_INLINE void store(Element *p, const Vector &v) { memcpy(p, &v, sizeof(Vector)); }
 };
-
-struct Float64Storage {
-    typedef double Element;
-    typedef double Scalar;
-    typedef VDouble Vector;
-    static constexpr int width = 8;
-    OPTIM_INLINE void load(Vector &out, const Element *p) { memcpy(&out, p, sizeof(Vector)); }
-    OPTIM_INLINE void store(Element *p, const Vector &v) { memcpy(p, &v, sizeof(Vector)); }
-};
+typedef PlainStorage<float, VFloat> Float32Storage;
+typedef PlainStorage<double, VDouble> Float64Storage;
 
 // IEEE binary16.
 struct Float16Storage {
@@ -98,6 +92,41 @@ struct BFloat16Storage {
         memcpy(p, &raw, sizeof(VU16));
     }
 };
+
+/// Loads the first `n` elements (all of a vector when n >= width), zeros in the other lanes.
+template <class S> OPTIM_INLINE void load_n(typename S::Vector &v, const typename S::Element *p, int64_t n) {
+    typedef typename S::Element E;
+    if (n >= S::width) {
+        S::load(v, p);
+        return;
+    }
+    E buffer[S::width] = {};
+    copy_small(buffer, p, size_t(n) * sizeof(E));
+    S::load(v, buffer);
+}
+
+/// Stores the first `n` lanes.
+template <class S> OPTIM_INLINE void store_n(typename S::Element *p, const typename S::Vector &v, int64_t n) {
+    typedef typename S::Element E;
+    if (n >= S::width) {
+        S::store(p, v);
+        return;
+    }
+    E buffer[S::width];
+    S::store(buffer, v);
+    copy_small(p, buffer, size_t(n) * sizeof(E));
+}
+
+// The loops over elements go a vector at a time and take the tail through load_n and store_n
+// (zero-padded buffers) with the same vector code, so that every element of a tensor is
+// computed by the same instructions wherever a chunk boundary falls. Whole vectors pass
+// n == width as a constant, so that once inlined their loads and stores go straight to memory.
+// `step(i, n)` processes elements [i, i + n).
+template <int width, class Step> OPTIM_INLINE void for_each_vector(int64_t begin, int64_t end, const Step &step) {
+    int64_t i = begin;
+    for (; i + width <= end; i += width) step(i, int64_t(width));
+    if (i < end) step(i, end - i);
+}
 
 }  // namespace optim
 

@@ -48,30 +48,6 @@ OPTIM_INLINE int64_t round_up(int64_t value, int64_t multiple) {
     return (value + multiple - 1) / multiple * multiple;
 }
 
-/// Loads the first `n` elements (all of a vector when n >= width), zeros in the other lanes.
-template <class S> OPTIM_INLINE void load_n(typename S::Vector &v, const typename S::Element *p, int64_t n) {
-    typedef typename S::Element E;
-    if (n >= S::width) {
-        S::load(v, p);
-        return;
-    }
-    E buffer[S::width] = {};
-    copy_small(buffer, p, size_t(n) * sizeof(E));
-    S::load(v, buffer);
-}
-
-/// Stores the first `n` lanes.
-template <class S> OPTIM_INLINE void store_n(typename S::Element *p, const typename S::Vector &v, int64_t n) {
-    typedef typename S::Element E;
-    if (n >= S::width) {
-        S::store(p, v);
-        return;
-    }
-    E buffer[S::width];
-    S::store(buffer, v);
-    copy_small(p, buffer, size_t(n) * sizeof(E));
-}
-
 /// The value once stored in the storage type: the identity for float32 and float64, a rounding
 /// to nearest-even for the half types (torch rounds every intermediate tensor to its dtype).
 template <class S> OPTIM_INLINE typename S::Vector round_to_storage(const typename S::Vector &v) {

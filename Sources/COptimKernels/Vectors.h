@@ -11,6 +11,9 @@
 #pragma clang fp contract(off)
 
 #define OPTIM_INLINE static inline __attribute__((always_inline))
+// For a lambda handed to a loop helper: without it a lambda is a function of its own, compiled
+// for the baseline tier and called (even at -O0) from the tier that runs the loop.
+#define OPTIM_INLINE_LAMBDA __attribute__((always_inline))
 
 // Helpers take and return vectors by value. They are always inlined into the tier that calls
 // them, so no call crosses between code built for different vector ABIs.
@@ -91,20 +94,6 @@ template <class V, class S> OPTIM_INLINE V lerp(const V &start, const V &end, S 
     if (weight < S(0.5) && weight > S(-0.5)) return start + weight * (end - start);
     return end - (end - start) * (S(1) - weight);
 }
-
-// torch's first lines of most rules: the gradient negated under maximize, then an L2 term.
-template <bool Maximize, bool WeightDecay, class V, class S>
-OPTIM_INLINE V gradient_with_l2(V grad, const V &param, S weight_decay) {
-    if (Maximize) grad = -grad;
-    if (WeightDecay) grad = grad + weight_decay * param;
-    return grad;
-}
-
-// The state access of a rule that reads and writes every state slot under every flag.
-struct EveryStateRule {
-    static constexpr bool reads_state(unsigned, int) { return true; }
-    static constexpr bool writes_state(unsigned, int) { return true; }
-};
 
 template <class V> OPTIM_INLINE V square_root(const V &a) {
     return __builtin_elementwise_sqrt(a);

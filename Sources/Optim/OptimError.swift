@@ -10,6 +10,8 @@ public struct OptimError: Error, CustomStringConvertible, Equatable, Sendable {
         case gradientMismatch
         /// The machine cannot run what was asked (an instruction set, an OpenMP runtime).
         case unavailable
+        /// The system could not provide the memory a tensor needs.
+        case outOfMemory
     }
 
     public let kind: Kind

@@ -242,4 +242,6 @@ struct CatalogName: ExpressibleByArgument {
     }
 
     init?(_ name: String) { self.init(argument: name) }
+
+    var defaultValueDescription: String { entries.map { $0.name.lowercased() }.joined(separator: ",") }
 }

@@ -26,6 +26,8 @@ struct CommaList<Element: ExpressibleByArgument>: ExpressibleByArgument {
     }
 
     init(_ values: [Element]) { self.values = values }
+
+    var defaultValueDescription: String { values.map(\.defaultValueDescription).joined(separator: ",") }
 }
 
 extension Backend: ExpressibleByArgument {}

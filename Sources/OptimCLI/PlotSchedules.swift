@@ -20,90 +20,76 @@ struct PlotSchedules: ParsableCommand {
         let options: String
         let epochs: Int
         let build: (SGD) throws -> (Int) throws -> Void
+
+        init(name: String, options: String, epochs: Int = 40, build: @escaping (SGD) throws -> (Int) throws -> Void) {
+            (self.name, self.options, self.epochs, self.build) = (name, options, epochs, build)
+        }
+
+        /// A scheduler stepped once an epoch.
+        init(name: String, options: String, epochs: Int = 40, scheduler: @escaping (SGD) throws -> LRScheduler) {
+            self.init(name: name, options: options, epochs: epochs) { sgd in
+                let built = try scheduler(sgd)
+                return { _ in try built.step() }
+            }
+        }
     }
 
     static var plots: [Plot] { [
-        Plot(name: "LambdaLR", options: "lambda = 0.95^e · (1 + e mod 5) / 5", epochs: 40) { sgd in
-            let s = try LambdaLR(sgd, lambda: { pow(0.95, Double($0)) * Double(1 + $0 % 5) / 5 })
-            return { _ in try s.step() }
+        Plot(name: "LambdaLR", options: "lambda = 0.95^e · (1 + e mod 5) / 5") {
+            try LambdaLR($0, lambda: { pow(0.95, Double($0)) * Double(1 + $0 % 5) / 5 })
         },
-        Plot(name: "MultiplicativeLR", options: "lambda = 0.9 on even epochs, 1.02 on odd", epochs: 40) { sgd in
-            let s = try MultiplicativeLR(sgd, lambda: { $0 % 2 == 0 ? 0.9 : 1.02 })
-            return { _ in try s.step() }
+        Plot(name: "MultiplicativeLR", options: "lambda = 0.9 on even epochs, 1.02 on odd") {
+            try MultiplicativeLR($0, lambda: { $0 % 2 == 0 ? 0.9 : 1.02 })
         },
-        Plot(name: "StepLR", options: "step_size=10, gamma=0.5", epochs: 40) { sgd in
-            let s = try StepLR(sgd, stepSize: 10, gamma: 0.5)
-            return { _ in try s.step() }
+        Plot(name: "StepLR", options: "step_size=10, gamma=0.5") { try StepLR($0, stepSize: 10, gamma: 0.5) },
+        Plot(name: "MultiStepLR", options: "milestones=[8, 20, 30], gamma=0.3") {
+            try MultiStepLR($0, milestones: [8, 20, 30], gamma: 0.3)
         },
-        Plot(name: "MultiStepLR", options: "milestones=[8, 20, 30], gamma=0.3", epochs: 40) { sgd in
-            let s = try MultiStepLR(sgd, milestones: [8, 20, 30], gamma: 0.3)
-            return { _ in try s.step() }
+        Plot(name: "ConstantLR", options: "factor=0.25, total_iters=10") {
+            try ConstantLR($0, factor: 0.25, totalIters: 10)
         },
-        Plot(name: "ConstantLR", options: "factor=0.25, total_iters=10", epochs: 40) { sgd in
-            let s = try ConstantLR(sgd, factor: 0.25, totalIters: 10)
-            return { _ in try s.step() }
+        Plot(name: "LinearLR", options: "start_factor=0.1, end_factor=1, total_iters=15") {
+            try LinearLR($0, startFactor: 0.1, endFactor: 1, totalIters: 15)
         },
-        Plot(name: "LinearLR", options: "start_factor=0.1, end_factor=1, total_iters=15", epochs: 40) { sgd in
-            let s = try LinearLR(sgd, startFactor: 0.1, endFactor: 1, totalIters: 15)
-            return { _ in try s.step() }
+        Plot(name: "ExponentialLR", options: "gamma=0.92") { try ExponentialLR($0, gamma: 0.92) },
+        Plot(name: "PolynomialLR", options: "total_iters=30, power=2") {
+            try PolynomialLR($0, totalIters: 30, power: 2)
         },
-        Plot(name: "ExponentialLR", options: "gamma=0.92", epochs: 40) { sgd in
-            let s = try ExponentialLR(sgd, gamma: 0.92)
-            return { _ in try s.step() }
+        Plot(name: "CosineAnnealingLR", options: "T_max=15, eta_min=0.005") {
+            try CosineAnnealingLR($0, tMax: 15, etaMin: 0.005)
         },
-        Plot(name: "PolynomialLR", options: "total_iters=30, power=2", epochs: 40) { sgd in
-            let s = try PolynomialLR(sgd, totalIters: 30, power: 2)
-            return { _ in try s.step() }
+        Plot(name: "CosineAnnealingWarmRestarts", options: "T_0=5, T_mult=2, eta_min=0.005") {
+            try CosineAnnealingWarmRestarts($0, t0: 5, tMult: 2, etaMin: 0.005)
         },
-        Plot(name: "CosineAnnealingLR", options: "T_max=15, eta_min=0.005", epochs: 40) { sgd in
-            let s = try CosineAnnealingLR(sgd, tMax: 15, etaMin: 0.005)
-            return { _ in try s.step() }
+        Plot(name: "CyclicLR-triangular", options: "base_lr=0.01, max_lr=0.1, step_size_up=5") {
+            try CyclicLR($0, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5)
         },
-        Plot(name: "CosineAnnealingWarmRestarts", options: "T_0=5, T_mult=2, eta_min=0.005", epochs: 40) { sgd in
-            let s = try CosineAnnealingWarmRestarts(sgd, t0: 5, tMult: 2, etaMin: 0.005)
-            return { _ in try s.step() }
+        Plot(name: "CyclicLR-triangular2", options: "base_lr=0.01, max_lr=0.1, step_size_up=5, mode=triangular2") {
+            try CyclicLR($0, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5, mode: .triangular2)
         },
-        Plot(name: "CyclicLR-triangular", options: "base_lr=0.01, max_lr=0.1, step_size_up=5", epochs: 40) { sgd in
-            let s = try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5)
-            return { _ in try s.step() }
+        Plot(name: "CyclicLR-exp_range", options: "base_lr=0.01, max_lr=0.1, step_size_up=5, mode=exp_range, gamma=0.97") {
+            try CyclicLR($0, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5, mode: .expRange, gamma: 0.97)
         },
-        Plot(name: "CyclicLR-triangular2", options: "base_lr=0.01, max_lr=0.1, step_size_up=5, mode=triangular2",
-             epochs: 40) { sgd in
-            let s = try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5, mode: .triangular2)
-            return { _ in try s.step() }
-        },
-        Plot(name: "CyclicLR-exp_range", options: "base_lr=0.01, max_lr=0.1, step_size_up=5, mode=exp_range, gamma=0.97",
-             epochs: 40) { sgd in
-            let s = try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 5, mode: .expRange, gamma: 0.97)
-            return { _ in try s.step() }
-        },
-        Plot(name: "CyclicLR-custom", options: "base_lr=0.01, max_lr=0.1, step_size_up=4, step_size_down=8, scale_fn=1/√cycle",
-             epochs: 40) { sgd in
-            let s = try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 4, stepSizeDown: 8,
-                                 scaleFunction: { 1 / $0.squareRoot() })
-            return { _ in try s.step() }
+        Plot(name: "CyclicLR-custom", options: "base_lr=0.01, max_lr=0.1, step_size_up=4, step_size_down=8, scale_fn=1/√cycle") { sgd in
+            try CyclicLR(sgd, baseLR: [0.01], maxLR: [0.1], stepSizeUp: 4, stepSizeDown: 8,
+                         scaleFunction: { 1 / $0.squareRoot() })
         },
         // OneCycleLR's last step is total_steps - 1: one more runs past the schedule.
-        Plot(name: "OneCycleLR", options: "max_lr=0.1, total_steps=40", epochs: 39) { sgd in
-            let s = try OneCycleLR(sgd, maxLR: [0.1], totalSteps: 40)
-            return { _ in try s.step() }
+        Plot(name: "OneCycleLR", options: "max_lr=0.1, total_steps=40", epochs: 39) {
+            try OneCycleLR($0, maxLR: [0.1], totalSteps: 40)
         },
         Plot(name: "OneCycleLR-three-phase-linear", options: "max_lr=0.1, total_steps=40, three_phase, anneal_strategy=linear",
              epochs: 39) { sgd in
-            let s = try OneCycleLR(sgd, maxLR: [0.1], totalSteps: 40, annealing: .linear, threePhase: true)
-            return { _ in try s.step() }
+            try OneCycleLR(sgd, maxLR: [0.1], totalSteps: 40, annealing: .linear, threePhase: true)
         },
-        Plot(name: "SequentialLR", options: "LinearLR(0.1, 5 iters), then CosineAnnealingLR(T_max=35) at epoch 5",
-             epochs: 40) { sgd in
-            let s = try SequentialLR(sgd, schedulers: [LinearLR(sgd, startFactor: 0.1, totalIters: 5),
-                                                       CosineAnnealingLR(sgd, tMax: 35)], milestones: [5])
-            return { _ in try s.step() }
+        Plot(name: "SequentialLR", options: "LinearLR(0.1, 5 iters), then CosineAnnealingLR(T_max=35) at epoch 5") { sgd in
+            try SequentialLR(sgd, schedulers: [LinearLR(sgd, startFactor: 0.1, totalIters: 5),
+                                               CosineAnnealingLR(sgd, tMax: 35)], milestones: [5])
         },
-        Plot(name: "ChainedScheduler", options: "ConstantLR(0.5, 10 iters) and ExponentialLR(0.95)", epochs: 40) { sgd in
-            let s = try ChainedScheduler([ConstantLR(sgd, factor: 0.5, totalIters: 10), ExponentialLR(sgd, gamma: 0.95)])
-            return { _ in try s.step() }
+        Plot(name: "ChainedScheduler", options: "ConstantLR(0.5, 10 iters) and ExponentialLR(0.95)") { sgd in
+            try ChainedScheduler([ConstantLR(sgd, factor: 0.5, totalIters: 10), ExponentialLR(sgd, gamma: 0.95)])
         },
-        Plot(name: "ReduceLROnPlateau", options: "factor=0.5, patience=3, metric improving then flat", epochs: 40) { sgd in
+        Plot(name: "ReduceLROnPlateau", options: "factor=0.5, patience=3, metric improving then flat") { sgd in
             let s = try ReduceLROnPlateau(sgd, factor: 0.5, patience: 3)
             return { epoch in try s.step(metric: epoch < 8 ? 1.0 / Double(epoch + 1) : 0.12) }
         },

@@ -272,7 +272,7 @@ let serialBaseline = try! Execution(threads: 1, backend: .serial, instructionSet
         #expect(dict.paramGroups[0]["eps"] == .list([.null, .number(1e-3)]))
         #expect(dict.paramGroups[1]["eps"] == .list([.number(1e-3), .number(1e-3)]))
 
-        let restoredParameters = try resumed.map { $0.clone() }
+        let restoredParameters = try resumed.map { try $0.clone() }
         let restored = try make(restoredParameters)
         try restored.loadStateDict(dict)
         #expect(restored.paramGroups[1].options.weightDecay == 0.1)

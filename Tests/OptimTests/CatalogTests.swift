@@ -27,6 +27,35 @@ import Testing
         for name in Set(names) { #expect(OptimizerCatalog.entry(named: name)?.reference == .torch, "\(name)") }
     }
 
+    /// Every option's default is its reference's: torch's constructor defaults, or those of the
+    /// package the optimizer follows, read from their signatures (Fixtures/defaults.json). An
+    /// option of the reference that an entry lacks must be one that only selects torch's
+    /// implementation (these all give the same numbers here).
+    @Test(arguments: OptimizerCatalog.entries)
+    func defaultsAreTheReferences(_ entry: OptimizerEntry) throws {
+        struct Defaults: Decodable { let optimizers: [String: [String: StateValue]] }
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("defaults.json"))
+        let all = try JSONDecoder().decode(Defaults.self, from: data).optimizers
+        let reference = try #require(all[entry.replays], "defaults.json has no \(entry.replays)")
+        let implementationSelectors: Set = ["foreach", "fused", "capturable", "differentiable", "use_triton"]
+        for (name, value) in reference where !implementationSelectors.contains(name) {
+            #expect(entry.defaults[name].map(comparable) == comparable(value),
+                    "\(entry).\(name): \(entry.defaults[name].map(String.init(describing:)) ?? "missing"), reference \(value)")
+        }
+        for name in entry.defaults.keys where reference[name] == nil {
+            Issue.record("\(entry) has option \(name), which the reference does not have")
+        }
+    }
+
+    /// Numbers as `Double` whether written as integers or not, lists element by element.
+    private func comparable(_ value: StateValue) -> StateValue {
+        switch value {
+        case .integer(let number): .number(Double(number))
+        case .list(let items): .list(items.map(comparable))
+        default: value
+        }
+    }
+
     @Test func theReadmeListsTheCatalog() throws {
         let readme = try String(contentsOf: fixtures.deletingLastPathComponent().deletingLastPathComponent()
                                     .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)

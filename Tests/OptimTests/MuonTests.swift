@@ -266,7 +266,7 @@ import Testing
         #expect(Set(dict.state[0]!.keys) == ["momentum_buffer"])
         #expect(dict.paramGroups[1]["adjust_lr_fn"] == .string("match_rms_adamw"))
         #expect(dict.paramGroups[0]["ns_coefficients"] == .list([.number(3.4445), .number(-4.775), .number(2.0315)]))
-        let restoredParameters = try resumed.map { $0.clone() }
+        let restoredParameters = try resumed.map { try $0.clone() }
         let restored = try make(restoredParameters)
         try restored.loadStateDict(dict)
         #expect(restored.paramGroups[1].options.adjustLR == .matchRMSAdamW)

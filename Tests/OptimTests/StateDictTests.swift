@@ -112,7 +112,7 @@ import Testing
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         let saved = try encoder.encode(before.stateDict())
-        let resumed = try first.map { $0.clone() }
+        let resumed = try first.map { try $0.clone() }
         let after = try Self.make(entry, resumed, groupSizes: [2, 1])
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(
@@ -125,6 +125,39 @@ import Testing
         }
         #expect(resumed.map { bytes(of: $0) } == straight.map { bytes(of: $0) })
         #expect(after.stateDict() == uninterrupted.stateDict())
+    }
+
+    /// torch's `load_state_dict` pairs the ids of a saved group's `params` with the
+    /// optimizer's parameters by position, whatever the ids are: groups listing `[3, 1]` and
+    /// `[0, 2]` give the first parameter the state saved under id 3, and so on.
+    @Test(arguments: OptimizerCatalog.entries.filter { $0.engine != .closure && $0.sparseGradients != .required })
+    func savedIDsArePairedWithParametersByPosition(entry: OptimizerEntry) throws {
+        var random = TestRandom(seed: 5)
+        let parameters = try (0..<4).map { _ in try Tensor(random.values(12), shape: [3, 4]) }
+        let optimizer = try Self.make(entry, parameters, groupSizes: [2, 2])
+        for _ in 0..<2 {
+            for parameter in parameters { parameter.grad = try Tensor(random.values(12), shape: [3, 4]) }
+            try optimizer.step()
+        }
+        let saved = optimizer.stateDict()
+        let idAtPosition = [3, 1, 0, 2]
+        var renumbered = saved
+        renumbered.paramGroups[0]["params"] = .list([.integer(3), .integer(1)])
+        renumbered.paramGroups[1]["params"] = .list([.integer(0), .integer(2)])
+        renumbered.state = Dictionary(uniqueKeysWithValues: saved.state.map { (idAtPosition[$0.key], $0.value) })
+
+        let copies = try parameters.map { try $0.clone() }
+        let restored = try Self.make(entry, copies, groupSizes: [2, 2])
+        try restored.loadStateDict(renumbered)
+        #expect(restored.stateDict() == saved)
+        for (original, copy) in zip(parameters, copies) {
+            let expected = try #require(optimizer.state(for: original))
+            let state = try #require(restored.state(for: copy))
+            // torch keeps no count for SGD and Muon: a loaded state has made one update at least.
+            if saved.state.values.contains(where: { $0["step"] != nil }) { #expect(state.step == expected.step) }
+            #expect(state.values == expected.values)
+            #expect(state.tensors.mapValues { $0.bitHash() } == expected.tensors.mapValues { $0.bitHash() })
+        }
     }
 
     /// torch's LBFGS state dict (history, direction, step length) reads and writes back.
@@ -168,7 +201,7 @@ import Testing
         let before = try LBFGS([first], options: options)
         for _ in 0..<2 { try before.step { try rosenbrock(first) } }
         let saved = try JSONEncoder().encode(before.stateDict())
-        let resumed = first.clone()
+        let resumed = try first.clone()
         let after = try LBFGS([resumed], options: .init())
         try after.loadStateDict(JSONDecoder().decode(OptimizerStateDict.self, from: saved))
         #expect(after.paramGroups[0].options == before.paramGroups[0].options)

@@ -1,27 +1,19 @@
 // Adadelta's rule (torch.optim.Adadelta). Its update is written once: the documentation
 // comment of Adadelta (Sources/Optim/Optimizers/Adadelta.swift); this is that formula in
 // torch's order of operations.
-#ifndef OPTIM_RULE_ADADELTA_H
-#define OPTIM_RULE_ADADELTA_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_ADADELTA_FLAGS(F) F(ADADELTA, MAXIMIZE, Maximize) F(ADADELTA, WEIGHT_DECAY, WeightDecay)
 #define OPTIM_ADADELTA_SCALARS(X) X(rho) X(one_minus_rho) X(eps) X(weight_decay) X(negative_lr)
 OPTIM_DECLARE_RULE(adadelta, ADADELTA)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
 struct AdadeltaRule : EveryStateRule {
-    OPTIM_RULE_MEMBERS(ADADELTA, adadelta, ADADELTA)
-    static constexpr int state_count = 2;  // square_avg, acc_delta
+    OPTIM_RULE_MEMBERS(ADADELTA, adadelta, ADADELTA, 2)  // square_avg, acc_delta
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
+        grad = gradient_with_l2<F>(grad, param, s.weight_decay);
         V &square_avg = state[0];
         V &acc_delta = state[1];
         square_avg = square_avg * s.rho + s.one_minus_rho * grad * grad;
@@ -36,7 +28,4 @@ struct AdadeltaRule : EveryStateRule {
 }  // namespace optim
 
 OPTIM_EXPORT_RULE(adadelta, AdadeltaRule)
-OPTIM_CHECK_COMMON_FLAGS(AdadeltaRule)
-#endif
-
 #endif

@@ -1,30 +1,19 @@
 // Adagrad's rule for dense gradients (torch.optim.Adagrad). Its update is written once: the
 // documentation comment of Adagrad (Sources/Optim/Optimizers/Adagrad.swift); this is that
 // formula in torch's order of operations.
-#ifndef OPTIM_RULE_ADAGRAD_H
-#define OPTIM_RULE_ADAGRAD_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_ADAGRAD_FLAGS(F) F(ADAGRAD, MAXIMIZE, Maximize) F(ADAGRAD, WEIGHT_DECAY, WeightDecay) F(ADAGRAD, INITIALIZE, Initialize)
 #define OPTIM_ADAGRAD_SCALARS(X) X(weight_decay) X(negative_clr) X(eps) X(initial_accumulator_value)
 OPTIM_DECLARE_RULE(adagrad, ADAGRAD)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
-struct AdagradRule {
-    OPTIM_RULE_MEMBERS(ADAGRAD, adagrad, ADAGRAD)
-    static constexpr int state_count = 1;  // sum
-
-    static constexpr bool reads_state(unsigned flags, int) { return !(flags & Initialize); }
-    static constexpr bool writes_state(unsigned, int) { return true; }
+struct AdagradRule : OverwritesStateUnder<OPTIM_ADAGRAD_INITIALIZE> {
+    OPTIM_RULE_MEMBERS(ADAGRAD, adagrad, ADAGRAD, 1)  // sum
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
+        grad = gradient_with_l2<F>(grad, param, s.weight_decay);
         V &sum = state[0];
         if (F & Initialize) sum = V(s.initial_accumulator_value);
         sum = sum + grad * grad;
@@ -36,7 +25,4 @@ struct AdagradRule {
 }  // namespace optim
 
 OPTIM_EXPORT_RULE(adagrad, AdagradRule)
-OPTIM_CHECK_COMMON_FLAGS(AdagradRule)
-#endif
-
 #endif

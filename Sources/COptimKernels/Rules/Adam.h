@@ -2,11 +2,6 @@
 // documentation comment of Adam (Sources/Optim/Optimizers/Adam.swift); this is that formula in
 // torch's order of operations (lerp for m, addcmul for v, addcdiv for the parameter), without
 // fused multiply-add.
-#ifndef OPTIM_RULE_ADAM_H
-#define OPTIM_RULE_ADAM_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_ADAM_FLAGS(F) F(ADAM, MAXIMIZE, Maximize) F(ADAM, WEIGHT_DECAY, WeightDecay) F(ADAM, DECOUPLED, Decoupled) F(ADAM, AMSGRAD, AMSGrad)
 #define OPTIM_ADAM_SCALARS(X) X(one_minus_beta1) X(beta2) X(one_minus_beta2) X(eps) X(weight_decay) X(decay_factor) X(negative_step_size) X(bias_correction2_sqrt)
 OPTIM_DECLARE_RULE(adam, ADAM)
@@ -15,13 +10,10 @@ OPTIM_DECLARE_RULE(adam, ADAM)
 OPTIM_DECLARE_RULE(bandwidth_probe, BANDWIDTH_PROBE)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
 struct AdamRule {
-    OPTIM_RULE_MEMBERS(ADAM, adam, ADAM)
-    static constexpr int state_count = 3;  // exp_avg, exp_avg_sq, max_exp_avg_sq
+    OPTIM_RULE_MEMBERS(ADAM, adam, ADAM, 3)  // exp_avg, exp_avg_sq, max_exp_avg_sq
 
     static constexpr bool reads_state(unsigned flags, int slot) {
         return slot < 2 || (flags & AMSGrad);
@@ -32,13 +24,8 @@ struct AdamRule {
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
         V &exp_avg = state[0];
         V &exp_avg_sq = state[1];
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) {
-            if (F & Decoupled) param = param * s.decay_factor;
-            else grad = grad + s.weight_decay * param;
-        }
-        exp_avg = exp_avg + s.one_minus_beta1 * (grad - exp_avg);
-        exp_avg_sq = exp_avg_sq * s.beta2 + s.one_minus_beta2 * grad * grad;
+        grad = gradient_with_weight_decay<F>(grad, param, s.weight_decay, s.decay_factor);
+        update_adam_moments(exp_avg, exp_avg_sq, grad, s.one_minus_beta1, s.beta2, s.one_minus_beta2);
         V second_moment = exp_avg_sq;
         if (F & AMSGrad) {
             state[2] = maximum(state[2], exp_avg_sq);
@@ -52,8 +39,7 @@ struct AdamRule {
 // A rule with Adam's memory traffic (reads param, grad and two states; writes param and the
 // two states) and as little arithmetic as possible: the memory-bandwidth probe.
 struct BandwidthProbeRule : EveryStateRule {
-    OPTIM_RULE_MEMBERS(BANDWIDTH_PROBE, bandwidth_probe, BANDWIDTH_PROBE)
-    static constexpr int state_count = 2;
+    OPTIM_RULE_MEMBERS(BANDWIDTH_PROBE, bandwidth_probe, BANDWIDTH_PROBE, 2)
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -67,6 +53,4 @@ struct BandwidthProbeRule : EveryStateRule {
 
 OPTIM_EXPORT_RULE(adam, AdamRule)
 OPTIM_EXPORT_RULE(bandwidth_probe, BandwidthProbeRule)
-#endif
-
 #endif

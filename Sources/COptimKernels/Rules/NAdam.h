@@ -1,35 +1,22 @@
 // NAdam's rule (torch.optim.NAdam). Its update is written once: the documentation comment of
 // NAdam (Sources/Optim/Optimizers/NAdam.swift); this is that formula in torch's order of
 // operations, with the momentum coefficients computed per tensor on the Swift side.
-#ifndef OPTIM_RULE_NADAM_H
-#define OPTIM_RULE_NADAM_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_NADAM_FLAGS(F) F(NADAM, MAXIMIZE, Maximize) F(NADAM, WEIGHT_DECAY, WeightDecay) F(NADAM, DECOUPLED, Decoupled)
 #define OPTIM_NADAM_SCALARS(X) X(one_minus_beta1) X(beta2) X(one_minus_beta2) X(bias_correction2) X(eps) X(weight_decay) X(decay_factor) X(grad_coefficient) X(avg_coefficient)
 OPTIM_DECLARE_RULE(nadam, NADAM)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
 struct NAdamRule : EveryStateRule {
-    OPTIM_RULE_MEMBERS(NADAM, nadam, NADAM)
-    static constexpr int state_count = 2;  // exp_avg, exp_avg_sq
+    OPTIM_RULE_MEMBERS(NADAM, nadam, NADAM, 2)  // exp_avg, exp_avg_sq
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) {
-            if (F & Decoupled) param = param * s.decay_factor;
-            else grad = grad + s.weight_decay * param;
-        }
+        grad = gradient_with_weight_decay<F>(grad, param, s.weight_decay, s.decay_factor);
         V &exp_avg = state[0];
         V &exp_avg_sq = state[1];
-        exp_avg = lerp(exp_avg, grad, s.one_minus_beta1);
-        exp_avg_sq = exp_avg_sq * s.beta2 + s.one_minus_beta2 * grad * grad;
+        update_adam_moments(exp_avg, exp_avg_sq, grad, s.one_minus_beta1, s.beta2, s.one_minus_beta2);
         const V denominator = square_root(exp_avg_sq / s.bias_correction2) + s.eps;
         param = param + s.grad_coefficient * grad / denominator;
         param = param + s.avg_coefficient * exp_avg / denominator;
@@ -39,8 +26,4 @@ struct NAdamRule : EveryStateRule {
 }  // namespace optim
 
 OPTIM_EXPORT_RULE(nadam, NAdamRule)
-OPTIM_CHECK_COMMON_FLAGS(NAdamRule)
-OPTIM_CHECK_SHARED_FLAG(NAdamRule, Decoupled, OPTIM_RULE_DECOUPLED)
-#endif
-
 #endif

@@ -1,35 +1,22 @@
 // RAdam's rule (torch.optim.RAdam). Its update is written once: the documentation comment of
 // RAdam (Sources/Optim/Optimizers/RAdam.swift); this is that formula in torch's order of
 // operations, the rectified branch chosen per tensor on the Swift side.
-#ifndef OPTIM_RULE_RADAM_H
-#define OPTIM_RULE_RADAM_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_RADAM_FLAGS(F) F(RADAM, MAXIMIZE, Maximize) F(RADAM, WEIGHT_DECAY, WeightDecay) F(RADAM, DECOUPLED, Decoupled) F(RADAM, RECTIFY, Rectify)
 #define OPTIM_RADAM_SCALARS(X) X(one_minus_beta1) X(beta2) X(one_minus_beta2) X(bias_correction1) X(lr) X(bias_correction2_sqrt) X(eps) X(rectification) X(weight_decay) X(decay_factor)
 OPTIM_DECLARE_RULE(radam, RADAM)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
 struct RAdamRule : EveryStateRule {
-    OPTIM_RULE_MEMBERS(RADAM, radam, RADAM)
-    static constexpr int state_count = 2;  // exp_avg, exp_avg_sq
+    OPTIM_RULE_MEMBERS(RADAM, radam, RADAM, 2)  // exp_avg, exp_avg_sq
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        if (F & Maximize) grad = -grad;
-        if (F & WeightDecay) {
-            if (F & Decoupled) param = param * s.decay_factor;
-            else grad = grad + s.weight_decay * param;
-        }
+        grad = gradient_with_weight_decay<F>(grad, param, s.weight_decay, s.decay_factor);
         V &exp_avg = state[0];
         V &exp_avg_sq = state[1];
-        exp_avg = lerp(exp_avg, grad, s.one_minus_beta1);
-        exp_avg_sq = exp_avg_sq * s.beta2 + s.one_minus_beta2 * grad * grad;
+        update_adam_moments(exp_avg, exp_avg_sq, grad, s.one_minus_beta1, s.beta2, s.one_minus_beta2);
         V update = exp_avg / s.bias_correction1 * s.lr;
         if (F & Rectify) {
             const V adaptive = s.bias_correction2_sqrt / (square_root(exp_avg_sq) + s.eps);
@@ -42,8 +29,4 @@ struct RAdamRule : EveryStateRule {
 }  // namespace optim
 
 OPTIM_EXPORT_RULE(radam, RAdamRule)
-OPTIM_CHECK_COMMON_FLAGS(RAdamRule)
-OPTIM_CHECK_SHARED_FLAG(RAdamRule, Decoupled, OPTIM_RULE_DECOUPLED)
-#endif
-
 #endif

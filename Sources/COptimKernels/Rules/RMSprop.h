@@ -1,23 +1,15 @@
 // RMSprop's rule (torch.optim.RMSprop, centered and with momentum). Its update is written once:
 // the documentation comment of RMSprop (Sources/Optim/Optimizers/RMSprop.swift); this is that
 // formula in torch's order of operations.
-#ifndef OPTIM_RULE_RMSPROP_H
-#define OPTIM_RULE_RMSPROP_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_RMSPROP_FLAGS(F) F(RMSPROP, MAXIMIZE, Maximize) F(RMSPROP, WEIGHT_DECAY, WeightDecay) F(RMSPROP, MOMENTUM, Momentum) F(RMSPROP, CENTERED, Centered)
 #define OPTIM_RMSPROP_SCALARS(X) X(alpha) X(one_minus_alpha) X(eps) X(weight_decay) X(momentum) X(negative_lr)
 OPTIM_DECLARE_RULE(rmsprop, RMSPROP)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
 struct RMSpropRule {
-    OPTIM_RULE_MEMBERS(RMSPROP, rmsprop, RMSPROP)
-    static constexpr int state_count = 3;  // square_avg, momentum_buffer, grad_avg
+    OPTIM_RULE_MEMBERS(RMSPROP, rmsprop, RMSPROP, 3)  // square_avg, momentum_buffer, grad_avg
 
     static constexpr bool reads_state(unsigned flags, int slot) {
         return slot == 0 || (slot == 1 && (flags & Momentum)) || (slot == 2 && (flags & Centered));
@@ -26,7 +18,7 @@ struct RMSpropRule {
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
+        grad = gradient_with_l2<F>(grad, param, s.weight_decay);
         V &square_avg = state[0];
         square_avg = square_avg * s.alpha + s.one_minus_alpha * grad * grad;
         V average;
@@ -49,7 +41,4 @@ struct RMSpropRule {
 }  // namespace optim
 
 OPTIM_EXPORT_RULE(rmsprop, RMSpropRule)
-OPTIM_CHECK_COMMON_FLAGS(RMSpropRule)
-#endif
-
 #endif

@@ -1,26 +1,15 @@
 // Rprop's rule (torch.optim.Rprop). Its update is written once: the documentation comment of
 // Rprop (Sources/Optim/Optimizers/Rprop.swift); this is that formula in torch's order of
 // operations.
-#ifndef OPTIM_RULE_RPROP_H
-#define OPTIM_RULE_RPROP_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_RPROP_FLAGS(F) F(RPROP, MAXIMIZE, Maximize) F(RPROP, INITIALIZE, Initialize)
 #define OPTIM_RPROP_SCALARS(X) X(eta_minus) X(eta_plus) X(step_size_min) X(step_size_max) X(lr)
 OPTIM_DECLARE_RULE(rprop, RPROP)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
-struct RpropRule {
-    OPTIM_RULE_MEMBERS(RPROP, rprop, RPROP)
-    static constexpr int state_count = 2;  // prev, step_size
-
-    static constexpr bool reads_state(unsigned flags, int) { return !(flags & Initialize); }
-    static constexpr bool writes_state(unsigned, int) { return true; }
+struct RpropRule : OverwritesStateUnder<OPTIM_RPROP_INITIALIZE> {
+    OPTIM_RULE_MEMBERS(RPROP, rprop, RPROP, 2)  // prev, step_size
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -47,7 +36,4 @@ struct RpropRule {
 }  // namespace optim
 
 OPTIM_EXPORT_RULE(rprop, RpropRule)
-OPTIM_CHECK_SHARED_FLAG(RpropRule, Maximize, OPTIM_RULE_MAXIMIZE)
-#endif
-
 #endif

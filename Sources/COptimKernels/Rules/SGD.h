@@ -1,23 +1,15 @@
 // SGD's rule (torch.optim.SGD). Its update, with momentum, dampening, Nesterov momentum, weight
 // decay and maximize, is written once: the documentation comment of SGD
 // (Sources/Optim/Optimizers/SGD.swift); this is that formula in torch's order of operations.
-#ifndef OPTIM_RULE_SGD_H
-#define OPTIM_RULE_SGD_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_SGD_FLAGS(F) F(SGD, MAXIMIZE, Maximize) F(SGD, WEIGHT_DECAY, WeightDecay) F(SGD, MOMENTUM, Momentum) F(SGD, MOMENTUM_INIT, MomentumInit) F(SGD, NESTEROV, Nesterov)
 #define OPTIM_SGD_SCALARS(X) X(negative_lr) X(momentum) X(one_minus_dampening) X(weight_decay)
 OPTIM_DECLARE_RULE(sgd, SGD)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
 struct SGDRule {
-    OPTIM_RULE_MEMBERS(SGD, sgd, SGD)
-    static constexpr int state_count = 1;  // momentum_buffer
+    OPTIM_RULE_MEMBERS(SGD, sgd, SGD, 1)  // momentum_buffer
 
     static constexpr bool reads_state(unsigned flags, int) {
         return (flags & Momentum) && !(flags & MomentumInit);
@@ -26,7 +18,7 @@ struct SGDRule {
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        grad = gradient_with_l2<(F & Maximize) != 0, (F & WeightDecay) != 0>(grad, param, s.weight_decay);
+        grad = gradient_with_l2<F>(grad, param, s.weight_decay);
         if (F & Momentum) {
             V &buffer = state[0];
             if (F & MomentumInit) buffer = grad;
@@ -41,6 +33,4 @@ struct SGDRule {
 }  // namespace optim
 
 OPTIM_EXPORT_RULE(sgd, SGDRule)
-#endif
-
 #endif

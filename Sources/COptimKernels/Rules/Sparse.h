@@ -3,11 +3,6 @@
 // state's rows at the same index). Their updates are written once: the documentation comments
 // of Adagrad (its sparse form) and SparseAdam (Sources/Optim/Optimizers/); these are those
 // formulas in torch's order of operations.
-#ifndef OPTIM_RULE_SPARSE_H
-#define OPTIM_RULE_SPARSE_H
-
-#include "COptimKernels.h"
-
 #define OPTIM_SPARSE_ADAGRAD_FLAGS(F) F(SPARSE_ADAGRAD, MAXIMIZE, Maximize)
 OPTIM_DECLARE_FLAGS(sparse_adagrad, SPARSE_ADAGRAD)
 #define OPTIM_SPARSE_ADAM_FLAGS(F) F(SPARSE_ADAM, MAXIMIZE, Maximize)
@@ -15,13 +10,10 @@ OPTIM_DECLARE_FLAGS(sparse_adagrad, SPARSE_ADAGRAD)
 OPTIM_DECLARE_RULE(sparse_adam, SPARSE_ADAM)
 
 #ifdef __cplusplus
-#include "../Vectors.h"
-
 namespace optim {
 
 struct SparseAdagradRule : EveryStateRule {
-    OPTIM_RULE_MEMBERS(SPARSE_ADAGRAD, adagrad, ADAGRAD)
-    static constexpr int state_count = 1;  // sum
+    OPTIM_RULE_MEMBERS(SPARSE_ADAGRAD, adagrad, ADAGRAD, 1)  // sum
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -33,8 +25,7 @@ struct SparseAdagradRule : EveryStateRule {
 };
 
 struct SparseAdamRule : EveryStateRule {
-    OPTIM_RULE_MEMBERS(SPARSE_ADAM, sparse_adam, SPARSE_ADAM)
-    static constexpr int state_count = 2;  // exp_avg, exp_avg_sq
+    OPTIM_RULE_MEMBERS(SPARSE_ADAM, sparse_adam, SPARSE_ADAM, 2)  // exp_avg, exp_avg_sq
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
@@ -55,8 +46,4 @@ struct SparseAdamRule : EveryStateRule {
 
 OPTIM_EXPORT_RULE(sparse_adagrad, SparseAdagradRule)
 OPTIM_EXPORT_RULE(sparse_adam, SparseAdamRule)
-OPTIM_CHECK_SHARED_FLAG(SparseAdagradRule, Maximize, OPTIM_RULE_MAXIMIZE)
-OPTIM_CHECK_SHARED_FLAG(SparseAdamRule, Maximize, OPTIM_RULE_MAXIMIZE)
-#endif
-
 #endif

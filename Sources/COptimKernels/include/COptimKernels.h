@@ -121,7 +121,8 @@ uint64_t optim_hash_bytes(const void *bytes, int64_t count, uint64_t seed);
 #include "COptimTensorKernels.h"
 
 // The built-in element-wise rules: one line each. A rule's header declares its flags, its
-// scalars and its table of loops (RuleDeclarations.h); Kernels.cpp defines the table.
+// scalars and its table of loops (RuleDeclarations.h); Kernels.cpp defines the table. The rule
+// headers are read only here, under this file's guard, and have none of their own.
 #include "RuleDeclarations.h"
 #include "../Rules/SGD.h"
 #include "../Rules/Adam.h"

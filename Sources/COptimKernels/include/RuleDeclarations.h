@@ -8,8 +8,9 @@
 // In C, which Swift reads, `OPTIM_DECLARE_RULE(lower, RULE)` makes the flags `OPTIM_<RULE>_<NAME>`,
 // their count `OPTIM_<RULE>_FLAG_BITS`, the struct `optim_<lower>_scalars` and the table of the
 // rule's loops, `optim_<lower>_kernels` (defined by one line in Kernels.cpp). In C++,
-// `OPTIM_RULE_MEMBERS(RULE, lower_of_scalars, SCALARS)` makes, inside the rule's struct, the flags
-// by their C++ names, `flag_bits`, `CScalars` and `Scalars<S>`, the scalars in the math type.
+// `OPTIM_RULE_MEMBERS(RULE, lower_of_scalars, SCALARS, state_count)` makes, inside the rule's
+// struct, the flags by their C++ names, `flag_bits`, `state_count`, `CScalars` and
+// `Scalars<S>`, the scalars in the math type.
 #ifndef OPTIM_RULE_DECLARATIONS_H
 #define OPTIM_RULE_DECLARATIONS_H
 
@@ -44,24 +45,81 @@ enum {
     typedef struct optim_##lower##_scalars { OPTIM_##RULE##_SCALARS(OPTIM_C_SCALAR) } optim_##lower##_scalars;
 
 #ifdef __cplusplus
+#include "../Vectors.h"
+
+namespace optim {
+
+// The Swift side sets the flags most rules share by one name (RuleFlags, OPTIM_RULE_*), and the
+// gradient prologues below read them there: a rule that has them keeps them at their bits,
+// which OPTIM_RULE_MEMBERS checks by name for every flag of every rule.
+constexpr bool same_name(const char *a, const char *b) { return *a == *b && (*a == 0 || same_name(a + 1, b + 1)); }
+constexpr unsigned shared_flag(const char *name) {
+    return same_name(name, "MAXIMIZE")       ? OPTIM_RULE_MAXIMIZE
+           : same_name(name, "WEIGHT_DECAY") ? OPTIM_RULE_WEIGHT_DECAY
+           : same_name(name, "DECOUPLED")    ? OPTIM_RULE_DECOUPLED
+                                             : 0;
+}
+
+// torch's first lines of most rules: the gradient negated under maximize, then an L2 term.
+template <unsigned F, class V, class S>
+OPTIM_INLINE V gradient_with_l2(V grad, const V &param, S weight_decay) {
+    if (F & OPTIM_RULE_MAXIMIZE) grad = -grad;
+    if (F & OPTIM_RULE_WEIGHT_DECAY) grad = grad + weight_decay * param;
+    return grad;
+}
+
+// The same for the rules whose weight decay can instead be decoupled (AdamW's): the parameter
+// decays directly and the gradient takes no L2 term.
+template <unsigned F, class V, class S>
+OPTIM_INLINE V gradient_with_weight_decay(V grad, V &param, S weight_decay, S decay_factor) {
+    if (F & OPTIM_RULE_MAXIMIZE) grad = -grad;
+    if (F & OPTIM_RULE_WEIGHT_DECAY) {
+        if (F & OPTIM_RULE_DECOUPLED) param = param * decay_factor;
+        else grad = grad + weight_decay * param;
+    }
+    return grad;
+}
+
+// Adam's moments in torch's order of operations (lerp for the first, addcmul for the second),
+// as Adam, NAdam and RAdam keep them.
+template <class V, class S>
+OPTIM_INLINE void update_adam_moments(V &exp_avg, V &exp_avg_sq, const V &grad, S one_minus_beta1, S beta2,
+                                      S one_minus_beta2) {
+    exp_avg = lerp(exp_avg, grad, one_minus_beta1);
+    exp_avg_sq = exp_avg_sq * beta2 + one_minus_beta2 * grad * grad;
+}
+
+// The state access of a rule that reads and writes every state slot, but under the flag
+// `Overwrite` (a first step) writes its state without reading it.
+template <unsigned Overwrite> struct OverwritesStateUnder {
+    static constexpr bool reads_state(unsigned flags, int) { return !(flags & Overwrite); }
+    static constexpr bool writes_state(unsigned, int) { return true; }
+};
+typedef OverwritesStateUnder<0> EveryStateRule;
+
+/// A rule's loops for every flag combination, for one dtype and tier (defined in Kernels.cpp).
+template <class Rule> const optim_segment_fn *table_of(optim_dtype dtype, optim_isa isa, uint32_t *flag_bits);
+
+}  // namespace optim
+
 #define OPTIM_CXX_FLAG(RULE, NAME, CXX) CXX = OPTIM_##RULE##_##NAME,
+#define OPTIM_CXX_CHECK_FLAG(RULE, NAME, CXX)                                                       \
+    static_assert(optim::shared_flag(#NAME) == 0 || optim::shared_flag(#NAME) == CXX,              \
+                  "OPTIM_" #RULE "_" #NAME " is not at the bit of OPTIM_RULE_" #NAME);
 #define OPTIM_CXX_SCALAR(NAME) S NAME;
 #define OPTIM_CXX_SCALAR_FROM_C(NAME) NAME = S(c.NAME);
 
-#define OPTIM_RULE_MEMBERS(RULE, scalars, SCALARS)                                                  \
+#define OPTIM_RULE_MEMBERS(RULE, scalars, SCALARS, states)                                          \
     enum : unsigned { OPTIM_##RULE##_FLAGS(OPTIM_CXX_FLAG) NoFlag = 0 };                             \
+    OPTIM_##RULE##_FLAGS(OPTIM_CXX_CHECK_FLAG)                                                      \
     static constexpr unsigned flag_bits = OPTIM_##RULE##_FLAG_BITS;                                  \
     static_assert(flag_bits <= 6, "a rule's table holds 2^flag_bits loops per dtype and tier");     \
+    static constexpr int state_count = states;                                                      \
     typedef optim_##scalars##_scalars CScalars;                                                      \
     template <class S> struct Scalars {                                                              \
         OPTIM_##SCALARS##_SCALARS(OPTIM_CXX_SCALAR)                                                   \
         explicit Scalars(const CScalars &c) { OPTIM_##SCALARS##_SCALARS(OPTIM_CXX_SCALAR_FROM_C) }   \
     };
-
-namespace optim {
-/// A rule's loops for every flag combination, for one dtype and tier (defined in Kernels.cpp).
-template <class Rule> const optim_segment_fn *table_of(optim_dtype dtype, optim_isa isa, uint32_t *flag_bits);
-}  // namespace optim
 
 // `OPTIM_EXPORT_RULE(lower, Rule)`, after a rule's struct, defines `optim_<lower>_kernels`, in
 // the one file that defines OPTIM_DEFINE_RULE_TABLES (Kernels.cpp).
@@ -75,13 +133,6 @@ template <class Rule> const optim_segment_fn *table_of(optim_dtype dtype, optim_
 #define OPTIM_EXPORT_RULE(lower, Rule)
 #endif
 
-// The Swift side sets the flags most rules share by one name (RuleFlags, OPTIM_RULE_*): a rule
-// that has them keeps them at their bits.
-#define OPTIM_CHECK_SHARED_FLAG(Rule, Flag, Shared) \
-    static_assert(unsigned(optim::Rule::Flag) == Shared, #Rule "::" #Flag " is not " #Shared);
-#define OPTIM_CHECK_COMMON_FLAGS(Rule)                               \
-    OPTIM_CHECK_SHARED_FLAG(Rule, Maximize, OPTIM_RULE_MAXIMIZE)     \
-    OPTIM_CHECK_SHARED_FLAG(Rule, WeightDecay, OPTIM_RULE_WEIGHT_DECAY)
 #endif
 
 #endif

@@ -17,6 +17,9 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
     /// The name torch (or the reference implementation) gives the optimizer: `Adam`, `Lion`.
     public let name: String
     public let engine: Engine
+    /// The options of a group built without changes (torch's defaults, or the reference's), by
+    /// torch's names.
+    public let defaults: [String: StateValue]
     /// The keys of a parameter's state other than `step`, by torch's names: the state tensors
     /// in slot order, then the scalar state.
     public let stateNames: [String]
@@ -42,6 +45,11 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
         case pytorchOptimizer = "pytorch-optimizer"
         case scheduleFree = "schedulefree"
     }
+    /// Options under which it reaches the minimum of the Rosenbrock function from (−1.2, 1)
+    /// within 20,000 steps in float64 and of the bowl x² + y² + z² from (3, −4, 5) within 5,000
+    /// in float32: the setting the convergence tests and trajectory plots use. Nil for an
+    /// optimizer of matrices (Muon refuses vectors).
+    public let convergenceOptions: [String: StateValue]?
     /// The options a benchmark runs (torch's defaults unless said otherwise).
     public let benchmarkOptions: [String: StateValue]
     /// The arrays a step under `benchmarkOptions` reads plus those it writes, per element: the
@@ -67,14 +75,16 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
 
     public var description: String { name }
 
-    init<O: GroupConstructible>(_ type: O.Type, name: String, defaults: O.Options, engine: Engine,
+    init<O: GroupConstructible>(_ type: O.Type, name: String, engine: Engine,
                                 stateNames: [String], sparseGradients: SparseGradientSupport = .refused,
                                 singleDType: Bool = false, needsMatrices: Bool = false, replays: String? = nil,
                                 reference: Reference = .torch,
                                 benchmark: [String: StateValue] = [:], arrayAccesses: Int,
+                                converges: [String: StateValue]?,
                                 samples: [[String: StateValue]], invalid: [[String: StateValue]]) {
         self.name = name
         self.engine = engine
+        self.defaults = O.defaultOptions.torchValues
         self.stateNames = stateNames
         self.sparseGradients = sparseGradients
         self.singleDType = singleDType
@@ -82,10 +92,12 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
         self.replays = replays ?? name
         self.reference = reference
         benchmarkOptions = benchmark
+        convergenceOptions = converges
         self.arrayAccesses = arrayAccesses
         sampleOptions = [[:]] + samples
         invalidOptions = invalid
         build = { groups, execution, implementation in
+            let defaults = O.defaultOptions
             let specs = try groups.map { group -> ParameterGroupSpec<O.Options> in
                 let options = try defaults.applying(torchValues: group.options)
                 return ParameterGroupSpec(group.parameters) { $0 = options }
@@ -104,129 +116,130 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
 /// `verify-golden` and the documentation read.
 public enum OptimizerCatalog {
     public static let entries: [OptimizerEntry] = [
-        OptimizerEntry(SGD.self, name: "SGD", defaults: .init(lr: 1e-3), engine: .builtInRule,
+        OptimizerEntry(SGD.self, name: "SGD", engine: .builtInRule,
                        stateNames: keys(SGDAlgorithm.self),
-                       benchmark: ["momentum": 0.9], arrayAccesses: 5,
+                       benchmark: ["momentum": 0.9], arrayAccesses: 5, converges: ["lr": 1e-3, "momentum": 0.9],
                        samples: [["momentum": 0.9], ["momentum": 0.9, "nesterov": true, "weight_decay": 0.1],
                                  ["momentum": 0.5, "dampening": 0.3, "maximize": true]],
                        invalid: [["lr": -1], ["momentum": -0.1], ["nesterov": true]]),
-        OptimizerEntry(Adam.self, name: "Adam", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(Adam.self, name: "Adam", engine: .builtInRule,
                        stateNames: keys(AdamAlgorithm.self),
-                       arrayAccesses: 7,
+                       arrayAccesses: 7, converges: ["lr": 0.02],
                        samples: [["amsgrad": true, "weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]],
                                  ["decoupled_weight_decay": true, "weight_decay": 0.3, "eps": 1e-3]],
                        invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["weight_decay": -1]]),
-        OptimizerEntry(AdamW.self, name: "AdamW", defaults: AdamW.defaultOptions, engine: .builtInRule,
+        OptimizerEntry(AdamW.self, name: "AdamW", engine: .builtInRule,
                        stateNames: keys(AdamAlgorithm.self),
-                       arrayAccesses: 7,
+                       arrayAccesses: 7, converges: ["lr": 0.02, "weight_decay": 1e-4],
                        samples: [["amsgrad": true], ["maximize": true, "weight_decay": 0.5]],
                        invalid: [["lr": -1], ["betas": [0.9, 1]], ["decoupled_weight_decay": false]]),
-        OptimizerEntry(RMSprop.self, name: "RMSprop", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(RMSprop.self, name: "RMSprop", engine: .builtInRule,
                        stateNames: keys(RMSpropAlgorithm.self),
-                       arrayAccesses: 5,
+                       arrayAccesses: 5, converges: ["lr": 2e-3],
                        samples: [["momentum": 0.9, "centered": true], ["weight_decay": 0.1, "maximize": true],
                                  ["alpha": 0.5, "eps": 1e-3]],
                        invalid: [["lr": -1], ["alpha": -0.5], ["momentum": -0.1], ["eps": -1], ["weight_decay": -1]]),
-        OptimizerEntry(Adagrad.self, name: "Adagrad", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(Adagrad.self, name: "Adagrad", engine: .builtInRule,
                        stateNames: keys(AdagradAlgorithm.self), sparseGradients: .accepted,
-                       arrayAccesses: 5,
+                       arrayAccesses: 5, converges: ["lr": 0.1],
                        samples: [["lr_decay": 0.1, "initial_accumulator_value": 0.5],
                                  ["weight_decay": 0.1, "maximize": true]],
                        invalid: [["lr": -1], ["lr_decay": -1], ["initial_accumulator_value": -1], ["eps": -1]]),
-        OptimizerEntry(Adadelta.self, name: "Adadelta", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(Adadelta.self, name: "Adadelta", engine: .builtInRule,
                        stateNames: keys(AdadeltaAlgorithm.self),
-                       arrayAccesses: 7,
+                       arrayAccesses: 7, converges: ["lr": 2e-3, "eps": 1e-2],
                        samples: [["rho": 0.5, "weight_decay": 0.1], ["maximize": true, "eps": 1e-3]],
                        invalid: [["lr": -1], ["rho": 1.5], ["rho": -0.1], ["eps": -1]]),
-        OptimizerEntry(Adamax.self, name: "Adamax", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(Adamax.self, name: "Adamax", engine: .builtInRule,
                        stateNames: keys(AdamaxAlgorithm.self),
-                       arrayAccesses: 7,
+                       arrayAccesses: 7, converges: ["lr": 2e-3],
                        samples: [["weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]]],
                        invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
-        OptimizerEntry(ASGD.self, name: "ASGD", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(ASGD.self, name: "ASGD", engine: .builtInRule,
                        stateNames: keys(ASGDAlgorithm.self),
                        // With the default t0 the average is a copy of the parameter: written, not read.
-                       arrayAccesses: 4,
+                       arrayAccesses: 4, converges: ["lr": 1e-3],
                        samples: [["t0": 1, "lambd": 0.1], ["weight_decay": 0.1, "maximize": true, "alpha": 0.5]],
                        invalid: [["lr": -1], ["weight_decay": -1], ["t0": .number(.nan)], ["lambd": -0.5], ["alpha": -0.5]]),
-        OptimizerEntry(NAdam.self, name: "NAdam", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(NAdam.self, name: "NAdam", engine: .builtInRule,
                        stateNames: keys(NAdamAlgorithm.self),
-                       arrayAccesses: 7,
+                       arrayAccesses: 7, converges: ["lr": 2e-3],
                        samples: [["decoupled_weight_decay": true, "weight_decay": 0.1],
                                  ["momentum_decay": 0.1, "maximize": true]],
                        invalid: [["lr": -1], ["betas": [0.9, 1]], ["momentum_decay": -1]]),
-        OptimizerEntry(RAdam.self, name: "RAdam", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(RAdam.self, name: "RAdam", engine: .builtInRule,
                        stateNames: keys(RAdamAlgorithm.self),
-                       arrayAccesses: 7,
+                       arrayAccesses: 7, converges: ["lr": 5e-3],
                        samples: [["betas": [0.9, 0.8]], ["decoupled_weight_decay": true, "weight_decay": 0.1],
                                  ["maximize": true, "weight_decay": 0.1]],
                        invalid: [["lr": -1], ["betas": [-0.1, 0.999]], ["eps": -1]]),
-        OptimizerEntry(Rprop.self, name: "Rprop", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(Rprop.self, name: "Rprop", engine: .builtInRule,
                        stateNames: keys(RpropAlgorithm.self),
-                       arrayAccesses: 7,
+                       arrayAccesses: 7, converges: ["lr": 1e-3],
                        samples: [["etas": [0.3, 1.5], "step_sizes": [1e-3, 1]], ["maximize": true]],
                        invalid: [["lr": -1], ["etas": [1.5, 1.2]], ["etas": [0, 1.2]], ["etas": [0.5, 0.9]],
                                  ["step_sizes": [.number(.nan), 1]]]),
-        OptimizerEntry(SparseAdam.self, name: "SparseAdam", defaults: .init(), engine: .builtInRule,
+        OptimizerEntry(SparseAdam.self, name: "SparseAdam", engine: .builtInRule,
                        stateNames: keys(SparseAdamAlgorithm.self), sparseGradients: .required,
                        // Every row in the sparse gradient: a dense step's traffic plus the summing of rows.
-                       arrayAccesses: 8,
+                       arrayAccesses: 8, converges: ["lr": 2e-3],
                        samples: [["betas": [0.5, 0.9]], ["maximize": true, "eps": 1e-3]],
                        invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
-        OptimizerEntry(LBFGS.self, name: "LBFGS", defaults: .init(), engine: .closure,
+        OptimizerEntry(LBFGS.self, name: "LBFGS", engine: .closure,
                        // The state of the first parameter: the flattened history of every parameter.
                        stateNames: ["d", "t", "old_dirs", "old_stps", "ro", "al", "H_diag", "prev_flat_grad",
                                     "prev_loss", "func_evals", "n_iter"],
                        singleDType: true,
                        // One iteration a step: the gradient gathered, its norms, the direction, the step.
-                       arrayAccesses: 6,
+                       arrayAccesses: 6, converges: ["line_search_fn": "strong_wolfe"],
                        samples: [["line_search_fn": "strong_wolfe"], ["history_size": 3, "max_iter": 5]],
                        invalid: [["lr": -1], ["line_search_fn": "backtracking"], ["history_size": 0]]),
-        OptimizerEntry(Adafactor.self, name: "Adafactor", defaults: .init(), engine: .perTensor,
+        OptimizerEntry(Adafactor.self, name: "Adafactor", engine: .perTensor,
                        stateNames: keys(AdafactorAlgorithm.self),
-                       arrayAccesses: 3,
+                       arrayAccesses: 3, converges: ["lr": 5e-3],
                        samples: [["weight_decay": 0.1], ["maximize": true, "beta2_decay": -0.5]],
                        invalid: [["lr": -1], ["beta2_decay": 0.5], ["d": 0.5]]),
-        OptimizerEntry(Muon.self, name: "Muon", defaults: .init(), engine: .perTensor,
+        OptimizerEntry(Muon.self, name: "Muon", engine: .perTensor,
                        stateNames: keys(MuonAlgorithm.self), needsMatrices: true,
-                       arrayAccesses: 5,
+                       arrayAccesses: 5, converges: nil,
                        samples: [["nesterov": false], ["adjust_lr_fn": "match_rms_adamw", "weight_decay": 0]],
                        invalid: [["lr": -1], ["momentum": -1], ["ns_steps": -1]]),
-        OptimizerEntry(Lion.self, name: "Lion", defaults: .init(), engine: .swiftRule, stateNames: keys(LionRule.self),
+        OptimizerEntry(Lion.self, name: "Lion", engine: .swiftRule, stateNames: keys(LionRule.self),
                        reference: .lionPytorch,
-                       arrayAccesses: 5,
+                       arrayAccesses: 5, converges: ["lr": 1e-3],
                        samples: [["weight_decay": 0.1], ["betas": [0.95, 0.98], "lr": 3e-4]],
                        invalid: [["lr": -1], ["betas": [1.5, 0.99]], ["weight_decay": -1]]),
-        OptimizerEntry(Adan.self, name: "Adan", defaults: .init(), engine: .swiftRule, stateNames: keys(AdanRule.self),
-                       reference: .pytorchOptimizer, arrayAccesses: 10,
+        OptimizerEntry(Adan.self, name: "Adan", engine: .swiftRule, stateNames: keys(AdanRule.self),
+                       reference: .pytorchOptimizer, arrayAccesses: 10, converges: ["lr": 2e-3],
                        samples: [["weight_decay": 0.05, "weight_decouple": true], ["weight_decay": 0.02],
                                  ["max_grad_norm": 1.0, "maximize": true, "betas": [0.9, 0.9, 0.999]]],
                        invalid: [["lr": -1], ["betas": [1, 0.92, 0.99]], ["betas": [0.9, 0.9]], ["eps": -1],
                                  ["max_grad_norm": -1]]),
-        OptimizerEntry(ScheduleFreeAdamW.self, name: "ScheduleFreeAdamW", defaults: .init(), engine: .swiftRule,
+        OptimizerEntry(ScheduleFreeAdamW.self, name: "ScheduleFreeAdamW", engine: .swiftRule,
                        stateNames: keys(ScheduleFreeAdamWRule.self), reference: .scheduleFree, arrayAccesses: 7,
+                       converges: ["lr": 0.01],
                        samples: [["warmup_steps": 3, "weight_decay": 0.1], ["r": 1.0, "weight_lr_power": 1.0]],
                        invalid: [["lr": -1], ["betas": [1, 0.999]], ["warmup_steps": -1], ["warmup_steps": 1.5],
                                  ["eps": -1]]),
-        OptimizerEntry(Lamb.self, name: "Lamb", defaults: .init(), engine: .perTensor,
+        OptimizerEntry(Lamb.self, name: "Lamb", engine: .perTensor,
                        stateNames: ["exp_avg", "exp_avg_sq"] + Lamb.ratioNames, reference: .pytorchOptimizer,
                        // The element-wise pass (p, g, m, v, u), the norms (p, u), the step (p, u).
-                       arrayAccesses: 13,
+                       arrayAccesses: 13, converges: ["lr": 2e-3],
                        samples: [["weight_decay": 0.1], ["weight_decay": 0.1, "weight_decouple": false],
                                  ["adam": true, "fixed_decay": true, "weight_decay": 0.1],
                                  ["grad_averaging": false, "maximize": true]],
                        invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["rectify": true],
                                  ["pre_norm": true]]),
-        OptimizerEntry(SwiftAdam.self, name: "SwiftAdam", defaults: .init(), engine: .swiftRule,
+        OptimizerEntry(SwiftAdam.self, name: "SwiftAdam", engine: .swiftRule,
                        stateNames: keys(AdamRule.self), replays: "Adam",
-                       arrayAccesses: 7,
+                       arrayAccesses: 7, converges: ["lr": 0.02],
                        samples: [["amsgrad": true, "weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]],
                                  ["decoupled_weight_decay": true, "weight_decay": 0.3, "eps": 1e-3]],
                        invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["weight_decay": -1]]),
     ]
 
     /// A parameter's state keys under an element-wise algorithm.
-    static func keys<A: ElementwiseAlgorithm>(_: A.Type) -> [String] { A.stateNames + A.valueNames }
+    static func keys<A: ElementwiseAlgorithm>(_: A.Type) -> [String] { A.stateNames + A.TensorState.names }
 
     /// A parameter's state keys under a per-tensor algorithm.
     static func keys<A: PerTensorAlgorithm>(_: A.Type) -> [String] { A.stateNames }

@@ -34,7 +34,8 @@ public struct BandwidthProbe {
         guard elements > 0, repetitions > 0 else {
             throw OptimError(.invalidArgument, "the probe needs elements > 0 and repetitions > 0")
         }
-        let arrays = (0..<4).map { _ in TensorStorage(allocatingBytes: elements * 4) }
+        let bytes = try Tensor.byteCount([elements], .float32)
+        let arrays = try (0..<4).map { _ in try TensorStorage(allocatingBytes: bytes) }
         for (index, array) in arrays.enumerated() {
             array.base.initializeMemory(as: Float.self, repeating: index == 1 ? 1e-3 : 0, count: elements)
         }

@@ -5,8 +5,8 @@ protocol ElementwiseAlgorithm {
     associatedtype Options: TorchNamedOptions
     associatedtype Scalars
     /// Scalar state a tensor carries from step to step (ASGD's eta and mu, NAdam's product of
-    /// momentum coefficients), kept per parameter as torch keeps it.
-    associatedtype TensorState: Equatable = NoTensorState
+    /// momentum coefficients), kept per parameter as torch keeps it, under torch's names.
+    associatedtype TensorState: RuleScalarState = NoScalarState
 
     /// The loops of the rule for one dtype and tier, indexed by flags.
     static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?>
@@ -23,12 +23,6 @@ protocol ElementwiseAlgorithm {
     /// The rule's flags and scalars for a tensor's `step`-th update (counted from 1); advances
     /// the tensor's scalar state to what it is after that update.
     static func prepare(_ options: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars)
-    /// The scalar state by torch's names.
-    static func values(of state: TensorState) -> [String: Double]
-    /// The names `values(of:)` uses.
-    static var valueNames: [String] { get }
-    /// The scalar state from its values by torch's names.
-    static func tensorState(from values: [String: Double]) -> TensorState
     /// Whether torch keeps `step` as a plain integer (SparseAdam) rather than a float32 tensor.
     static var stepIsInteger: Bool { get }
     /// torch's name of the optimizer, for messages.
@@ -63,16 +57,10 @@ extension BuiltInAlgorithm {
 }
 
 /// The scalar state of a rule that keeps none.
-struct NoTensorState: Equatable {}
-
-extension ElementwiseAlgorithm where TensorState == NoTensorState {
-    static func initialTensorState(_ options: Options, defaults: Options) -> NoTensorState { NoTensorState() }
-    static func values(of state: NoTensorState) -> [String: Double] { [:] }
-    static var valueNames: [String] { [] }
-    static func tensorState(from values: [String: Double]) -> NoTensorState { NoTensorState() }
-}
+typealias NoTensorState = NoScalarState
 
 extension ElementwiseAlgorithm {
+    static func initialTensorState(_ options: Options, defaults: Options) -> TensorState { TensorState() }
     static func usesSlot(_ slot: Int, _ options: Options) -> Bool { true }
     static var countsStepsPerGroup: Bool { false }
     static func initializationFlags(_ options: Options) -> UInt32 { 0 }
@@ -125,7 +113,7 @@ public struct ParameterState: @unchecked Sendable {
 final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     var groups: [ParameterGroup<Algorithm.Options>]
     private(set) var parameters: [Tensor] = []
-    private var groupOf: [Int] = []
+    private(set) var groupOf: [Int] = []
     var stepCounts: [Int] = []
     var tensorStates: [Algorithm.TensorState?] = []
     /// Steps taken and scalar state of each group, where they belong to the group
@@ -232,7 +220,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             if let tensor = slots[index * slotCount + slot] { tensors[Algorithm.stateNames[slot]] = tensor }
         }
         // Scalar state of the group is not the parameter's.
-        let values = Algorithm.countsStepsPerGroup ? [:] : tensorStates[index].map(Algorithm.values(of:)) ?? [:]
+        let values = Algorithm.countsStepsPerGroup ? [:] : tensorStates[index]?.values ?? [:]
         return ParameterState(step: stepCounts[index], tensors: tensors, values: values)
     }
 
@@ -353,6 +341,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             }
             active.append(index)
         }
+        freshState = try allocateMissingState()
+        coalescedSparse = try coalesceSparseGradients()
         refreshTables()
         hadFreshState = false
         for index in inLaunch.indices {
@@ -373,9 +363,9 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             let parameter = parameters[index]
             let grad = parameter.grad!
             var fresh = false
-            for slot in 0..<slotCount where slots[index * slotCount + slot] == nil && Algorithm.usesSlot(slot, options) {
-                // Shape and dtype come from a parameter that exists, so this cannot fail.
-                slots[index * slotCount + slot] = try! Tensor.zeros(parameter.shape, dtype: parameter.dtype)
+            for slot in 0..<slotCount {
+                guard let tensor = freshState.removeValue(forKey: index * slotCount + slot) else { continue }
+                slots[index * slotCount + slot] = tensor
                 fresh = true
             }
             fresh = fresh || stepCounts[index] == 0
@@ -433,33 +423,58 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
     }
 
+    /// State tensors the step creates, by slot position (`index * slotCount + slot`), made
+    /// before anything changes: running out of memory then fails the step with nothing changed.
+    /// A sparse update's state starts at its rule's initial value.
+    private var freshState: [Int: Tensor] = [:]
+    /// The row-sparse gradients of `sparseActive` with repeated rows summed, made with the state.
+    private var coalescedSparse: [(rows: [Int], grad: Tensor)] = []
+
+    private func allocateMissingState() throws -> [Int: Tensor] {
+        var fresh: [Int: Tensor] = [:]
+        for (indices, sparse) in [(active, false), (sparseActive, true)] {
+            for index in indices {
+                let options = groups[groupOf[index]].options
+                let parameter = parameters[index]
+                for slot in 0..<slotCount where slots[index * slotCount + slot] == nil && Algorithm.usesSlot(slot, options) {
+                    let tensor = try Tensor.zeros(parameter.shape, dtype: parameter.dtype)
+                    let value = sparse ? Algorithm.initialValue(slot: slot, options) : 0
+                    if value != 0 { try Foreach.add([tensor], scalar: value, execution: execution) }
+                    fresh[index * slotCount + slot] = tensor
+                }
+            }
+        }
+        return fresh
+    }
+
+    /// Each sparse gradient with its rows distinct and increasing, summing repeated rows.
+    private func coalesceSparseGradients() throws -> [(rows: [Int], grad: Tensor)] {
+        try sparseActive.map { index in
+            let parameter = parameters[index]
+            guard let sparse = parameter.sparseGrad else { return ([], try Tensor.zeros([0], dtype: parameter.dtype)) }
+            // Distinct rows in increasing order are already coalesced.
+            if zip(sparse.indices, sparse.indices.dropFirst()).allSatisfy({ $0 < $1 }) {
+                return (sparse.indices, sparse.values)
+            }
+            let plan = sparse.coalescingPlan()
+            let width = parameter.shape.dropFirst().reduce(1, *)
+            let grad = try Tensor.zeros([plan.rows.count] + Array(parameter.shape.dropFirst()), dtype: parameter.dtype)
+            if !plan.rows.isEmpty {
+                Kernels.sumRows(sparse.values, order: plan.order, starts: plan.starts, width: width, into: grad)
+            }
+            return (plan.rows, grad)
+        }
+    }
+
     /// Applies the row-sparse gradients of `sparseActive` (already checked): creates missing
     /// state at its initial value, advances step counts and scalar state, sums repeated rows,
     /// and runs the sparse rule over the touched rows, one launch tensor per row, so that the
     /// rows spread over threads like the chunks of a dense launch.
     private func runSparseUpdates() {
         guard let rule = Algorithm.sparseRule else { return }
-        var coalesced: [(rows: [Int], grad: Tensor)] = []
-        var rowCount = 0
-        for index in sparseActive {
-            let parameter = parameters[index]
-            let sparse = parameter.sparseGrad!
-            if zip(sparse.indices, sparse.indices.dropFirst()).allSatisfy({ $0 < $1 }) {
-                // Distinct rows in increasing order are already coalesced.
-                coalesced.append((sparse.indices, sparse.values))
-                rowCount += sparse.indices.count
-                continue
-            }
-            let plan = sparse.coalescingPlan()
-            let width = parameter.shape.dropFirst().reduce(1, *)
-            // Shapes come from a checked parameter, so this cannot fail.
-            let grad = try! Tensor.zeros([plan.rows.count] + Array(parameter.shape.dropFirst()), dtype: parameter.dtype)
-            if !plan.rows.isEmpty {
-                Kernels.sumRows(sparse.values, order: plan.order, starts: plan.starts, width: width, into: grad)
-            }
-            coalesced.append((plan.rows, grad))
-            rowCount += plan.rows.count
-        }
+        let coalesced = coalescedSparse
+        coalescedSparse = []
+        let rowCount = coalesced.reduce(0) { $0 + $1.rows.count }
         let stride = MemoryLayout<Algorithm.Scalars>.stride
         sparseBuffers.reserve(tensors: max(rowCount, sparseActive.count), scalarStride: stride)
         let sparseTables = DType.allCases.map { rule.table(dtype: $0, isa: execution.instructionSet) }
@@ -470,10 +485,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         for (number, index) in sparseActive.enumerated() {
             let options = groups[groupOf[index]].options
             let parameter = parameters[index]
-            for slot in 0..<slotCount where slots[index * slotCount + slot] == nil && Algorithm.usesSlot(slot, options) {
-                let tensor = try! Tensor.zeros(parameter.shape, dtype: parameter.dtype)
-                let value = Algorithm.initialValue(slot: slot, options)
-                if value != 0 { try! Foreach.add([tensor], scalar: value, execution: execution) }
+            for slot in 0..<slotCount {
+                guard let tensor = freshState.removeValue(forKey: index * slotCount + slot) else { continue }
                 slots[index * slotCount + slot] = tensor
             }
             stepCounts[index] += 1

@@ -144,22 +144,17 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
             }
             threads = parsed
         }
-        var backend = Backend.dispatch
-        if let text = value("OPTIM_BACKEND") {
-            guard let parsed = Backend(rawValue: text.lowercased()) else {
-                throw OptimError(.invalidArgument,
-                                 "OPTIM_BACKEND must be one of \(Backend.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+        func choice<Choice: RawRepresentable & CaseIterable>(_ name: String, default: Choice) throws -> Choice
+        where Choice.RawValue == String {
+            guard let text = value(name) else { return `default` }
+            guard let parsed = Choice(rawValue: text.lowercased()) else {
+                let names = Choice.allCases.map(\.rawValue).joined(separator: ", ")
+                throw OptimError(.invalidArgument, "\(name) must be one of \(names), got '\(text)'")
             }
-            backend = parsed
+            return parsed
         }
-        var isa = InstructionSet.best
-        if let text = value("OPTIM_ISA") {
-            guard let parsed = InstructionSet(rawValue: text.lowercased()) else {
-                throw OptimError(.invalidArgument,
-                                 "OPTIM_ISA must be one of \(InstructionSet.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
-            }
-            isa = parsed
-        }
+        let backend = try choice("OPTIM_BACKEND", default: Backend.dispatch)
+        let isa = try choice("OPTIM_ISA", default: InstructionSet.best)
         return try Execution(threads: threads, backend: backend, instructionSet: isa)
     }
 

@@ -140,6 +140,14 @@ enum Kernels {
         optim_convert_to_double(source, destination.baseAddress, Int64(destination.count), dtype.cValue)
     }
 
+    /// `value` rounded to `dtype` and back, by the conversions tensors use.
+    static func rounded(_ value: Double, to dtype: DType) -> Double {
+        var source = value, stored: UInt64 = 0, result = 0.0
+        optim_convert_from_double(&source, &stored, 1, dtype.cValue)
+        optim_convert_to_double(&stored, &result, 1, dtype.cValue)
+        return result
+    }
+
     /// Sums the rows of `source` that share an index (see `optim_sum_rows`).
     static func sumRows(_ source: Tensor, order: [Int64], starts: [Int64], width: Int, into destination: Tensor) {
         order.withUnsafeBufferPointer { order in

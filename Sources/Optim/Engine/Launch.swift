@@ -54,7 +54,8 @@ final class LaunchBuffers {
     /// Runs the elements `range` of the launch with `execution`.
     func run(range: Range<Int>, execution: Execution) {
         Kernels.reset(plan, range: range)
-        let chunks = (range.count + execution.chunkElements - 1) / execution.chunkElements
+        let chunkSize = execution.chunkElements
+        let chunks = range.count / chunkSize + (range.count % chunkSize == 0 ? 0 : 1)
         let threads = min(execution.threads, chunks)
         if threads <= 1 || execution.backend == .serial || range.count < execution.serialThreshold {
             Kernels.work(plan)

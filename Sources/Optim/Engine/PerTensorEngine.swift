@@ -165,6 +165,16 @@ final class PerTensorEngine<Algorithm: PerTensorAlgorithm> {
             active.append(index)
         }
         guard !active.isEmpty else { return }
+        // Missing state is made before anything changes: running out of memory changes nothing.
+        var freshState: [Int: Tensor] = [:]
+        for index in active {
+            for slot in 0..<slotCount where slots[index * slotCount + slot] == nil {
+                if let shape = Algorithm.stateShape(slot: slot, parameterShape: parameters[index].shape) {
+                    freshState[index * slotCount + slot] = try Tensor.zeros(shape, dtype: parameters[index].dtype)
+                }
+            }
+        }
+        for (position, tensor) in freshState { slots[position] = tensor }
         if kernelsISA != execution.instructionSet {
             kernels = DType.allCases.map { Algorithm.kernel(dtype: $0, isa: execution.instructionSet) }
             kernelsISA = execution.instructionSet
@@ -177,12 +187,6 @@ final class PerTensorEngine<Algorithm: PerTensorAlgorithm> {
         for (position, index) in active.enumerated() {
             let parameter = parameters[index]
             let options = groups[groupOf[index]].options
-            for slot in 0..<slotCount where slots[index * slotCount + slot] == nil {
-                if let shape = Algorithm.stateShape(slot: slot, parameterShape: parameter.shape) {
-                    // The shape derives from a parameter that exists, so this cannot fail.
-                    slots[index * slotCount + slot] = try! Tensor.zeros(shape, dtype: parameter.dtype)
-                }
-            }
             stepCounts[index] += 1
             scratchBytes = max(scratchBytes, Algorithm.scratchBytes(parameterShape: parameter.shape))
             work += Algorithm.work(parameterShape: parameter.shape, options: options)

@@ -64,7 +64,9 @@ final class ForeachLauncher {
         }
         // Chunks of whole blocks, so that no piece is split between workers; the partials do
         // not depend on the chunk size either, since they follow the block grid.
-        let chunk = (execution.chunkElements + block - 1) / block * block
+        let wholeBlocks = execution.chunkElements / block + (execution.chunkElements % block == 0 ? 0 : 1)
+        let chunk = wholeBlocks.multipliedReportingOverflow(by: block).overflow ? Int.max / block * block
+            : wholeBlocks * block
         buffers.preparePlan(count: x.count, chunkElements: chunk)
         if total > 0 {
             let launchExecution = chunk == execution.chunkElements ? execution

@@ -44,12 +44,7 @@ public final class ASGD: ElementwiseOptimizer<ASGD.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// ASGD over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(ASGDAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(ASGDAlgorithm.self) }
 }
 
 enum ASGDAlgorithm: BuiltInAlgorithm {
@@ -57,19 +52,19 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
     static let name = "ASGD"
 
     /// η and μ, rounded to Float as torch keeps them.
-    struct TensorState: Equatable {
-        var eta: Float
-        var mu: Float
+    struct TensorState: RuleScalarState {
+        var eta: Float = 0
+        var mu: Float = 1
+        static let names = ["eta", "mu"]
+        var values: [String: Double] { ["eta": Double(eta), "mu": Double(mu)] }
+        init() {}
+        init(eta: Float, mu: Float) { (self.eta, self.mu) = (eta, mu) }
+        init(values: [String: Double]) { self.init(eta: Float(values["eta"] ?? 0), mu: Float(values["mu"] ?? 1)) }
     }
 
     typealias Scalars = ASGDKernelScalars
     static let rule: BuiltInRule<Scalars> = .asgd
     static let stateNames = ["ax"]
-    static let valueNames = ["eta", "mu"]
-
-    static func tensorState(from values: [String: Double]) -> TensorState {
-        TensorState(eta: Float(values["eta"]!), mu: Float(values["mu"]!))
-    }
 
     static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
@@ -91,10 +86,6 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
         state.eta = Float(o.lr / Math.pow(1 + o.lambd * o.lr * t, o.alpha))
         state.mu = Float(1 / max(1, t - o.t0))
         return (flags, scalars)
-    }
-
-    static func values(of state: TensorState) -> [String: Double] {
-        ["eta": Double(state.eta), "mu": Double(state.mu)]
     }
 }
 

@@ -67,14 +67,7 @@ public final class Adafactor: PerTensorOptimizer<Adafactor.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// Adafactor over parameter groups, each with its changes to `defaults`. `execution`
-    /// defaults to the environment's (``Execution/fromEnvironment()``).
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        let engine = try PerTensorEngine<AdafactorAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                             implementation: implementation)
-        super.init(core: engine, defaults: defaults)
-    }
+    override class var recipe: EngineRecipe<Options>? { .perTensor(AdafactorAlgorithm.self) }
 
     /// The machine epsilon of `dtype`: ε₁ when the options leave it nil.
     public static func machineEpsilon(_ dtype: DType) -> Double {

@@ -40,12 +40,7 @@ public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// Adagrad over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(AdagradAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(AdagradAlgorithm.self) }
 }
 
 enum AdagradAlgorithm: BuiltInAlgorithm {

@@ -50,13 +50,7 @@ public final class Adam: ElementwiseOptimizer<Adam.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// Adam over parameter groups, each with its changes to `defaults`. `execution` defaults to
-    /// the environment's (``Execution/fromEnvironment()``).
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(AdamAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(AdamAlgorithm.self) }
 }
 
 /// AdamW (Loshchilov & Hutter, 2019), as `torch.optim.AdamW`: ``Adam`` with decoupled weight
@@ -69,13 +63,7 @@ public final class AdamW: ElementwiseOptimizer<AdamW.Options> {
     /// AdamW's defaults: Adam's, with `weightDecay` 1e-2 and `decoupledWeightDecay` true.
     public static let defaultOptions = Options(weightDecay: 1e-2, decoupledWeightDecay: true)
 
-
-    /// AdamW over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = AdamW.defaultOptions,
-                execution: Execution? = nil, implementation: Implementation = .multiTensor) throws {
-        try super.init(AdamWAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(AdamWAlgorithm.self) }
 }
 
 enum AdamAlgorithm: BuiltInAlgorithm {

@@ -37,12 +37,7 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// Adamax over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(AdamaxAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(AdamaxAlgorithm.self) }
 }
 
 enum AdamaxAlgorithm: BuiltInAlgorithm {

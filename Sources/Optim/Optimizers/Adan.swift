@@ -27,26 +27,23 @@ public final class Adan: ElementwiseOptimizer<AdanRule.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// Adan over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(SwiftRuleAlgorithm<AdanRule>.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .swiftRule(AdanRule.self) }
 
     public override func step() throws {
-        guard defaults.maxGradNorm > 0 else { return try super.step() }
-        let scale = try clippingFactor()
-        let before = paramGroups.map(\.options)
-        do {
-            for (number, var options) in before.enumerated() {
-                options.gradientScale = scale
-                try core.setOptions(options, group: number)
+        try lock.withLock {
+            guard defaults.maxGradNorm > 0 else { return try super.step() }
+            let scale = try clippingFactor()
+            let before = paramGroups.map(\.options)
+            do {
+                for (number, var options) in before.enumerated() {
+                    options.gradientScale = scale
+                    try core.setOptions(options, group: number)
+                }
+                try super.step()
+            } catch {
+                for (number, options) in before.enumerated() { try? core.setOptions(options, group: number) }
+                throw error
             }
-            try super.step()
-        } catch {
-            for (number, options) in before.enumerated() { try? core.setOptions(options, group: number) }
-            throw error
         }
     }
 

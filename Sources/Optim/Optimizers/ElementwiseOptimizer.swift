@@ -16,12 +16,46 @@ protocol ElementwiseCore<Options>: AnyObject {
 
 extension ElementwiseEngine: ElementwiseCore {}
 
+/// How a subclass of ``ElementwiseOptimizer`` builds its engine: the one line by which an
+/// optimizer names its algorithm.
+struct EngineRecipe<Options: OptimizerOptions> {
+    let build: (_ groups: [ParameterGroupSpec<Options>], _ defaults: Options, _ execution: Execution?,
+                _ implementation: Implementation) throws -> any ElementwiseCore<Options>
+
+    /// `Algorithm` on the element-wise engine.
+    static func elementwise<Algorithm: ElementwiseAlgorithm>(_: Algorithm.Type) -> Self
+    where Algorithm.Options == Options {
+        Self { try ElementwiseEngine<Algorithm>(groups: $0, defaults: $1, execution: $2, implementation: $3) }
+    }
+
+    /// `Algorithm` on the per-tensor engine.
+    static func perTensor<Algorithm: PerTensorAlgorithm>(_: Algorithm.Type) -> Self where Algorithm.Options == Options {
+        Self { try PerTensorEngine<Algorithm>(groups: $0, defaults: $1, execution: $2, implementation: $3) }
+    }
+
+    /// A rule written in Swift on the element-wise engine.
+    static func swiftRule<Rule: ElementwiseRule>(_: Rule.Type) -> Self where Rule.Options == Options {
+        Self { groups, defaults, execution, implementation in
+            guard Rule.stateNames.count <= Kernels.maxStateSlots else {
+                throw OptimError(.invalidArgument, """
+                    \(Rule.name) declares \(Rule.stateNames.count) state slots; a rule keeps at most \
+                    \(Kernels.maxStateSlots)
+                    """)
+            }
+            return try ElementwiseEngine<SwiftRuleAlgorithm<Rule>>(groups: groups, defaults: defaults,
+                                                                  execution: execution, implementation: implementation)
+        }
+    }
+}
+
 /// What every optimizer stepped by one of the library's engines shares: parameter groups,
 /// the two code paths, per-parameter state and state dicts. The element-wise optimizers
 /// (``SGD``, ``Adam``, ``RMSprop``, ...) and the per-tensor ones (``Adafactor``, ``Muon``) are
 /// its subclasses; each documents its update.
-public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer {
+public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchecked Sendable {
     let core: any ElementwiseCore<Options>
+    /// Every public member runs under it: see ``OptimizerLock``.
+    let lock = OptimizerLock()
     /// The options a group added with ``addParamGroup(_:)`` starts from.
     public let defaults: Options
 
@@ -30,44 +64,55 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer {
         self.defaults = defaults
     }
 
-    /// An optimizer of `Algorithm` on the element-wise engine.
-    init<Algorithm: ElementwiseAlgorithm>(
-        _ algorithm: Algorithm.Type, groups: [ParameterGroupSpec<Options>], defaults: Options, execution: Execution?,
-        implementation: Implementation
-    ) throws where Algorithm.Options == Options {
-        core = try ElementwiseEngine<Algorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                implementation: implementation)
+    /// How a subclass builds its engine; the base class has none and builds nothing.
+    class var recipe: EngineRecipe<Options>? { nil }
+
+    /// The optimizer over parameter groups, each with its changes to `defaults`. `execution`
+    /// defaults to the environment's (``Execution/fromEnvironment()``).
+    public init(groups: [ParameterGroupSpec<Options>], defaults: Options, execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        guard let recipe = Self.recipe else {
+            throw OptimError(.invalidArgument, """
+                ElementwiseOptimizer<\(Options.self)> has no update of its own; build one of its subclasses \
+                (SGD, Adam, ...) instead
+                """)
+        }
+        core = try recipe.build(groups, defaults, execution, implementation)
         self.defaults = defaults
     }
 
-    public var paramGroups: [ParameterGroup<Options>] { core.groups }
-    public func setOptions(_ options: Options, group: Int) throws { try core.setOptions(options, group: group) }
+    public var paramGroups: [ParameterGroup<Options>] { lock.withLock { core.groups } }
+    public func setOptions(_ options: Options, group: Int) throws {
+        try lock.withLock { try core.setOptions(options, group: group) }
+    }
     /// Adds a group of parameters that are not in the optimizer yet; its options are the
     /// defaults with the group's changes.
-    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws { try core.addGroup(group, defaults: defaults) }
+    public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws {
+        try lock.withLock { try core.addGroup(group, defaults: defaults) }
+    }
     public var execution: Execution {
-        get { core.execution }
-        set { core.execution = newValue }
+        get { lock.withLock { core.execution } }
+        set { lock.withLock { core.execution = newValue } }
     }
     public var implementation: Implementation {
-        get { core.implementation }
-        set { core.implementation = newValue }
+        get { lock.withLock { core.implementation } }
+        set { lock.withLock { core.implementation = newValue } }
     }
-    public func step() throws { try core.step() }
-    public func zeroGrad(setToNone: Bool) { core.zeroGrad(setToNone: setToNone) }
+    public func step() throws { try lock.withLock { try core.step() } }
+    public func zeroGrad(setToNone: Bool) { lock.withLock { core.zeroGrad(setToNone: setToNone) } }
     /// The state of `parameter` by torch's names, or nil before its first update.
-    public func state(for parameter: Tensor) -> ParameterState? { core.state(for: parameter) }
+    public func state(for parameter: Tensor) -> ParameterState? { lock.withLock { core.state(for: parameter) } }
 
     /// The state and options as torch's `optimizer.state_dict()` holds them: per parameter
     /// index (counted over the groups in order) its `step` (a 0-dimensional float32 tensor;
     /// SGD keeps none), its state tensors and its scalar state; per group its options by
     /// torch's names and `params`.
-    public func stateDict() -> OptimizerStateDict { core.stateDict() }
+    public func stateDict() -> OptimizerStateDict { lock.withLock { core.stateDict() } }
 
     /// Restores options and state saved by ``stateDict()`` (here or, after conversion, by
     /// torch), as torch's `load_state_dict`: groups and their parameters are matched in order
     /// and must agree in number; state tensors must have their parameter's shape and are
     /// converted to its dtype; parameters without saved state start afresh. Throws, changing
     /// nothing, when the dict does not fit this optimizer.
-    public func loadStateDict(_ dict: OptimizerStateDict) throws { try core.loadStateDict(dict) }
+    public func loadStateDict(_ dict: OptimizerStateDict) throws { try lock.withLock { try core.loadStateDict(dict) } }
 }

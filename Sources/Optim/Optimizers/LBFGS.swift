@@ -39,7 +39,7 @@
 /// State, on the first parameter, under torch's names: `func_evals`, `n_iter`, `t`, `H_diag`,
 /// `prev_loss` (``ParameterState/values``) and `d`, `prev_flat_grad` (tensors);
 /// ``ParameterState/step`` is `n_iter`.
-public final class LBFGS: Optimizer {
+public final class LBFGS: Optimizer, @unchecked Sendable {
     /// The line search of each iteration.
     public enum LineSearch: String, Sendable, CaseIterable {
         /// A fixed step t = lr (torch: `line_search_fn=None`).
@@ -86,8 +86,16 @@ public final class LBFGS: Optimizer {
         /// These options with `maxEval` filled in.
         var resolved: Options {
             var copy = self
-            if copy.maxEval == nil { copy.maxEval = maxIter * 5 / 4 }
+            copy.maxEval = effectiveMaxEval
             return copy
+        }
+
+        /// `maxEval`, or torch's `max_iter * 5 // 4` (as `maxIter + maxIter / 4`, saturating at
+        /// `Int.max` where Python's integers would grow past it).
+        var effectiveMaxEval: Int {
+            if let maxEval { return maxEval }
+            let (sum, overflow) = maxIter.addingReportingOverflow(maxIter / 4)
+            return overflow ? Int.max : sum
         }
 
         func validate() throws {
@@ -111,12 +119,18 @@ public final class LBFGS: Optimizer {
     private let dtype: DType
     private let elementCount: Int
     /// Threads, backend and instruction set of the vector operations.
-    public var execution: Execution
+    public var execution: Execution {
+        get { lock.withLock { storedExecution } }
+        set { lock.withLock { storedExecution = newValue } }
+    }
+    private var storedExecution: Execution
     /// Accepted for the ``Optimizer`` protocol: LBFGS's vectors are flat buffers, so both paths
     /// run the same launches.
     public var implementation: Implementation
 
     private let launcher = ForeachLauncher()
+    /// Every public member runs under it: see ``OptimizerLock``.
+    private let lock = OptimizerLock()
     // Flat buffers with per-parameter views, for moving data between them and the parameters.
     private let gathered: FlatBuffer
     private let direction: FlatBuffer
@@ -169,7 +183,7 @@ public final class LBFGS: Optimizer {
         var options = defaults
         groups[0].configure(&options)
         try options.validate()
-        self.execution = try execution ?? Execution.fromEnvironment()
+        storedExecution = try execution ?? Execution.fromEnvironment()
         self.implementation = implementation
         self.parameters = parameters
         self.group = ParameterGroup(parameters: parameters, options: options.resolved)
@@ -184,11 +198,13 @@ public final class LBFGS: Optimizer {
 
     /// Replaces the options of group 0 (the only one); `maxEval` nil becomes `maxIter * 5 / 4`.
     public func setOptions(_ options: Options, group index: Int) throws {
-        guard index == 0 else {
-            throw OptimError(.invalidArgument, "no parameter group \(index): LBFGS has one")
+        try lock.withLock {
+            guard index == 0 else {
+                throw OptimError(.invalidArgument, "no parameter group \(index): LBFGS has one")
+            }
+            try options.validate()
+            group.options = options.resolved
         }
-        try options.validate()
-        group.options = options.resolved
     }
 
     /// Throws: LBFGS evaluates the objective several times per step, so it needs the closure
@@ -201,217 +217,253 @@ public final class LBFGS: Optimizer {
     }
 
     public func zeroGrad(setToNone: Bool) {
-        for parameter in parameters { parameter.zeroGradient(setToNone: setToNone) }
+        lock.withLock {
+            for parameter in parameters { parameter.zeroGradient(setToNone: setToNone) }
+        }
     }
 
     /// The state, kept on the first parameter as torch keeps it; nil for other parameters and
     /// before the first step.
     public func state(for parameter: Tensor) -> ParameterState? {
-        guard parameter === parameters[0], funcEvals > 0 else { return nil }
-        var values: [String: Double] = ["func_evals": Double(funcEvals), "n_iter": Double(nIter)]
-        values["t"] = t
-        values["H_diag"] = hDiag
-        values["prev_loss"] = prevLoss
-        var tensors: [String: Tensor] = [:]
-        if hasDirection { tensors["d"] = direction.flat }
-        tensors["prev_flat_grad"] = prevFlatGrad
-        return ParameterState(step: nIter, tensors: tensors, values: values)
+        lock.withLock {
+            guard parameter === parameters[0], funcEvals > 0 else { return nil }
+            var values: [String: Double] = ["func_evals": Double(funcEvals), "n_iter": Double(nIter)]
+            values["t"] = t
+            values["H_diag"] = hDiag
+            values["prev_loss"] = prevLoss
+            var tensors: [String: Tensor] = [:]
+            if hasDirection { tensors["d"] = direction.flat }
+            tensors["prev_flat_grad"] = prevFlatGrad
+            return ParameterState(step: nIter, tensors: tensors, values: values)
+        }
     }
+
+    /// The keys of LBFGS's state, by torch's names.
+    static let stateKeys: Set = ["func_evals", "n_iter", "d", "t", "old_dirs", "old_stps", "ro", "al", "H_diag",
+                                 "prev_flat_grad", "prev_loss"]
 
     /// The state and options as torch's `state_dict()` holds them: the state on parameter 0
     /// (`func_evals`, `n_iter`, `d`, `t`, `old_dirs`, `old_stps`, `ro`, `al`, `H_diag`,
     /// `prev_flat_grad`, `prev_loss`) and one group.
     public func stateDict() -> OptimizerStateDict {
-        var groupValues = group.options.torchValues
-        groupValues["params"] = .list(parameters.indices.map { .integer($0) })
-        guard funcEvals > 0 else { return OptimizerStateDict(state: [:], paramGroups: [groupValues]) }
-        func scalar(_ value: Double) -> StateValue { .tensor(.scalar(value, dtype: dtype)) }
-        var entry: [String: StateValue] = ["func_evals": .integer(funcEvals), "n_iter": .integer(nIter)]
-        entry["d"] = hasDirection ? .tensor(TensorValue(direction.flat)) : .null
-        entry["t"] = t.map { .number($0) } ?? .null
-        entry["old_dirs"] = .list(oldDirs.map { .tensor(TensorValue($0)) })
-        entry["old_stps"] = .list(oldSteps.map { .tensor(TensorValue($0)) })
-        entry["ro"] = .list(ro.map(scalar))
-        entry["al"] = .list(al.prefix(oldDirs.count).map(scalar))
-        entry["H_diag"] = hDiag.map(scalar) ?? .null
-        entry["prev_flat_grad"] = prevFlatGrad.map { .tensor(TensorValue($0)) } ?? .null
-        entry["prev_loss"] = prevLoss.map { .number($0) } ?? .null
-        return OptimizerStateDict(state: [0: entry], paramGroups: [groupValues])
+        lock.withLock {
+            var groupValues = group.options.torchValues
+            groupValues["params"] = .list(parameters.indices.map { .integer($0) })
+            guard funcEvals > 0 else { return OptimizerStateDict(state: [:], paramGroups: [groupValues]) }
+            func scalar(_ value: Double) -> StateValue { .tensor(.scalar(value, dtype: dtype)) }
+            var entry: [String: StateValue] = ["func_evals": .integer(funcEvals), "n_iter": .integer(nIter)]
+            entry["d"] = hasDirection ? .tensor(TensorValue(direction.flat)) : .null
+            entry["t"] = t.map { .number($0) } ?? .null
+            entry["old_dirs"] = .list(oldDirs.map { .tensor(TensorValue($0)) })
+            entry["old_stps"] = .list(oldSteps.map { .tensor(TensorValue($0)) })
+            entry["ro"] = .list(ro.map(scalar))
+            entry["al"] = .list(al.prefix(oldDirs.count).map(scalar))
+            entry["H_diag"] = hDiag.map(scalar) ?? .null
+            entry["prev_flat_grad"] = prevFlatGrad.map { .tensor(TensorValue($0)) } ?? .null
+            entry["prev_loss"] = prevLoss.map { .number($0) } ?? .null
+            return OptimizerStateDict(state: [0: entry], paramGroups: [groupValues])
+        }
     }
 
     /// Restores what ``stateDict()`` (or torch's, converted) saved. Throws, changing nothing,
     /// when it does not fit: one group of as many parameters, vectors of the flat length.
     public func loadStateDict(_ dict: OptimizerStateDict) throws {
-        guard dict.paramGroups.count == 1, case .list(let ids)? = dict.paramGroups[0]["params"],
-              ids.count == parameters.count else {
-            throw OptimError(.invalidArgument, """
-                the state dict must have one parameter group of \(parameters.count) parameters, as this LBFGS
-                """)
-        }
-        let options = try group.options.applying(torchValues: dict.paramGroups[0])
-        try options.validate()
-        let entry: [String: StateValue]
-        switch dict.state.count {
-        case 0: entry = [:]
-        case 1 where dict.state.keys.first == ids.first.flatMap({ if case .integer(let id) = $0 { id } else { nil } }):
-            entry = dict.state.values.first!
-        default:
-            throw OptimError(.invalidArgument, "LBFGS keeps its state on its first parameter only")
-        }
-        func vector(_ value: StateValue?, _ name: String) throws -> Tensor? {
-            switch value {
-            case nil, .null?: return nil
-            case .tensor(let tensor)? where tensor.data.count == elementCount:
-                return try Tensor(tensor.data, shape: [elementCount], dtype: dtype)
+        try lock.withLock {
+            guard dict.paramGroups.count == 1, case .list(let ids)? = dict.paramGroups[0]["params"],
+                  ids.count == parameters.count else {
+                throw OptimError(.invalidArgument, """
+                    the state dict must have one parameter group of \(parameters.count) parameters, as this LBFGS
+                    """)
+            }
+            let options = try group.options.applying(torchValues: dict.paramGroups[0])
+            try options.validate()
+            let entry: [String: StateValue]
+            switch dict.state.count {
+            case 0: entry = [:]
+            case 1 where dict.state.keys.first == ids.first.flatMap({ if case .integer(let id) = $0 { id } else { nil } }):
+                entry = dict.state.values.first ?? [:]
             default:
-                throw OptimError(.invalidArgument, "state \(name) must be a vector of \(elementCount) elements")
+                throw OptimError(.invalidArgument, "LBFGS keeps its state on its first parameter only")
             }
-        }
-        func vectors(_ name: String) throws -> [Tensor] {
-            switch entry[name] {
-            case nil, .null?: return []
-            case .list(let items)?: return try items.map { try vector($0, name)! }
-            default: throw OptimError(.invalidArgument, "state \(name) must be a list of vectors")
+            if let unknown = entry.keys.sorted().first(where: { !LBFGS.stateKeys.contains($0) }) {
+                throw OptimError(.invalidArgument, "state \(unknown) is not state of LBFGS")
             }
-        }
-        func numbers(_ name: String) throws -> [Double] {
-            switch entry[name] {
-            case nil, .null?: return []
-            case .list(let items)?:
-                return try items.map {
-                    guard let number = $0.doubleValue else {
-                        throw OptimError(.invalidArgument, "state \(name) must be a list of numbers")
-                    }
-                    return number
+            func present(_ name: String) -> Bool {
+                if case .null? = entry[name] { return false }
+                return entry[name] != nil
+            }
+            func vector(_ value: StateValue, _ name: String) throws -> Tensor {
+                guard case .tensor(let tensor) = value, tensor.data.count == elementCount else {
+                    throw OptimError(.invalidArgument, "state \(name) must be a vector of \(elementCount) elements")
                 }
-            default: throw OptimError(.invalidArgument, "state \(name) must be a list of numbers")
+                return try Tensor(tensor.data, shape: [elementCount], dtype: dtype)
             }
-        }
-        func number(_ name: String) throws -> Double? {
-            switch entry[name] {
-            case nil, .null?: return nil
-            case let value?:
-                guard let number = value.doubleValue else {
-                    throw OptimError(.invalidArgument, "state \(name) must be a number")
+            func list(_ name: String) throws -> [StateValue] {
+                switch entry[name] {
+                case nil, .null?: return []
+                case .list(let items)?: return items
+                default: throw OptimError(.invalidArgument, "state \(name) must be a list")
+                }
+            }
+            func number(_ value: StateValue, _ name: String, finite: Bool = true) throws -> Double {
+                guard let number = value.doubleValue, number.isFinite || !finite else {
+                    throw OptimError(.invalidArgument, "state \(name) must be a\(finite ? " finite" : "") number")
                 }
                 return number
             }
-        }
-        let newDirection = try vector(entry["d"], "d")
-        let newDirs = try vectors("old_dirs"), newSteps = try vectors("old_stps")
-        let newRo = try numbers("ro"), newAl = try numbers("al")
-        guard newDirs.count == newSteps.count, newRo.count == newDirs.count else {
-            throw OptimError(.invalidArgument, "old_dirs, old_stps and ro must have as many entries")
-        }
-        let newPrevFlatGrad = try vector(entry["prev_flat_grad"], "prev_flat_grad")
-        let newFuncEvals = try number("func_evals") ?? 0, newIterations = try number("n_iter") ?? 0
-        let newT = try number("t"), newHDiag = try number("H_diag"), newPrevLoss = try number("prev_loss")
+            func count(_ name: String) throws -> Int {
+                guard let value = entry[name], let number = value.doubleValue, number >= 0, number < 1e15,
+                      let count = Int(exactly: number) else {
+                    throw OptimError(.invalidArgument, "state \(name) must be a whole number of at least 0")
+                }
+                return count
+            }
 
-        group.options = options.resolved
-        funcEvals = Int(newFuncEvals)
-        nIter = Int(newIterations)
-        hasDirection = newDirection != nil
-        if let newDirection { try direction.flat.copy(from: newDirection) }
-        t = newT
-        hDiag = newHDiag
-        prevLoss = newPrevLoss
-        prevFlatGrad = newPrevFlatGrad
-        oldDirs = newDirs
-        oldSteps = newSteps
-        ro = newRo
-        al = newAl
+            // Torch's state is empty before the first step; after it, func_evals and n_iter always,
+            // and from the first iteration on (n_iter > 0) the direction, step, curvature estimate,
+            // previous gradient and loss as well: any other mix would leave the next step without
+            // what it reads.
+            let newFuncEvals = entry.isEmpty ? 0 : try count("func_evals")
+            let newIterations = entry.isEmpty ? 0 : try count("n_iter")
+            let iterationState = ["d", "t", "H_diag", "prev_flat_grad", "prev_loss"]
+            for name in iterationState where present(name) != (newIterations > 0) {
+                throw OptimError(.invalidArgument, newIterations > 0
+                    ? "state \(name) is missing: an LBFGS state with n_iter > 0 has d, t, H_diag, prev_flat_grad and prev_loss"
+                    : "state \(name) needs n_iter > 0: LBFGS has no \(name) before its first iteration")
+            }
+            let newDirection = try entry["d"].flatMap { present("d") ? try vector($0, "d") : nil }
+            let newPrevFlatGrad = try entry["prev_flat_grad"].flatMap {
+                present("prev_flat_grad") ? try vector($0, "prev_flat_grad") : nil
+            }
+            let newT = try entry["t"].flatMap { present("t") ? try number($0, "t") : nil }
+            let newHDiag = try entry["H_diag"].flatMap { present("H_diag") ? try number($0, "H_diag") : nil }
+            // A loss may be NaN or infinite: it is what the closure returned.
+            let newPrevLoss = try entry["prev_loss"].flatMap {
+                present("prev_loss") ? try number($0, "prev_loss", finite: false) : nil
+            }
+            let newDirs = try list("old_dirs").map { try vector($0, "old_dirs") }
+            let newSteps = try list("old_stps").map { try vector($0, "old_stps") }
+            let newRo = try list("ro").map { try number($0, "ro") }
+            // `al` is scratch of the two-loop recursion; torch keeps unused entries as None.
+            let newAl = try list("al").map { item -> Double in
+                if case .null = item { return 0 }
+                return try number(item, "al")
+            }
+            guard newDirs.count == newSteps.count, newRo.count == newDirs.count else {
+                throw OptimError(.invalidArgument, """
+                    old_dirs, old_stps and ro must have as many entries, not \(newDirs.count), \(newSteps.count) and \
+                    \(newRo.count)
+                    """)
+            }
+
+            group.options = options.resolved
+            funcEvals = newFuncEvals
+            nIter = newIterations
+            hasDirection = newDirection != nil
+            if let newDirection { try direction.flat.copy(from: newDirection) }
+            t = newT
+            hDiag = newHDiag
+            prevLoss = newPrevLoss
+            prevFlatGrad = newPrevFlatGrad
+            oldDirs = newDirs
+            oldSteps = newSteps
+            ro = newRo
+            al = newAl
+        }
     }
 
     /// Runs up to `maxIter` iterations, calling `closure` to evaluate the loss and set the
     /// gradients; returns the loss of the first call.
     @discardableResult
     public func step(_ closure: () throws -> Double) throws -> Double {
-        let options = group.options
-        let maxEval = options.maxEval ?? options.maxIter * 5 / 4
-        let sign: Double = options.maximize ? -1 : 1
+        try lock.withLock {
+            let options = group.options
+            let maxEval = options.effectiveMaxEval
+            let sign: Double = options.maximize ? -1 : 1
 
-        let originalLoss = try closure()
-        try gatherGradients()
-        var loss = sign * originalLoss
-        var currentEvals = 1
-        funcEvals += 1
+            let originalLoss = try closure()
+            try gatherGradients()
+            var loss = sign * originalLoss
+            var currentEvals = 1
+            funcEvals += 1
 
-        var flatGrad = gathered.flat
-        if maxAbs(flatGrad) <= options.toleranceGrad { return originalLoss }
+            var flatGrad = gathered.flat
+            if maxAbs(flatGrad) <= options.toleranceGrad { return originalLoss }
 
-        let d = direction.flat
-        var iteration = 0
-        while iteration < options.maxIter {
-            iteration += 1
-            nIter += 1
+            let d = direction.flat
+            var iteration = 0
+            while iteration < options.maxIter {
+                iteration += 1
+                nIter += 1
 
-            if nIter == 1 {
-                copy(d, flatGrad)
-                scale(d, -1)
-                oldDirs.removeAll()
-                oldSteps.removeAll()
-                ro.removeAll()
-                hDiag = 1
-            } else {
-                updateMemory(flatGrad: flatGrad, d: d)
-                twoLoopDirection(flatGrad: flatGrad, into: d)
-            }
-            hasDirection = true
-            if prevFlatGrad == nil { prevFlatGrad = try Tensor.zeros([elementCount], dtype: dtype) }
-            copy(prevFlatGrad!, flatGrad)
-            prevLoss = loss
-
-            var stepLength = nIter == 1 ? min(1, 1 / sumAbs(flatGrad)) * options.lr : options.lr
-            t = stepLength
-            let gtd = dot(flatGrad, d)
-            if gtd > -options.toleranceChange { break }
-
-            var lineSearchEvals = 0
-            var optimal = false
-            switch options.lineSearch {
-            case .strongWolfe:
-                copyParameters(into: lineSearchStart)
-                let result = try strongWolfe(closure, sign: sign, t: stepLength, d: d, f: loss, g: flatGrad, gtd: gtd,
-                                             toleranceChange: options.toleranceChange)
-                loss = result.loss
-                flatGrad = result.grad
-                stepLength = result.t
-                t = stepLength
-                lineSearchEvals = result.evaluations
-                addToParameters(stepLength, direction)
-                optimal = maxAbs(flatGrad) <= options.toleranceGrad
-            case .none:
-                addToParameters(stepLength, direction)
-                if iteration != options.maxIter {
-                    // No re-evaluation after the last iteration: in a stochastic setting the
-                    // next step evaluates anyway.
-                    loss = sign * (try closure())
-                    try gatherGradients()
-                    flatGrad = gathered.flat
-                    optimal = maxAbs(flatGrad) <= options.toleranceGrad
-                    lineSearchEvals = 1
+                if nIter == 1 {
+                    copy(d, flatGrad)
+                    scale(d, -1)
+                    oldDirs.removeAll()
+                    oldSteps.removeAll()
+                    ro.removeAll()
+                    hDiag = 1
+                } else {
+                    try updateMemory(flatGrad: flatGrad, d: d)
+                    twoLoopDirection(flatGrad: flatGrad, into: d)
                 }
-            }
-            currentEvals += lineSearchEvals
-            funcEvals += lineSearchEvals
+                hasDirection = true
+                if prevFlatGrad == nil { prevFlatGrad = try Tensor.zeros([elementCount], dtype: dtype) }
+                copy(prevFlatGrad!, flatGrad)
+                prevLoss = loss
 
-            if iteration == options.maxIter { break }
-            if currentEvals >= maxEval { break }
-            if optimal { break }
-            if maxAbs(d) * abs(stepLength) <= options.toleranceChange { break }
-            if abs(loss - prevLoss!) < options.toleranceChange { break }
+                var stepLength = nIter == 1 ? min(1, 1 / sumAbs(flatGrad)) * options.lr : options.lr
+                t = stepLength
+                let gtd = dot(flatGrad, d)
+                if gtd > -options.toleranceChange { break }
+
+                var lineSearchEvals = 0
+                var optimal = false
+                switch options.lineSearch {
+                case .strongWolfe:
+                    copyParameters(into: lineSearchStart)
+                    let result = try strongWolfe(closure, sign: sign, t: stepLength, d: d, f: loss, g: flatGrad, gtd: gtd,
+                                                 toleranceChange: options.toleranceChange)
+                    loss = result.loss
+                    flatGrad = result.grad
+                    stepLength = result.t
+                    t = stepLength
+                    lineSearchEvals = result.evaluations
+                    addToParameters(stepLength, direction)
+                    optimal = maxAbs(flatGrad) <= options.toleranceGrad
+                case .none:
+                    addToParameters(stepLength, direction)
+                    if iteration != options.maxIter {
+                        // No re-evaluation after the last iteration: in a stochastic setting the
+                        // next step evaluates anyway.
+                        loss = sign * (try closure())
+                        try gatherGradients()
+                        flatGrad = gathered.flat
+                        optimal = maxAbs(flatGrad) <= options.toleranceGrad
+                        lineSearchEvals = 1
+                    }
+                }
+                currentEvals += lineSearchEvals
+                funcEvals += lineSearchEvals
+
+                if iteration == options.maxIter { break }
+                if currentEvals >= maxEval { break }
+                if optimal { break }
+                if maxAbs(d) * abs(stepLength) <= options.toleranceChange { break }
+                if abs(loss - prevLoss!) < options.toleranceChange { break }
+            }
+            return originalLoss
         }
-        return originalLoss
     }
 
     // MARK: The direction
 
     /// y = g − g_prev and s = t·d join the memory when y·s > 1e-10; H becomes y·s / y·y.
-    private func updateMemory(flatGrad: Tensor, d: Tensor) {
-        let y = acquireFlat()
+    private func updateMemory(flatGrad: Tensor, d: Tensor) throws {
+        let y = try acquireFlat()
         copy(y, flatGrad)
         add(y, prevFlatGrad!, alpha: -1)
-        let s = acquireFlat()
+        let s = try acquireFlat()
         copy(s, d)
         scale(s, t!)
         let ys = dot(y, s)
@@ -461,7 +513,7 @@ public final class LBFGS: Optimizer {
         defer { restoreParameters(from: lineSearchStart) }
         let loss = sign * (try closure())
         try gatherGradients()
-        let grad = acquireFlat()
+        let grad = try acquireFlat()
         copy(grad, gathered.flat)
         return (loss, grad)
     }
@@ -474,7 +526,7 @@ public final class LBFGS: Optimizer {
                              f: Double, g: Tensor, gtd: Double, toleranceChange: Double) throws -> LineSearchResult {
         let c1 = 1e-4, c2 = 0.9, maxSteps = 25
         let dNorm = maxAbs(d)
-        let gStart = acquireFlat()
+        let gStart = try acquireFlat()
         copy(gStart, g)
         var t = initialT
         var (fNew, gNew) = try evaluate(closure, sign: sign, t: t, d: d)
@@ -519,7 +571,9 @@ public final class LBFGS: Optimizer {
 
         // Zoom: shrink the bracket until a point satisfies the conditions.
         var insufficientProgress = false
-        var (low, high) = bracketF[0] <= bracketF[bracketF.count - 1] ? (0, 1) : (1, 0)
+        // A bracket of one point (the conditions held at once) is its own low end, even when
+        // its loss is NaN, which compares false (torch indexes past the list there).
+        var (low, high) = bracket.count == 1 || bracketF[0] <= bracketF[1] ? (0, 1) : (1, 0)
         while !done && iteration < maxSteps {
             if abs(bracket[1] - bracket[0]) * dNorm < toleranceChange { break }
             t = cubicMinimum(bracket[0], bracketF[0], bracketGtd[0], bracket[1], bracketF[1], bracketGtd[1])
@@ -635,12 +689,12 @@ public final class LBFGS: Optimizer {
     }
 
     /// A flat buffer that nothing else refers to, or a new one.
-    private func acquireFlat() -> Tensor {
+    private func acquireFlat() throws -> Tensor {
         for index in pool.indices where isKnownUniquelyReferenced(&pool[index]) {
             return pool[index]
         }
         // The element count and dtype come from existing parameters, so this cannot fail.
-        let buffer = try! Tensor.zeros([elementCount], dtype: dtype)
+        let buffer = try Tensor.zeros([elementCount], dtype: dtype)
         pool.append(buffer)
         return buffer
     }

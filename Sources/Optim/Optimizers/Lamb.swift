@@ -28,7 +28,7 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
     public static let defaultOptions = Options()
 
     /// LAMB over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
+    public override init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
         engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
                                        implementation: implementation)
@@ -36,25 +36,27 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
     }
 
     public override func step() throws {
-        try super.step()
-        // Checked by the element-wise pass: every gradient here matches its parameter.
-        var updated: [(parameter: Tensor, group: Int)] = []
-        for (number, group) in paramGroups.enumerated() {
-            for parameter in group.parameters where parameter.grad != nil { updated.append((parameter, number)) }
-        }
-        guard !updated.isEmpty else { return }
-        let directions = updated.map { engine.state(for: $0.parameter)!["update"]! }
-        let weightNorms = try Foreach.norms(updated.map(\.parameter), execution: execution)
-        let directionNorms = try Foreach.norms(directions, execution: execution)
-        for (position, (parameter, group)) in updated.enumerated() {
-            let options = paramGroups[group].options
-            let ratio = Self.trustRatio(weightNorm: weightNorms[position], directionNorm: directionNorms[position],
-                                        eps: options.eps, dtype: parameter.dtype)
-            ratios[ObjectIdentifier(parameter)] = ["weight_norm": ratio.weightNorm, "adam_norm": ratio.directionNorm,
-                                                   "trust_ratio": ratio.value]
-            let stepSize = options.lr / (1 - Math.pow(options.betas.first, Double(engine.groupSteps[group])))
-            let scale = Self.rounded(-stepSize * (options.adam ? 1 : ratio.value), to: parameter.dtype)
-            try Foreach.add([parameter], [directions[position]], alpha: scale, execution: execution)
+        try lock.withLock {
+            try super.step()
+            // Checked by the element-wise pass: every gradient here matches its parameter.
+            var updated: [(parameter: Tensor, group: Int)] = []
+            for (number, group) in paramGroups.enumerated() {
+                for parameter in group.parameters where parameter.grad != nil { updated.append((parameter, number)) }
+            }
+            guard !updated.isEmpty else { return }
+            let directions = updated.map { engine.state(for: $0.parameter)!["update"]! }
+            let weightNorms = try Foreach.norms(updated.map(\.parameter), execution: execution)
+            let directionNorms = try Foreach.norms(directions, execution: execution)
+            for (position, (parameter, group)) in updated.enumerated() {
+                let options = paramGroups[group].options
+                let ratio = Self.trustRatio(weightNorm: weightNorms[position], directionNorm: directionNorms[position],
+                                            eps: options.eps, dtype: parameter.dtype)
+                ratios[ObjectIdentifier(parameter)] = ["weight_norm": ratio.weightNorm, "adam_norm": ratio.directionNorm,
+                                                       "trust_ratio": ratio.value]
+                let stepSize = options.lr / (1 - Math.pow(options.betas.first, Double(engine.groupSteps[group])))
+                let scale = Self.rounded(-stepSize * (options.adam ? 1 : ratio.value), to: parameter.dtype)
+                try Foreach.add([parameter], [directions[position]], alpha: scale, execution: execution)
+            }
         }
     }
 
@@ -74,32 +76,56 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
     }
 
     public override func state(for parameter: Tensor) -> ParameterState? {
-        guard let state = super.state(for: parameter) else { return nil }
-        var tensors = state.tensors
-        tensors["update"] = nil
-        return ParameterState(step: state.step, tensors: tensors,
-                              values: state.values.merging(ratios[ObjectIdentifier(parameter)] ?? [:]) { $1 })
+        lock.withLock {
+            guard let state = super.state(for: parameter) else { return nil }
+            var tensors = state.tensors
+            tensors["update"] = nil
+            return ParameterState(step: state.step, tensors: tensors,
+                                  values: state.values.merging(ratios[ObjectIdentifier(parameter)] ?? [:]) { $1 })
+        }
     }
 
     public override func stateDict() -> OptimizerStateDict {
-        var dict = super.stateDict()
-        let parameters = paramGroups.flatMap(\.parameters)
-        for (id, var entry) in dict.state {
-            entry["update"] = nil
-            for (name, value) in ratios[ObjectIdentifier(parameters[id])] ?? [:] { entry[name] = .tensor(.scalar(value)) }
-            dict.state[id] = entry
+        lock.withLock {
+            var dict = super.stateDict()
+            let parameters = paramGroups.flatMap(\.parameters)
+            for (id, var entry) in dict.state {
+                entry["update"] = nil
+                for (name, value) in ratios[ObjectIdentifier(parameters[id])] ?? [:] { entry[name] = .tensor(.scalar(value)) }
+                dict.state[id] = entry
+            }
+            return dict
         }
-        return dict
     }
 
     public override func loadStateDict(_ dict: OptimizerStateDict) throws {
-        // The norms and ratios are the last step's results, not state a step reads.
-        var stripped = dict
-        for (id, entry) in dict.state {
-            stripped.state[id] = entry.filter { !Self.ratioNames.contains($0.key) }
+        try lock.withLock {
+            // The norms and ratios are the last step's results, not state a step reads: they
+            // come back for `state(for:)` and the next state dict, and the engine loads the rest.
+            var stripped = dict
+            for (id, entry) in dict.state {
+                stripped.state[id] = entry.filter { !Self.ratioNames.contains($0.key) }
+            }
+            var newRatios: [ObjectIdentifier: [String: Double]] = [:]
+            let parameters = paramGroups.flatMap(\.parameters)
+            let savedIDs = dict.paramGroups.flatMap { group -> [StateValue] in
+                if case .list(let ids)? = group["params"] { ids } else { [] }
+            }
+            for (position, id) in savedIDs.enumerated() where position < parameters.count {
+                guard case .integer(let id) = id, let entry = dict.state[id] else { continue }
+                var values: [String: Double] = [:]
+                for name in Self.ratioNames {
+                    guard let value = entry[name] else { continue }
+                    guard let number = value.doubleValue else {
+                        throw OptimError(.invalidArgument, "state \(name) of parameter \(id) must be a number")
+                    }
+                    values[name] = number
+                }
+                if !values.isEmpty { newRatios[ObjectIdentifier(parameters[position])] = values }
+            }
+            try super.loadStateDict(stripped)
+            ratios = newRatios
         }
-        try super.loadStateDict(stripped)
-        ratios = [:]
     }
 }
 
@@ -131,6 +157,10 @@ public enum LambRule: ElementwiseRule {
         public var preNorm = false
         /// Read with `preNorm` only (default 1).
         public var maxGradNorm = 1.0
+        /// Read with `rectify` only (default false).
+        public var degeneratedToSGD = false
+        /// Read with `rectify` only (default 5).
+        public var nSMAThreshold = 5
 
         public init() {}
 
@@ -139,7 +169,8 @@ public enum LambRule: ElementwiseRule {
             .flag("weight_decouple", \.weightDecouple), .flag("fixed_decay", \.fixedDecay),
             .flag("grad_averaging", \.gradAveraging), .flag("adam", \.adam), .number("eps", \.eps),
             .flag("maximize", \.maximize), .flag("rectify", \.rectify), .flag("pre_norm", \.preNorm),
-            .number("max_grad_norm", \.maxGradNorm),
+            .number("max_grad_norm", \.maxGradNorm), .flag("degenerated_to_sgd", \.degeneratedToSGD),
+            .integer("n_sma_threshold", \.nSMAThreshold),
         ]
     }
 

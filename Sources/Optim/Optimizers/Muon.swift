@@ -87,14 +87,7 @@ public final class Muon: PerTensorOptimizer<Muon.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// Muon over parameter groups, each with its changes to `defaults`. Throws if a parameter
-    /// is not 2-D. `execution` defaults to the environment's (``Execution/fromEnvironment()``).
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        let engine = try PerTensorEngine<MuonAlgorithm>(groups: groups, defaults: defaults, execution: execution,
-                                                        implementation: implementation)
-        super.init(core: engine, defaults: defaults)
-    }
+    override class var recipe: EngineRecipe<Options>? { .perTensor(MuonAlgorithm.self) }
 }
 
 enum MuonAlgorithm: PerTensorAlgorithm {

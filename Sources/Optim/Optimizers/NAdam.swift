@@ -49,12 +49,7 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// NAdam over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(NAdamAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(NAdamAlgorithm.self) }
 }
 
 enum NAdamAlgorithm: BuiltInAlgorithm {
@@ -62,25 +57,22 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
     static let name = "NAdam"
 
     /// The running product of the momentum coefficients, rounded to Float as torch keeps it.
-    struct TensorState: Equatable {
-        var muProduct: Float
+    struct TensorState: RuleScalarState {
+        var muProduct: Float = 1
+        static let names = ["mu_product"]
+        var values: [String: Double] { ["mu_product": Double(muProduct)] }
+        init() {}
+        init(values: [String: Double]) { muProduct = Float(values["mu_product"] ?? 1) }
     }
 
     typealias Scalars = NAdamKernelScalars
     static let rule: BuiltInRule<Scalars> = .nadam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
-    static let valueNames = ["mu_product"]
-
-    static func tensorState(from values: [String: Double]) -> TensorState {
-        TensorState(muProduct: Float(values["mu_product"]!))
-    }
 
     static func validate(_ o: Options) throws {
         try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
         try OptionCheck.nonNegative(o.momentumDecay, "momentum_decay")
     }
-
-    static func initialTensorState(_ o: Options, defaults: Options) -> TensorState { TensorState(muProduct: 1) }
 
     static func prepare(_ o: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars) {
         var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)
@@ -98,8 +90,6 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
                               avg_coefficient: (-o.lr * muNext) / (1 - product * muNext))
         return (flags, scalars)
     }
-
-    static func values(of state: TensorState) -> [String: Double] { ["mu_product": Double(state.muProduct)] }
 }
 
 extension NAdam.Options: TorchFieldOptions {

@@ -43,7 +43,12 @@ public struct ParameterGroupSpec<Options: OptimizerOptions> {
 }
 
 /// What every optimizer of the library does.
-public protocol Optimizer: AnyObject {
+///
+/// An optimizer may be shared between threads: its members run one at a time (a step on one
+/// thread and an option change from a scheduler on another are serialized, never interleaved),
+/// and optimizers over disjoint parameters step concurrently. The tensors it updates are not
+/// synchronized: a parameter or gradient must not be changed on another thread during a step.
+public protocol Optimizer: AnyObject, Sendable {
     associatedtype Options: OptimizerOptions
 
     /// The parameter groups and their options.
@@ -86,9 +91,17 @@ public protocol GroupConstructible: Optimizer where Options: TorchNamedOptions {
 }
 
 extension GroupConstructible {
-    /// The optimizer over `parameters` in one group.
+    /// The optimizer over parameter groups, each with its changes to ``defaultOptions``.
+    public init(groups: [ParameterGroupSpec<Options>], execution: Execution? = nil,
+                implementation: Implementation = .multiTensor) throws {
+        try self.init(groups: groups, defaults: Self.defaultOptions, execution: execution,
+                      implementation: implementation)
+    }
+
+    /// The optimizer over `parameters` in one group; throws when there are none, as torch does.
     public init(_ parameters: [Tensor], options: Options = Self.defaultOptions, execution: Execution? = nil,
                 implementation: Implementation = .multiTensor) throws {
+        guard !parameters.isEmpty else { throw OptimError(.invalidArgument, "optimizer got an empty parameter list") }
         try self.init(groups: [ParameterGroupSpec(parameters)], defaults: options, execution: execution,
                       implementation: implementation)
     }

@@ -46,12 +46,7 @@ public final class RMSprop: ElementwiseOptimizer<RMSprop.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// RMSprop over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(RMSpropAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(RMSpropAlgorithm.self) }
 }
 
 enum RMSpropAlgorithm: BuiltInAlgorithm {

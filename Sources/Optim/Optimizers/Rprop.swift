@@ -36,12 +36,7 @@ public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// Rprop over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(RpropAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(RpropAlgorithm.self) }
 }
 
 enum RpropAlgorithm: BuiltInAlgorithm {

@@ -41,13 +41,7 @@ public final class SGD: ElementwiseOptimizer<SGD.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// SGD over parameter groups, each with its changes to `defaults`. `execution` defaults to
-    /// the environment's (``Execution/fromEnvironment()``).
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(SGDAlgorithm.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(SGDAlgorithm.self) }
 }
 
 enum SGDAlgorithm: BuiltInAlgorithm {

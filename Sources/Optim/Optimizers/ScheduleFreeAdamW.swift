@@ -27,36 +27,37 @@ public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// Schedule-free AdamW over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        try super.init(SwiftRuleAlgorithm<ScheduleFreeAdamWRule>.self, groups: groups, defaults: defaults,
-                       execution: execution, implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .swiftRule(ScheduleFreeAdamWRule.self) }
 
     /// Steps in training mode; throws, changing nothing, after ``evaluationParameters()``.
     public override func step() throws {
-        guard isTraining else {
-            throw OptimError(.invalidArgument, """
-                schedule-free AdamW steps only in training mode: call trainingParameters() after \
-                evaluationParameters()
-                """)
+        try lock.withLock {
+            guard isTraining else {
+                throw OptimError(.invalidArgument, """
+                    schedule-free AdamW steps only in training mode: call trainingParameters() after \
+                    evaluationParameters()
+                    """)
+            }
+            try super.step()
         }
-        try super.step()
     }
 
     /// Moves every parameter to the average `x = y + (1 − 1/β₁)(z − y)`, for evaluation.
     public func evaluationParameters() throws {
-        guard isTraining else { return }
-        try interpolate { 1 - 1 / $0.betas.first }
-        isTraining = false
+        try lock.withLock {
+            guard isTraining else { return }
+            try interpolate { 1 - 1 / $0.betas.first }
+            isTraining = false
+        }
     }
 
     /// Moves every parameter back to the training point `y = x + (1 − β₁)(z − x)`.
     public func trainingParameters() throws {
-        guard !isTraining else { return }
-        try interpolate { 1 - $0.betas.first }
-        isTraining = true
+        try lock.withLock {
+            guard !isTraining else { return }
+            try interpolate { 1 - $0.betas.first }
+            isTraining = true
+        }
     }
 
     private func interpolate(_ weight: (Options) -> Double) throws {

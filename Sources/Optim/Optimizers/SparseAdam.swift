@@ -36,13 +36,7 @@ public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    /// SparseAdam over parameter groups, each with its changes to `defaults`.
-    public init(groups: [ParameterGroupSpec<Options>], defaults: Options = Options(), execution: Execution? = nil,
-                implementation: Implementation = .multiTensor) throws {
-        let engine = try ElementwiseEngine<SparseAdamAlgorithm>(groups: groups, defaults: defaults,
-                                                                execution: execution, implementation: implementation)
-        super.init(core: engine, defaults: defaults)
-    }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(SparseAdamAlgorithm.self) }
 }
 
 enum SparseAdamAlgorithm: BuiltInAlgorithm {

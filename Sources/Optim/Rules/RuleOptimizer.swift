@@ -7,19 +7,7 @@ public final class RuleOptimizer<Rule: ElementwiseRule>: ElementwiseOptimizer<Ru
     /// The options of a group built without changes.
     public static var defaultOptions: Rule.Options { Rule.Options() }
 
-    /// The rule over parameter groups, each with its changes to `defaults`. `execution`
-    /// defaults to the environment's (``Execution/fromEnvironment()``).
-    public init(groups: [ParameterGroupSpec<Rule.Options>], defaults: Rule.Options = .init(),
-                execution: Execution? = nil, implementation: Implementation = .multiTensor) throws {
-        guard Rule.stateNames.count <= Kernels.maxStateSlots else {
-            throw OptimError(.invalidArgument, """
-                \(Rule.name) declares \(Rule.stateNames.count) state slots; a rule keeps at most \
-                \(Kernels.maxStateSlots)
-                """)
-        }
-        try super.init(SwiftRuleAlgorithm<Rule>.self, groups: groups, defaults: defaults, execution: execution,
-                       implementation: implementation)
-    }
+    override class var recipe: EngineRecipe<Options>? { .swiftRule(Rule.self) }
 }
 
 /// What a Swift rule's scalar block starts with: the rule's loops and where its scalars are.
@@ -47,7 +35,6 @@ enum SwiftRuleAlgorithm<Rule: ElementwiseRule>: ElementwiseAlgorithm {
 
     static var name: String { Rule.name }
     static var stateNames: [String] { Rule.stateNames }
-    static var valueNames: [String] { Rule.ScalarState.names }
 
     static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
         Kernels.swiftRuleTable(dtype: dtype)
@@ -65,6 +52,4 @@ enum SwiftRuleAlgorithm<Rule: ElementwiseRule>: ElementwiseAlgorithm {
     static func initialTensorState(_ options: Options, defaults: Options) -> TensorState {
         Rule.initialScalarState(options, defaults: defaults)
     }
-    static func values(of state: TensorState) -> [String: Double] { state.values }
-    static func tensorState(from values: [String: Double]) -> TensorState { TensorState(values: values) }
 }

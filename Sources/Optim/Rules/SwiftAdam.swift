@@ -39,7 +39,7 @@ public enum AdamRule: ElementwiseRule {
         if s.weightDecay != 0 {
             if s.decoupled { p = p * V(s.decayFactor) } else { g = g + V(s.weightDecay) * p }
         }
-        state[0] = state[0] + V(s.oneMinusBeta1) * (g - state[0])
+        state[0] = state[0].lerp(to: g, weight: s.oneMinusBeta1)
         state[1] = state[1] * V(s.beta2) + V(s.oneMinusBeta2) * g * g
         var secondMoment = state[1]
         if s.amsgrad {

@@ -60,16 +60,8 @@ public final class CyclicLR: LRScheduler {
             }
         }
         self.cycleMomentum = cycleMomentum
-        if cycleMomentum {
-            guard groups.setMomentum != nil else {
-                throw OptimError(.invalidOption, "optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-            }
-            baseMomentums = try perGroup(baseMomentum, count: count, "base_momentum")
-            maxMomentums = try perGroup(maxMomentum, count: count, "max_momentum")
-        } else {
-            baseMomentums = []
-            maxMomentums = []
-        }
+        (baseMomentums, maxMomentums) = try cycledMomentums(groups, cycleMomentum, base: baseMomentum,
+                                                            max: maxMomentum, count: count)
         for (group, rate) in bases.enumerated() { try groups.setLearningRate(group, rate) }
         for (group, momentum) in maxMomentums.enumerated() { try groups.setMomentum!(group, momentum) }
         super.init(groups: groups)
@@ -143,16 +135,8 @@ public final class OneCycleLR: LRScheduler {
         initialRates = maxRates.map { $0 / divFactor }
         minRates = initialRates.map { $0 / finalDivFactor }
         self.cycleMomentum = cycleMomentum
-        if cycleMomentum {
-            guard groups.setMomentum != nil else {
-                throw OptimError(.invalidOption, "optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-            }
-            maxMomentums = try perGroup(maxMomentum, count: count, "max_momentum")
-            baseMomentums = try perGroup(baseMomentum, count: count, "base_momentum")
-        } else {
-            maxMomentums = []
-            baseMomentums = []
-        }
+        (baseMomentums, maxMomentums) = try cycledMomentums(groups, cycleMomentum, base: baseMomentum,
+                                                            max: maxMomentum, count: count)
         let total = Double(self.totalSteps)
         if threePhase {
             phases = [
@@ -204,4 +188,15 @@ public final class OneCycleLR: LRScheduler {
         }
         return rates
     }
+}
+
+/// The per-group momentum bounds a cyclic scheduler moves between, or none when it does not
+/// cycle momentum; throws when it should and the optimizer has no momentum or beta1.
+private func cycledMomentums(_ groups: ScheduledGroups, _ cycleMomentum: Bool, base: [Double], max: [Double],
+                             count: Int) throws -> (base: [Double], max: [Double]) {
+    guard cycleMomentum else { return ([], []) }
+    guard groups.setMomentum != nil else {
+        throw OptimError(.invalidOption, "optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+    }
+    return (try perGroup(base, count: count, "base_momentum"), try perGroup(max, count: count, "max_momentum"))
 }

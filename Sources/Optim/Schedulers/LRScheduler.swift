@@ -164,10 +164,8 @@ public class LRScheduler {
     }
 }
 
-/// Each group's rate is its base rate times `lambda(epoch)`, as torch's `LambdaLR`.
-///
-///     lr(e) = base · λ(e)
-public final class LambdaLR: LRScheduler {
+/// A scheduler driven by one function of the epoch for every group, or one per group.
+public class LambdaScheduler: LRScheduler {
     let lambdas: [(Int) -> Double]
 
     /// One function for every group, or one per group.
@@ -181,7 +179,12 @@ public final class LambdaLR: LRScheduler {
     public convenience init<O: Optimizer>(_ optimizer: O, lambda: @escaping (Int) -> Double) throws {
         try self.init(optimizer, lambdas: [lambda])
     }
+}
 
+/// Each group's rate is its base rate times `lambda(epoch)`, as torch's `LambdaLR`.
+///
+///     lr(e) = base · λ(e)
+public final class LambdaLR: LambdaScheduler {
     override func learningRates() throws -> [Double] {
         zip(lambdas, baseLearningRates).map { $1 * $0(lastEpoch) }
     }
@@ -191,20 +194,7 @@ public final class LambdaLR: LRScheduler {
 /// torch's `MultiplicativeLR`.
 ///
 ///     lr(e) = lr(e − 1) · λ(e)
-public final class MultiplicativeLR: LRScheduler {
-    let lambdas: [(Int) -> Double]
-
-    public init<O: Optimizer>(_ optimizer: O, lambdas: [(Int) -> Double]) throws {
-        let groups = ScheduledGroups(optimizer)
-        self.lambdas = try perGroup(lambdas, count: groups.count(), "lr_lambda")
-        super.init(groups: groups)
-        try initialStep()
-    }
-
-    public convenience init<O: Optimizer>(_ optimizer: O, lambda: @escaping (Int) -> Double) throws {
-        try self.init(optimizer, lambdas: [lambda])
-    }
-
+public final class MultiplicativeLR: LambdaScheduler {
     override func learningRates() throws -> [Double] {
         if isInitial { return currentRates() }
         return groupRates { group, lr in lr * lambdas[group](lastEpoch) }

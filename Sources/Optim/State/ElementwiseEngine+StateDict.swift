@@ -15,7 +15,13 @@ extension ElementwiseEngine {
             }
             // Scalar state that belongs to the group is written with the group.
             if let tensorState = tensorStates[index], !Algorithm.countsStepsPerGroup {
-                for (name, value) in Algorithm.values(of: tensorState) { entry[name] = .tensor(.scalar(value)) }
+                // torch keeps such scalars in float32 tensors (ASGD's, NAdam's, which this
+                // library rounds as torch does); one that float32 cannot hold exactly (Lion's
+                // initial lr, a Python float in its reference) is written as a number.
+                for (name, value) in tensorState.values {
+                    entry[name] = DType.float32.rounded(value) == value || value.isNaN ? .tensor(.scalar(value))
+                        : .number(value)
+                }
             }
             state[index] = entry
         }
@@ -23,7 +29,7 @@ extension ElementwiseEngine {
         if Algorithm.countsStepsPerGroup {
             for group in groups.indices {
                 paramGroups[group]["step"] = .integer(groupSteps[group])
-                for (name, value) in Algorithm.values(of: groupStates[group]) { paramGroups[group][name] = .number(value) }
+                for (name, value) in groupStates[group].values { paramGroups[group][name] = .number(value) }
             }
         }
         return OptimizerStateDict(state: state, paramGroups: paramGroups)
@@ -38,23 +44,13 @@ extension ElementwiseEngine {
         var newSteps = Array(repeating: 0, count: parameters.count)
         var newSlots = [Tensor?](repeating: nil, count: parameters.count * slotCount)
         var newTensorStates = [Algorithm.TensorState?](repeating: nil, count: parameters.count)
-        let known = Set(Algorithm.stateNames + Algorithm.valueNames + ["step"])
-        for (id, entry) in dict.state {
-            guard let index = savedIndex[id] else {
-                throw OptimError(.invalidArgument, "the state dict has state for parameter \(id), which no group lists")
-            }
+        let saved = try savedParameterStates(dict, indexOfSavedID: savedIndex,
+                                             known: Algorithm.stateNames + Algorithm.TensorState.names,
+                                             keepsStepCount: Algorithm.keepsStepCount)
+        for (id, index, entry, step) in saved {
             let parameter = parameters[index]
-            if let unknown = entry.keys.first(where: { !known.contains($0) }) {
-                throw OptimError(.invalidArgument, "state \(unknown) of parameter \(id) is not state of this optimizer")
-            }
-            if Algorithm.keepsStepCount {
-                guard let step = entry["step"]?.doubleValue, step >= 0, step == step.rounded(), step < 1e15 else {
-                    throw OptimError(.invalidArgument, "parameter \(id) of the state dict has no valid step count")
-                }
-                newSteps[index] = Int(step)
-            } else {
-                newSteps[index] = 1
-            }
+            // torch keeps no count for SGD; one update at least made the state.
+            newSteps[index] = step ?? 1
             for (slot, name) in Algorithm.stateNames.enumerated() {
                 guard let value = entry[name] else { continue }
                 guard case .tensor(let tensor) = value, tensor.shape == parameter.shape else {
@@ -64,14 +60,25 @@ extension ElementwiseEngine {
                 }
                 newSlots[index * slotCount + slot] = try Tensor(tensor.data, shape: parameter.shape, dtype: parameter.dtype)
             }
+            // After an update, every state the options use exists (torch fails on a missing one);
+            // a fresh zero in its place would restart a moment under the old bias corrections.
+            if let step, step > 0, !Algorithm.countsStepsPerGroup {
+                for (slot, name) in Algorithm.stateNames.enumerated()
+                where entry[name] == nil && Algorithm.usesSlot(slot, options[groupOf[index]]) {
+                    throw OptimError(.invalidArgument, """
+                        parameter \(id) of the state dict has made \(step) updates but has no \(name), which \
+                        \(Algorithm.name) keeps under its options
+                        """)
+                }
+            }
             var values: [String: Double] = [:]
-            for name in Algorithm.valueNames where !Algorithm.countsStepsPerGroup {
+            for name in Algorithm.TensorState.names where !Algorithm.countsStepsPerGroup {
                 guard let value = entry[name]?.doubleValue else {
                     throw OptimError(.invalidArgument, "parameter \(id) of the state dict has no \(name)")
                 }
                 values[name] = value
             }
-            if !Algorithm.countsStepsPerGroup { newTensorStates[index] = Algorithm.tensorState(from: values) }
+            if !Algorithm.countsStepsPerGroup { newTensorStates[index] = Algorithm.TensorState(values: values) }
         }
 
         var newGroupSteps = groupSteps
@@ -82,14 +89,14 @@ extension ElementwiseEngine {
                     throw OptimError(.invalidArgument, "parameter group \(group) of the state dict has no valid step count")
                 }
                 var values: [String: Double] = [:]
-                for name in Algorithm.valueNames {
+                for name in Algorithm.TensorState.names {
                     guard let value = saved[name]?.doubleValue, value.isFinite else {
                         throw OptimError(.invalidArgument, "parameter group \(group) of the state dict has no finite \(name)")
                     }
                     values[name] = value
                 }
                 newGroupSteps[group] = Int(step)
-                newGroupStates[group] = Algorithm.tensorState(from: values)
+                newGroupStates[group] = Algorithm.TensorState(values: values)
             }
         }
 

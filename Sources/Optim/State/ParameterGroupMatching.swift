@@ -47,3 +47,26 @@ func matchParamGroups<Options: TorchNamedOptions>(
     }
     return (indexOfSavedID, options)
 }
+
+/// The dict's per-parameter state, checked: every id names a parameter of a group, every key
+/// is one of `known` (plus `step`), and where the optimizer keeps a step count it is a whole
+/// number of updates. Returns each saved parameter's id, the index of the parameter it belongs
+/// to, its state and its step count (nil when the optimizer keeps none). Changes nothing.
+func savedParameterStates(
+    _ dict: OptimizerStateDict, indexOfSavedID: [Int: Int], known: [String], keepsStepCount: Bool
+) throws -> [(id: Int, index: Int, entry: [String: StateValue], step: Int?)] {
+    let known = Set(known + ["step"])
+    return try dict.state.map { id, entry in
+        guard let index = indexOfSavedID[id] else {
+            throw OptimError(.invalidArgument, "the state dict has state for parameter \(id), which no group lists")
+        }
+        if let unknown = entry.keys.first(where: { !known.contains($0) }) {
+            throw OptimError(.invalidArgument, "state \(unknown) of parameter \(id) is not state of this optimizer")
+        }
+        guard keepsStepCount else { return (id, index, entry, nil) }
+        guard let step = entry["step"]?.doubleValue, step >= 0, step == step.rounded(), step < 1e15 else {
+            throw OptimError(.invalidArgument, "parameter \(id) of the state dict has no valid step count")
+        }
+        return (id, index, entry, Int(step))
+    }
+}

@@ -25,24 +25,12 @@ extension PerTensorEngine {
 
         var newSteps = Array(repeating: 0, count: parameters.count)
         var newSlots = [Tensor?](repeating: nil, count: parameters.count * slotCount)
-        let known = Set(Algorithm.stateNames + ["step"])
-        for (id, entry) in dict.state {
-            guard let index = savedIndex[id] else {
-                throw OptimError(.invalidArgument, "the state dict has state for parameter \(id), which no group lists")
-            }
+        let saved = try savedParameterStates(dict, indexOfSavedID: savedIndex, known: Algorithm.stateNames,
+                                             keepsStepCount: Algorithm.keepsStepCount)
+        for (id, index, entry, step) in saved {
             let parameter = parameters[index]
-            if let unknown = entry.keys.first(where: { !known.contains($0) }) {
-                throw OptimError(.invalidArgument, "state \(unknown) of parameter \(id) is not state of this optimizer")
-            }
-            if Algorithm.keepsStepCount {
-                guard let step = entry["step"]?.doubleValue, step >= 0, step == step.rounded(), step < 1e15 else {
-                    throw OptimError(.invalidArgument, "parameter \(id) of the state dict has no valid step count")
-                }
-                newSteps[index] = Int(step)
-            } else if !entry.isEmpty {
-                // torch keeps no count; one update at least made the state.
-                newSteps[index] = 1
-            }
+            // torch keeps no count; one update at least made the state.
+            newSteps[index] = step ?? (entry.isEmpty ? 0 : 1)
             for (slot, name) in Algorithm.stateNames.enumerated() {
                 guard let value = entry[name] else { continue }
                 guard let shape = Algorithm.stateShape(slot: slot, parameterShape: parameter.shape) else {

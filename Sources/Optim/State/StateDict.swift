@@ -113,19 +113,16 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
         case .null:
             var single = encoder.singleValueContainer()
             try single.encodeNil()
-        case .bool(let value):
-            var single = encoder.singleValueContainer()
-            try single.encode(value)
-        case .integer(let value):
-            var single = encoder.singleValueContainer()
-            try single.encode(value)
-        case .number(let value):
-            var single = encoder.singleValueContainer()
-            try single.encode(value)
-        case .string(let value):
-            var single = encoder.singleValueContainer()
-            try single.encode(value)
+        case .bool(let value): try encodeSingle(value, to: encoder)
+        case .integer(let value): try encodeSingle(value, to: encoder)
+        case .number(let value): try encodeSingle(value, to: encoder)
+        case .string(let value): try encodeSingle(value, to: encoder)
         }
+    }
+
+    private func encodeSingle<Value: Encodable>(_ value: Value, to encoder: any Encoder) throws {
+        var single = encoder.singleValueContainer()
+        try single.encode(value)
     }
 }
 
@@ -135,15 +132,19 @@ public struct TensorValue: Sendable, Codable, Equatable {
     public var shape: [Int]
     public var data: [Double]
 
+    /// The values as a tensor of `dtype` holds them: each rounded to `dtype` (to nearest, ties
+    /// to even), so that what is saved in `dtype` and read back is equal to this.
     public init(dtype: DType, shape: [Int], data: [Double]) {
         self.dtype = dtype
         self.shape = shape
-        self.data = data
+        self.data = dtype == .float64 ? data : data.map(dtype.rounded)
     }
 
     /// A copy of `tensor`'s values.
     public init(_ tensor: Tensor) {
-        self.init(dtype: tensor.dtype, shape: tensor.shape, data: tensor.toArray())
+        dtype = tensor.dtype
+        shape = tensor.shape
+        data = tensor.toArray()
     }
 
     /// A 0-dimensional tensor, as torch keeps step counts and per-tensor scalars.

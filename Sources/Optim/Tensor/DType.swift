@@ -17,6 +17,9 @@ public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { rawValue }
+
+    /// `value` as an element of this dtype holds it: rounded to nearest, ties to even.
+    public func rounded(_ value: Double) -> Double { Kernels.rounded(value, to: self) }
 }
 
 /// Where a tensor's storage lives. Only CPU memory is supported.

@@ -46,11 +46,11 @@ public final class Tensor: @unchecked Sendable {
         self.storage = storage
     }
 
-    /// A tensor of zeros.
+    /// A tensor of zeros. Throws when the shape is invalid or the memory cannot be allocated.
     public static func zeros(_ shape: [Int], dtype: DType = .float32) throws -> Tensor {
-        let count = try Tensor.elementCount(shape)
-        let storage = TensorStorage(allocatingBytes: count * dtype.byteWidth)
-        storage.base.initializeMemory(as: UInt8.self, repeating: 0, count: count * dtype.byteWidth)
+        let bytes = try Tensor.byteCount(shape, dtype)
+        let storage = try TensorStorage(allocatingBytes: bytes)
+        storage.base.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         return Tensor(shape: shape, dtype: dtype, storage: storage)
     }
 
@@ -64,7 +64,7 @@ public final class Tensor: @unchecked Sendable {
             throw OptimError(.invalidArgument,
                              "shape \(shape) holds \(count) elements but \(values.count) values were given")
         }
-        let storage = TensorStorage(allocatingBytes: count * dtype.byteWidth)
+        let storage = try TensorStorage(allocatingBytes: Tensor.byteCount(shape, dtype))
         let doubles = values as? [Double] ?? values.map(Double.init)
         doubles.withUnsafeBufferPointer { Kernels.convert(from: $0, to: storage.base, dtype: dtype) }
         self.init(shape: shape, dtype: dtype, storage: storage)
@@ -75,7 +75,7 @@ public final class Tensor: @unchecked Sendable {
     /// released; `onRelease` runs then (to give the buffer back to its owner).
     public convenience init(wrapping pointer: UnsafeMutableRawPointer, shape: [Int], dtype: DType,
                             onRelease: (@Sendable () -> Void)? = nil) throws {
-        _ = try Tensor.elementCount(shape)
+        _ = try Tensor.byteCount(shape, dtype)
         guard Int(bitPattern: pointer) % dtype.byteWidth == 0 else {
             throw OptimError(.invalidArgument,
                              "memory at \(pointer) is not aligned to the \(dtype.byteWidth)-byte elements of \(dtype)")
@@ -94,9 +94,10 @@ public final class Tensor: @unchecked Sendable {
     /// The elements, row-major, as `Float` (exact for every dtype but `float64`).
     public func toFloatArray() -> [Float] { toArray().map(Float.init) }
 
-    /// A new tensor with a copy of these elements (no gradient).
-    public func clone() -> Tensor {
-        let copy = TensorStorage(allocatingBytes: byteCount)
+    /// A new tensor with a copy of these elements (no gradient). Throws when the memory cannot
+    /// be allocated.
+    public func clone() throws -> Tensor {
+        let copy = try TensorStorage(allocatingBytes: byteCount)
         copy.base.copyMemory(from: storage.base, byteCount: byteCount)
         return Tensor(shape: shape, dtype: dtype, storage: copy)
     }
@@ -132,6 +133,14 @@ public final class Tensor: @unchecked Sendable {
         }
         return count
     }
+
+    /// The bytes of a tensor of `shape` and `dtype`; throws when the shape is invalid or the
+    /// size does not fit in an `Int`, so that every tensor's `byteCount` is representable.
+    static func byteCount(_ shape: [Int], _ dtype: DType) throws -> Int {
+        let (bytes, overflow) = try elementCount(shape).multipliedReportingOverflow(by: dtype.byteWidth)
+        guard !overflow else { throw OptimError(.invalidArgument, "shape \(shape) of \(dtype) has too many bytes") }
+        return bytes
+    }
 }
 
 extension Tensor: CustomStringConvertible {
@@ -155,17 +164,21 @@ final class TensorStorage: @unchecked Sendable {
     static let hugePageThreshold = 2 << 20
     static let hugePageSize = 2 << 20
 
-    init(allocatingBytes byteCount: Int) {
+    /// Allocates `byteCount` bytes; throws when the system cannot provide them (the standard
+    /// library's allocator would stop the process instead).
+    init(allocatingBytes byteCount: Int) throws {
         // Never a zero-size allocation, so that every tensor has a valid, unique address.
-        if byteCount >= TensorStorage.hugePageThreshold {
-            base = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: TensorStorage.hugePageSize)
-            #if os(Linux)
-            _ = madvise(base, byteCount, MADV_HUGEPAGE)
-            #endif
-        } else {
-            base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, TensorStorage.alignment),
-                                                    alignment: TensorStorage.alignment)
+        let huge = byteCount >= TensorStorage.hugePageThreshold
+        var memory: UnsafeMutableRawPointer?
+        let status = posix_memalign(&memory, huge ? TensorStorage.hugePageSize : TensorStorage.alignment,
+                                    max(byteCount, TensorStorage.alignment))
+        guard status == 0, let memory else {
+            throw OptimError(.outOfMemory, "cannot allocate \(byteCount) bytes for a tensor")
         }
+        #if os(Linux)
+        if huge { _ = madvise(memory, byteCount, MADV_HUGEPAGE) }
+        #endif
+        base = memory
         owned = true
         onRelease = nil
     }
@@ -177,6 +190,6 @@ final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if owned { base.deallocate() } else { onRelease?() }
+        if owned { free(base) } else { onRelease?() }
     }
 }
