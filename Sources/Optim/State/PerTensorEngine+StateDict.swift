@@ -44,6 +44,17 @@ extension PerTensorEngine {
                 }
                 newSlots[index * slotCount + slot] = try Tensor(tensor.data, shape: shape, dtype: parameter.dtype)
             }
+            // After an update, every state tensor of the parameter's shape exists (torch fails
+            // on a missing one).
+            if let step, step > 0 {
+                for (slot, name) in Algorithm.stateNames.enumerated()
+                where entry[name] == nil && Algorithm.stateShape(slot: slot, parameterShape: parameter.shape) != nil {
+                    throw OptimError(.invalidArgument, """
+                        parameter \(id) of the state dict has made \(step) updates but has no \(name), which a \
+                        parameter of shape \(parameter.shape) keeps
+                        """)
+                }
+            }
         }
 
         for (number, loaded) in options.enumerated() { groups[number].options = loaded }
