@@ -35,6 +35,12 @@ public enum Checkpoint {
         public var stateDict: OptimizerStateDict
         /// The model's tensors saved beside the optimizer, by name.
         public var tensors: [String: Tensor]
+
+        public init(optimizer: String, stateDict: OptimizerStateDict, tensors: [String: Tensor] = [:]) {
+            self.optimizer = optimizer
+            self.stateDict = stateDict
+            self.tensors = tensors
+        }
     }
 
     /// Saves `optimizer`'s state dict and `tensors` (say, the model's parameters by name) to
@@ -62,6 +68,8 @@ public enum Checkpoint {
 
     // MARK: Writing
 
+    /// Writes `contents` to `path` as ``save(_:to:tensors:)`` does (for a state dict converted
+    /// from elsewhere, say).
     public static func write(_ contents: Contents, to path: String) throws {
         guard !contents.tensors.keys.contains(where: { $0.isEmpty }) else {
             throw OptimError(.invalidArgument, "a tensor saved in a checkpoint needs a name")
@@ -167,8 +175,9 @@ public enum Checkpoint {
     /// `path` and flushes the folder, so that `path` is always the old file or the new one.
     static func replaceAtomically(_ path: String, _ body: (OutputFile) throws -> Void) throws {
         let folder = path.lastIndex(of: "/").map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
-        let temporary = "\(path).\(getpid()).partial"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // Unique per save, so that two saves to one path (from two threads, say) never share it.
+        let temporary = "\(path).\(getpid())-\(UInt64.random(in: 0...UInt64.max)).partial"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw OptimError(.invalidArgument, "cannot create \(temporary): \(String(cString: strerror(errno)))")
         }
