@@ -37,11 +37,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The process that the kill-during-save test stops at random moments of a save.
+        .executableTarget(
+            name: "CheckpointWriter",
+            dependencies: ["Optim"],
+            path: "Tests/CheckpointWriter"
+        ),
         .testTarget(
             name: "OptimTests",
             dependencies: [
                 "Optim",
                 "OptimGolden",
+                "CheckpointWriter",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             // Reference files read by path at test time (see TestSupport.swift).

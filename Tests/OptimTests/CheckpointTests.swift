@@ -182,4 +182,55 @@ import Testing
         let (_, _, adam, _) = try Self.adamCheckpoint()
         #expect(throws: OptimError.self) { try Checkpoint.save(adam, to: "/nonexistent-folder/adam.safetensors") }
     }
+
+    /// The `CheckpointWriter` executable, built beside this test binary.
+    static var writerPath: String {
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return binary.deletingLastPathComponent().appendingPathComponent("CheckpointWriter").path
+    }
+
+    /// A process that saves checkpoints over and over is killed (SIGKILL) at random moments, 40
+    /// times; after each kill the file at the path is a whole checkpoint of one save, never a
+    /// mixture, and the saves it holds only move forward. Kills that land while a save is
+    /// writing its temporary file are counted: the test asserts that it reached them.
+    @Test func aSaveKilledAtAnyMomentLeavesTheLastWholeCheckpoint() throws {
+        let folder = URL(fileURLWithPath: Self.temporaryPath("killed-\(UInt64.random(in: 0...UInt64.max))"))
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("run.safetensors").path
+        var random = TestRandom(seed: 41)
+        var lastVersion = 0, killedMidSave = 0, rounds = 0
+        for round in 0..<40 {
+            // posix_spawn and waitpid rather than Process: nothing between the kill and the read
+            // but the writer's own exit.
+            let arguments = [Self.writerPath, path, String(round * 1_000_000 + 1), String(1 << 20)]
+            var pid: pid_t = 0
+            var argv = arguments.map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            try #require(posix_spawn(&pid, Self.writerPath, nil, nil, &argv, environ) == 0, "cannot start \(Self.writerPath)")
+            // About 8 MB a save, so that a kill often lands inside one.
+            usleep(useconds_t(20_000 + random.below(180_000)))
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            #expect(status & 0x7f == SIGKILL, "the writer stopped before it was killed (status \(status))")
+
+            let partials = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".partial") }
+            if !partials.isEmpty { killedMidSave += 1 }
+            for partial in partials { try FileManager.default.removeItem(at: folder.appendingPathComponent(partial)) }
+            guard FileManager.default.fileExists(atPath: path) else {
+                #expect(lastVersion == 0, "the checkpoint disappeared after round \(round)")
+                continue
+            }
+            let contents = try Checkpoint.read(from: path)
+            let versions = Set(["first", "second", "parameter"].flatMap { contents.tensors[$0]?.toArray() ?? [-1] })
+            #expect(versions.count == 1, "round \(round): one file holds several saves: \(versions.sorted().prefix(4))")
+            let version = Int(versions.min() ?? -1)
+            #expect(version >= lastVersion, "round \(round): the checkpoint went back from \(lastVersion) to \(version)")
+            lastVersion = version
+            rounds += 1
+        }
+        #expect(rounds >= 30, "only \(rounds) of 40 kills came after a first save")
+        #expect(killedMidSave >= 5, "only \(killedMidSave) of 40 kills landed during a save's write")
+    }
 }

@@ -22,10 +22,8 @@ struct AdamRule {
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        V &exp_avg = state[0];
-        V &exp_avg_sq = state[1];
-        grad = gradient_with_weight_decay<F>(grad, param, s.weight_decay, s.decay_factor);
-        update_adam_moments(exp_avg, exp_avg_sq, grad, s.one_minus_beta1, s.beta2, s.one_minus_beta2);
+        adam_prologue<F>(param, grad, state, s);
+        const V &exp_avg = state[0], &exp_avg_sq = state[1];
         V second_moment = exp_avg_sq;
         if (F & AMSGrad) {
             state[2] = maximum(state[2], exp_avg_sq);

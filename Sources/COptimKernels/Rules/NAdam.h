@@ -13,10 +13,8 @@ struct NAdamRule : EveryStateRule {
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        grad = gradient_with_weight_decay<F>(grad, param, s.weight_decay, s.decay_factor);
-        V &exp_avg = state[0];
-        V &exp_avg_sq = state[1];
-        update_adam_moments(exp_avg, exp_avg_sq, grad, s.one_minus_beta1, s.beta2, s.one_minus_beta2);
+        adam_prologue<F>(param, grad, state, s);
+        const V &exp_avg = state[0], &exp_avg_sq = state[1];
         const V denominator = square_root(exp_avg_sq / s.bias_correction2) + s.eps;
         param = param + s.grad_coefficient * grad / denominator;
         param = param + s.avg_coefficient * exp_avg / denominator;

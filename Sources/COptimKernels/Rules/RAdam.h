@@ -13,10 +13,8 @@ struct RAdamRule : EveryStateRule {
 
     template <unsigned F, class V, class S>
     OPTIM_INLINE void apply(V &param, V &grad, V *state, const Scalars<S> &s) {
-        grad = gradient_with_weight_decay<F>(grad, param, s.weight_decay, s.decay_factor);
-        V &exp_avg = state[0];
-        V &exp_avg_sq = state[1];
-        update_adam_moments(exp_avg, exp_avg_sq, grad, s.one_minus_beta1, s.beta2, s.one_minus_beta2);
+        adam_prologue<F>(param, grad, state, s);
+        const V &exp_avg = state[0], &exp_avg_sq = state[1];
         V update = exp_avg / s.bias_correction1 * s.lr;
         if (F & Rectify) {
             const V adaptive = s.bias_correction2_sqrt / (square_root(exp_avg_sq) + s.eps);

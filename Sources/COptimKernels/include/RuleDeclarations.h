@@ -80,13 +80,14 @@ OPTIM_INLINE V gradient_with_weight_decay(V grad, V &param, S weight_decay, S de
     return grad;
 }
 
-// Adam's moments in torch's order of operations (lerp for the first, addcmul for the second),
-// as Adam, NAdam and RAdam keep them.
-template <class V, class S>
-OPTIM_INLINE void update_adam_moments(V &exp_avg, V &exp_avg_sq, const V &grad, S one_minus_beta1, S beta2,
-                                      S one_minus_beta2) {
-    exp_avg = lerp(exp_avg, grad, one_minus_beta1);
-    exp_avg_sq = exp_avg_sq * beta2 + one_minus_beta2 * grad * grad;
+// The prologue Adam, NAdam and RAdam share, in torch's order of operations: the gradient after
+// maximize and weight decay (L2 or decoupled), then the moments exp_avg (state[0], by lerp) and
+// exp_avg_sq (state[1], by addcmul). Their scalars share these names.
+template <unsigned F, class V, class Scalars>
+OPTIM_INLINE void adam_prologue(V &param, V &grad, V *state, const Scalars &s) {
+    grad = gradient_with_weight_decay<F>(grad, param, s.weight_decay, s.decay_factor);
+    state[0] = lerp(state[0], grad, s.one_minus_beta1);
+    state[1] = state[1] * s.beta2 + s.one_minus_beta2 * grad * grad;
 }
 
 // The state access of a rule that reads and writes every state slot, but under the flag

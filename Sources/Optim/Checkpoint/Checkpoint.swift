@@ -45,9 +45,16 @@ public enum Checkpoint {
 
     /// Saves `optimizer`'s state dict and `tensors` (say, the model's parameters by name) to
     /// `path`, replacing what was there only once the new file is complete on disk.
+    ///
+    /// The state's tensors go to the file straight from the optimizer's memory, with no copy:
+    /// the save holds the optimizer's lock meanwhile, so a step from another thread waits for it.
     public static func save(_ optimizer: some Optimizer, to path: String, tensors: [String: Tensor] = [:]) throws {
-        try write(Contents(optimizer: typeName(of: optimizer), stateDict: optimizer.stateDict(), tensors: tensors),
-                  to: path)
+        let type = typeName(of: optimizer)
+        if let lending = optimizer as? any LendsStateDict {
+            try lending.withLentStateDict { try write(Contents(optimizer: type, stateDict: $0, tensors: tensors), to: path) }
+        } else {
+            try write(Contents(optimizer: type, stateDict: optimizer.stateDict(), tensors: tensors), to: path)
+        }
     }
 
     /// Loads the checkpoint at `path` into `optimizer`, which must be of the type that saved it;
@@ -77,7 +84,10 @@ public enum Checkpoint {
         // Every tensor in its own dtype, in the order of the entries.
         var entries: [(name: String, dtype: DType, shape: [Int], tensor: Tensor)] = []
         func entry(_ name: String, _ value: TensorValue) throws -> StateValue {
-            entries.append((name, value.dtype, value.shape, try Tensor(value.data, shape: value.shape, dtype: value.dtype)))
+            guard try Tensor.elementCount(value.shape) == value.count else {
+                throw OptimError(.invalidArgument, "state \(name) holds \(value.count) elements, not the \(value.shape) of its shape")
+            }
+            entries.append((name, value.dtype, value.shape, value.storage))
             return .dictionary(["safetensors": .string(name)])
         }
         var state: [String: StateValue] = [:]
@@ -211,48 +221,69 @@ public enum Checkpoint {
     /// Reads the checkpoint at `path`. Throws an error that says what is wrong and where when
     /// the file is not a checkpoint of this format and version, or is damaged.
     public static func read(from path: String) throws -> Contents {
-        try parse(readFile(path), name: path)
+        try parse(InputFile(path), name: path)
     }
 
-    static func readFile(_ path: String) throws -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw OptimError(.invalidArgument, "cannot open \(path): \(String(cString: strerror(errno)))")
+    /// An open file being read, by offset.
+    final class InputFile {
+        let descriptor: Int32
+        let path: String
+        let size: Int
+
+        init(_ path: String) throws {
+            self.path = path
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                throw OptimError(.invalidArgument, "cannot open \(path): \(String(cString: strerror(errno)))")
+            }
+            var status = stat()
+            guard fstat(descriptor, &status) == 0, status.st_size >= 0, let size = Int(exactly: status.st_size) else {
+                close(descriptor)
+                throw OptimError(.invalidArgument, "cannot read the size of \(path)")
+            }
+            self.size = size
         }
-        defer { close(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0, status.st_size >= 0 else {
-            throw OptimError(.invalidArgument, "cannot read the size of \(path)")
-        }
-        let size = Int(status.st_size)
-        var bytes = [UInt8](repeating: 0, count: size)
-        var done = 0
-        try bytes.withUnsafeMutableBytes { buffer in
-            while done < size {
-                guard let base = buffer.baseAddress else { return }
-                let count = systemRead(descriptor, base + done, size - done)
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else {
-                    throw OptimError(.invalidArgument, "cannot read \(path): it ended after \(done) of \(size) bytes")
+
+        deinit { close(descriptor) }
+
+        /// Reads `count` bytes from `offset` (inside the file) into `destination`.
+        func read(into destination: UnsafeMutableRawPointer, count: Int, at offset: Int) throws {
+            var done = 0
+            while done < count {
+                let read = pread(descriptor, destination + done, count - done, off_t(offset + done))
+                if read < 0 && errno == EINTR { continue }
+                guard read > 0 else {
+                    throw OptimError(.invalidArgument, "cannot read \(path): it ended after \(offset + done) of \(size) bytes")
                 }
-                done += count
+                done += read
             }
         }
-        return bytes
+
+        func bytes(at offset: Int, count: Int) throws -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: count)
+            try bytes.withUnsafeMutableBytes { buffer in
+                if let base = buffer.baseAddress { try read(into: base, count: count, at: offset) }
+            }
+            return bytes
+        }
     }
 
-    /// The checkpoint that `bytes` hold (`name` says which file, for messages).
-    static func parse(_ bytes: [UInt8], name: String) throws -> Contents {
+    /// The checkpoint in `file` (`name` says which, for messages). Reads the header, checks it
+    /// whole, then reads each tensor straight into its storage: the tensors take the file's
+    /// size in memory, once.
+    static func parse(_ file: InputFile, name: String) throws -> Contents {
         func failure(_ message: String) -> OptimError {
             OptimError(.invalidArgument, "\(name) is not a readable checkpoint: \(message)")
         }
-        guard bytes.count >= 8 else { throw failure("it has \(bytes.count) bytes, fewer than the 8 of a header length") }
-        let declared = bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard declared <= UInt64(maximumHeaderBytes), Int(declared) <= bytes.count - 8 else {
-            throw failure("its header length, \(declared) bytes, does not fit in its \(bytes.count) bytes")
+        guard file.size >= 8 else { throw failure("it has \(file.size) bytes, fewer than the 8 of a header length") }
+        let declared = try file.bytes(at: 0, count: 8).enumerated()
+            .reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard declared <= UInt64(maximumHeaderBytes), Int(declared) <= file.size - 8 else {
+            throw failure("its header length, \(declared) bytes, does not fit in its \(file.size) bytes")
         }
         let headerEnd = 8 + Int(declared)
-        guard case .dictionary(var header) = try JSONText.decode(Array(bytes[8..<headerEnd]), what: "\(name)'s header")
+        guard case .dictionary(var header) = try JSONText.decode(file.bytes(at: 8, count: Int(declared)),
+                                                                 what: "\(name)'s header")
         else { throw failure("its header is not a JSON object") }
         guard case .dictionary(let metadata)? = header.removeValue(forKey: "__metadata__") else {
             throw failure("its header has no __metadata__")
@@ -273,10 +304,9 @@ public enum Checkpoint {
         }
 
         // The entries: known dtypes, shapes whose byte counts fit, offsets inside the data that
-        // cover it exactly once, in order.
-        let data = bytes[headerEnd...]
-        var tensors: [String: Tensor] = [:]
-        var spans: [(begin: Int, end: Int, name: String)] = []
+        // cover it exactly once, in order; all checked before any memory is allocated for them.
+        let dataCount = file.size - headerEnd
+        var entries: [(begin: Int, end: Int, name: String, dtype: DType, shape: [Int])] = []
         for (entryName, value) in header {
             guard case .dictionary(let fields) = value, case .string(let dtypeName)? = fields["dtype"],
                   case .list(let shapeItems)? = fields["shape"], case .list(let offsetItems)? = fields["data_offsets"],
@@ -293,31 +323,34 @@ public enum Checkpoint {
                 return extent
             }
             guard case .integer(let begin) = offsetItems[0], case .integer(let end) = offsetItems[1],
-                  begin >= 0, begin <= end, end <= data.count else {
-                throw failure("entry \(entryName)'s data offsets are not inside its \(data.count) data bytes")
+                  begin >= 0, begin <= end, end <= dataCount else {
+                throw failure("entry \(entryName)'s data offsets are not inside its \(dataCount) data bytes")
             }
             guard let byteCount = try? Tensor.byteCount(shape, dtype), byteCount == end - begin else {
                 throw failure("entry \(entryName) has \(end - begin) bytes for a \(dtype) tensor of shape \(shape)")
             }
-            let tensor = try Tensor.zeros(shape, dtype: dtype)
-            data.withUnsafeBytes { raw in
-                if let base = raw.baseAddress, byteCount > 0 { tensor.baseAddress.copyMemory(from: base + begin, byteCount: byteCount) }
-            }
-            tensors[entryName] = tensor
-            spans.append((begin, end, entryName))
+            entries.append((begin, end, entryName, dtype, shape))
         }
-        spans.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
         var covered = 0
-        var dataHash: UInt64 = 0
-        for span in spans {
-            guard span.begin == covered else {
-                throw failure("entry \(span.name) starts at data byte \(span.begin), not at \(covered), where the previous ends")
+        for entry in entries {
+            guard entry.begin == covered else {
+                throw failure("entry \(entry.name) starts at data byte \(entry.begin), not at \(covered), where the previous ends")
             }
-            covered = span.end
-            if let tensor = tensors[span.name] { dataHash = tensor.bitHash(seed: dataHash) }
+            covered = entry.end
         }
-        guard covered == data.count else {
-            throw failure("its entries cover \(covered) of its \(data.count) data bytes")
+        guard covered == dataCount else {
+            throw failure("its entries cover \(covered) of its \(dataCount) data bytes")
+        }
+        var tensors: [String: Tensor] = [:]
+        var dataHash: UInt64 = 0
+        for entry in entries {
+            // Not zeroed first: the read fills every byte or throws.
+            let storage = try TensorStorage(allocatingBytes: entry.end - entry.begin)
+            let tensor = Tensor(shape: entry.shape, dtype: entry.dtype, storage: storage)
+            try file.read(into: tensor.baseAddress, count: entry.end - entry.begin, at: headerEnd + entry.begin)
+            dataHash = tensor.bitHash(seed: dataHash)
+            tensors[entry.name] = tensor
         }
         guard try text("data_hash") == hex(dataHash) else {
             throw failure("its tensor bytes do not match their hash: the file is damaged")
@@ -335,7 +368,7 @@ public enum Checkpoint {
                     throw failure("its state dict refers to a tensor \(reference) that it does not hold")
                 }
                 used.insert(reference)
-                return .tensor(TensorValue(tensor))
+                return .tensor(TensorValue(shape: tensor.shape, storage: tensor))
             case .list(let items): return .list(try items.map(resolve))
             default: return value
             }
@@ -366,11 +399,13 @@ public enum Checkpoint {
     }
 }
 
+/// An optimizer that shows a body its state dict with the live state tensors, not copies, while
+/// it holds its lock (so that a checkpoint is written from the optimizer's memory).
+protocol LendsStateDict {
+    func withLentStateDict<Result>(_ body: (OptimizerStateDict) throws -> Result) throws -> Result
+}
+
 // The C library's read and write, under names that the checkpoint's own methods do not shadow.
 private func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
     write(descriptor, bytes, count)
-}
-
-private func systemRead(_ descriptor: Int32, _ bytes: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    read(descriptor, bytes, count)
 }

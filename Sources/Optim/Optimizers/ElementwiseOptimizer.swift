@@ -10,7 +10,7 @@ protocol ElementwiseCore<Options>: AnyObject {
     func step() throws
     func zeroGrad(setToNone: Bool)
     func state(for parameter: Tensor) -> ParameterState?
-    func stateDict() -> OptimizerStateDict
+    func stateDict(lending: Bool) -> OptimizerStateDict
     func loadStateDict(_ dict: OptimizerStateDict) throws
 }
 
@@ -107,7 +107,11 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     /// index (counted over the groups in order) its `step` (a 0-dimensional float32 tensor;
     /// SGD keeps none), its state tensors and its scalar state; per group its options by
     /// torch's names and `params`.
-    public func stateDict() -> OptimizerStateDict { lock.withLock { core.stateDict() } }
+    public func stateDict() -> OptimizerStateDict { lock.withLock { stateDict(lending: false) } }
+
+    /// The state dict, its tensors copies or, `lending`, the live state (for a caller that holds
+    /// the lock while it uses them). Where a subclass adds to the state dict.
+    func stateDict(lending: Bool) -> OptimizerStateDict { core.stateDict(lending: lending) }
 
     /// Restores options and state saved by ``stateDict()`` (here or, after conversion, by
     /// torch), as torch's `load_state_dict`: groups and their parameters are matched in order
@@ -115,4 +119,10 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     /// converted to its dtype; parameters without saved state start afresh. Throws, changing
     /// nothing, when the dict does not fit this optimizer.
     public func loadStateDict(_ dict: OptimizerStateDict) throws { try lock.withLock { try core.loadStateDict(dict) } }
+}
+
+extension ElementwiseOptimizer: LendsStateDict {
+    func withLentStateDict<Result>(_ body: (OptimizerStateDict) throws -> Result) throws -> Result {
+        try lock.withLock { try body(stateDict(lending: true)) }
+    }
 }

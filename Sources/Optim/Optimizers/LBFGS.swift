@@ -245,24 +245,26 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     /// The state and options as torch's `state_dict()` holds them: the state on parameter 0
     /// (`func_evals`, `n_iter`, `d`, `t`, `old_dirs`, `old_stps`, `ro`, `al`, `H_diag`,
     /// `prev_flat_grad`, `prev_loss`) and one group.
-    public func stateDict() -> OptimizerStateDict {
-        lock.withLock {
-            var groupValues = group.options.torchValues
-            groupValues["params"] = .list(parameters.indices.map { .integer($0) })
-            guard funcEvals > 0 else { return OptimizerStateDict(state: [:], paramGroups: [groupValues]) }
-            func scalar(_ value: Double) -> StateValue { .tensor(.scalar(value, dtype: dtype)) }
-            var entry: [String: StateValue] = ["func_evals": .integer(funcEvals), "n_iter": .integer(nIter)]
-            entry["d"] = hasDirection ? .tensor(TensorValue(direction.flat)) : .null
-            entry["t"] = t.map { .number($0) } ?? .null
-            entry["old_dirs"] = .list(oldDirs.map { .tensor(TensorValue($0)) })
-            entry["old_stps"] = .list(oldSteps.map { .tensor(TensorValue($0)) })
-            entry["ro"] = .list(ro.map(scalar))
-            entry["al"] = .list(al.prefix(oldDirs.count).map(scalar))
-            entry["H_diag"] = hDiag.map(scalar) ?? .null
-            entry["prev_flat_grad"] = prevFlatGrad.map { .tensor(TensorValue($0)) } ?? .null
-            entry["prev_loss"] = prevLoss.map { .number($0) } ?? .null
-            return OptimizerStateDict(state: [0: entry], paramGroups: [groupValues])
-        }
+    public func stateDict() -> OptimizerStateDict { lock.withLock { stateDict(lending: false) } }
+
+    /// The state dict, its tensors copies or, `lending`, the live ones (for a caller holding the lock).
+    func stateDict(lending: Bool) -> OptimizerStateDict {
+        func value(_ tensor: Tensor) -> StateValue { .tensor(lending ? TensorValue(borrowing: tensor) : TensorValue(tensor)) }
+        var groupValues = group.options.torchValues
+        groupValues["params"] = .list(parameters.indices.map { .integer($0) })
+        guard funcEvals > 0 else { return OptimizerStateDict(state: [:], paramGroups: [groupValues]) }
+        func scalar(_ value: Double) -> StateValue { .tensor(.scalar(value, dtype: dtype)) }
+        var entry: [String: StateValue] = ["func_evals": .integer(funcEvals), "n_iter": .integer(nIter)]
+        entry["d"] = hasDirection ? value(direction.flat) : .null
+        entry["t"] = t.map { .number($0) } ?? .null
+        entry["old_dirs"] = .list(oldDirs.map(value))
+        entry["old_stps"] = .list(oldSteps.map(value))
+        entry["ro"] = .list(ro.map(scalar))
+        entry["al"] = .list(al.prefix(oldDirs.count).map(scalar))
+        entry["H_diag"] = hDiag.map(scalar) ?? .null
+        entry["prev_flat_grad"] = prevFlatGrad.map(value) ?? .null
+        entry["prev_loss"] = prevLoss.map { .number($0) } ?? .null
+        return OptimizerStateDict(state: [0: entry], paramGroups: [groupValues])
     }
 
     /// Restores what ``stateDict()`` (or torch's, converted) saved. Throws, changing nothing,
@@ -293,10 +295,10 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
                 return entry[name] != nil
             }
             func vector(_ value: StateValue, _ name: String) throws -> Tensor {
-                guard case .tensor(let tensor) = value, tensor.data.count == elementCount else {
+                guard case .tensor(let tensor) = value, tensor.count == elementCount else {
                     throw OptimError(.invalidArgument, "state \(name) must be a vector of \(elementCount) elements")
                 }
-                return try Tensor(tensor.data, shape: [elementCount], dtype: dtype)
+                return try tensor.tensor(shape: [elementCount], dtype: dtype)
             }
             func list(_ name: String) throws -> [StateValue] {
                 switch entry[name] {
@@ -737,5 +739,11 @@ private struct FlatBuffer {
         }
         self.flat = flat
         self.views = views
+    }
+}
+
+extension LBFGS: LendsStateDict {
+    func withLentStateDict<Result>(_ body: (OptimizerStateDict) throws -> Result) throws -> Result {
+        try lock.withLock { try body(stateDict(lending: true)) }
     }
 }

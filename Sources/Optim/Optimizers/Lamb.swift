@@ -85,9 +85,9 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
         }
     }
 
-    public override func stateDict() -> OptimizerStateDict {
+    override func stateDict(lending: Bool) -> OptimizerStateDict {
         lock.withLock {
-            var dict = super.stateDict()
+            var dict = super.stateDict(lending: lending)
             let parameters = paramGroups.flatMap(\.parameters)
             for (id, var entry) in dict.state {
                 entry["update"] = nil

@@ -1,6 +1,6 @@
 extension ElementwiseEngine {
     /// The state and options as torch's `state_dict()` holds them.
-    func stateDict() -> OptimizerStateDict {
+    func stateDict(lending: Bool = false) -> OptimizerStateDict {
         var state: [Int: [String: StateValue]] = [:]
         for index in parameters.indices where stepCounts[index] > 0 {
             var entry: [String: StateValue] = [:]
@@ -10,7 +10,7 @@ extension ElementwiseEngine {
             }
             for slot in 0..<slotCount {
                 if let tensor = slots[index * slotCount + slot] {
-                    entry[Algorithm.stateNames[slot]] = .tensor(TensorValue(tensor))
+                    entry[Algorithm.stateNames[slot]] = .tensor(lending ? TensorValue(borrowing: tensor) : TensorValue(tensor))
                 }
             }
             // Scalar state that belongs to the group is written with the group.
@@ -58,7 +58,7 @@ extension ElementwiseEngine {
                         state \(name) of parameter \(id) must be a tensor of shape \(parameter.shape), like its parameter
                         """)
                 }
-                newSlots[index * slotCount + slot] = try Tensor(tensor.data, shape: parameter.shape, dtype: parameter.dtype)
+                newSlots[index * slotCount + slot] = try tensor.tensor(shape: parameter.shape, dtype: parameter.dtype)
             }
             // After an update, every state the options use exists (torch fails on a missing one);
             // a fresh zero in its place would restart a moment under the old bias corrections.

@@ -1,13 +1,13 @@
 extension PerTensorEngine {
     /// The state and options as torch's `state_dict()` holds them.
-    func stateDict() -> OptimizerStateDict {
+    func stateDict(lending: Bool = false) -> OptimizerStateDict {
         var state: [Int: [String: StateValue]] = [:]
         for index in parameters.indices where stepCounts[index] > 0 {
             var entry: [String: StateValue] = [:]
             if Algorithm.keepsStepCount { entry["step"] = .tensor(.scalar(Double(stepCounts[index]))) }
             for slot in 0..<slotCount {
                 if let tensor = slots[index * slotCount + slot] {
-                    entry[Algorithm.stateNames[slot]] = .tensor(TensorValue(tensor))
+                    entry[Algorithm.stateNames[slot]] = .tensor(lending ? TensorValue(borrowing: tensor) : TensorValue(tensor))
                 }
             }
             state[index] = entry
@@ -42,7 +42,7 @@ extension PerTensorEngine {
                 guard case .tensor(let tensor) = value, tensor.shape == shape else {
                     throw OptimError(.invalidArgument, "state \(name) of parameter \(id) must be a tensor of shape \(shape)")
                 }
-                newSlots[index * slotCount + slot] = try Tensor(tensor.data, shape: shape, dtype: parameter.dtype)
+                newSlots[index * slotCount + slot] = try tensor.tensor(shape: shape, dtype: parameter.dtype)
             }
             // After an update, every state tensor of the parameter's shape exists (torch fails
             // on a missing one).

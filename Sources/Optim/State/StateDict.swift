@@ -40,7 +40,7 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
         switch self {
         case .integer(let value): Double(value)
         case .number(let value): value
-        case .tensor(let value) where value.data.count == 1: value.data[0]
+        case .tensor(let value) where value.count == 1: value.data[0]
         default: nil
         }
     }
@@ -126,25 +126,46 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
     }
 }
 
-/// A tensor's dtype, shape and row-major values (every dtype converts to `Double` exactly).
+/// A tensor's dtype, shape and row-major values, held in that dtype (a float32 state of 124 M
+/// elements takes 496 MB here, as in the optimizer, not twice that as `Double`s).
+///
+/// A value is a snapshot: the tensors of a state dict are copies, which later steps do not
+/// change. It reads as `Double`s through ``data`` (every dtype converts to `Double` exactly)
+/// and travels through Codable as `{"dtype", "shape", "data"}`.
 public struct TensorValue: Sendable, Codable, Equatable {
-    public var dtype: DType
-    public var shape: [Int]
-    public var data: [Double]
+    public let dtype: DType
+    public let shape: [Int]
+    /// The elements, in `dtype`. Never written once the value exists, except for a value that
+    /// borrows an optimizer's live state, which exists only while a checkpoint save holds the
+    /// optimizer's lock.
+    let storage: Tensor
 
     /// The values as a tensor of `dtype` holds them: each rounded to `dtype` (to nearest, ties
     /// to even), so that what is saved in `dtype` and read back is equal to this.
     public init(dtype: DType, shape: [Int], data: [Double]) {
         self.dtype = dtype
         self.shape = shape
-        self.data = dtype == .float64 ? data : data.map(dtype.rounded)
+        storage = Tensor(uncheckedCopying: data, dtype: dtype)
     }
 
-    /// A copy of `tensor`'s values.
+    /// A copy of `tensor`'s values, in its dtype (the process stops, as the standard library's
+    /// arrays do, if the memory cannot be allocated).
     public init(_ tensor: Tensor) {
-        dtype = tensor.dtype
-        shape = tensor.shape
-        data = tensor.toArray()
+        let copy: Tensor
+        do { copy = try tensor.clone() } catch { fatalError("cannot copy \(tensor): \(error)") }
+        self.init(shape: tensor.shape, storage: copy)
+    }
+
+    /// `tensor`'s values without a copy, for a save that holds the owner's lock while it writes.
+    init(borrowing tensor: Tensor) {
+        self.init(shape: tensor.shape, storage: tensor)
+    }
+
+    /// `storage`'s elements under `shape`, without a copy: `storage` must not change afterwards.
+    init(shape: [Int], storage: Tensor) {
+        dtype = storage.dtype
+        self.shape = shape
+        self.storage = storage
     }
 
     /// A 0-dimensional tensor, as torch keeps step counts and per-tensor scalars.
@@ -152,10 +173,49 @@ public struct TensorValue: Sendable, Codable, Equatable {
         TensorValue(dtype: dtype, shape: [], data: [value])
     }
 
+    /// How many elements the value holds (the product of `shape` for a well-formed value).
+    public var count: Int { storage.count }
+
+    /// The elements, row-major, converted exactly to `Double` (a new array of `count` elements).
+    public var data: [Double] { storage.toArray() }
+
+    /// The element bytes, little-endian, in `dtype`.
+    public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try body(UnsafeRawBufferPointer(start: storage.baseAddress, count: storage.byteCount))
+    }
+
+    /// A tensor of `shape` (which must hold `count` elements) and `dtype` with these values,
+    /// converted to `dtype` when it is another one (rounded to nearest, ties to even).
+    func tensor(shape: [Int], dtype: DType) throws -> Tensor {
+        let result = try Tensor.zeros(shape, dtype: dtype)
+        guard result.count == count else {
+            throw OptimError(.invalidArgument, "a tensor of \(count) elements cannot take the shape \(shape)")
+        }
+        try result.copy(convertingFrom: storage)
+        return result
+    }
+
+    enum CodingKeys: String, CodingKey { case dtype, shape, data }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(dtype: try container.decode(DType.self, forKey: .dtype),
+                  shape: try container.decode([Int].self, forKey: .shape),
+                  data: try container.decode([Double].self, forKey: .data))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(dtype, forKey: .dtype)
+        try container.encode(shape, forKey: .shape)
+        try container.encode(data, forKey: .data)
+    }
+
     /// Equal bit for bit once stored in `dtype`: NaN equals NaN, 0 differs from -0.
     public static func == (a: TensorValue, b: TensorValue) -> Bool {
-        a.dtype == b.dtype && a.shape == b.shape && a.data.count == b.data.count
-            && zip(a.data, b.data).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
+        guard a.dtype == b.dtype, a.shape == b.shape, a.count == b.count else { return false }
+        if a.withUnsafeBytes({ x in b.withUnsafeBytes { y in x.elementsEqual(y) } }) { return true }
+        return zip(a.data, b.data).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
     }
 }
 

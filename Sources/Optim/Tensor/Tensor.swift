@@ -111,6 +111,34 @@ public final class Tensor: @unchecked Sendable {
         storage.base.copyMemory(from: other.storage.base, byteCount: byteCount)
     }
 
+    /// Overwrites the elements with those of `other`, which must have as many, converted to this
+    /// tensor's dtype (rounded to nearest, ties to even) when it is another one. The conversion
+    /// goes through `Double` a block at a time, never a whole copy.
+    func copy(convertingFrom other: Tensor) throws {
+        guard other.count == count else {
+            throw OptimError(.invalidArgument, "cannot copy \(other.count) elements into a tensor of \(count)")
+        }
+        if other.dtype == dtype { return storage.base.copyMemory(from: other.storage.base, byteCount: byteCount) }
+        let block = 1 << 14
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { buffer in
+            for start in stride(from: 0, to: count, by: block) {
+                let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<min(block, count - start)])
+                Kernels.convert(from: other.storage.base + start * other.dtype.byteWidth, dtype: other.dtype, to: part)
+                Kernels.convert(from: UnsafeBufferPointer(part), to: storage.base + start * dtype.byteWidth, dtype: dtype)
+            }
+        }
+    }
+
+    /// `values` in a flat tensor of `dtype`, for values already in memory (a literal, say): the
+    /// process stops, as the standard library's arrays do, if the memory cannot be allocated.
+    convenience init(uncheckedCopying values: [Double], dtype: DType) {
+        do {
+            try self.init(values, shape: [values.count], dtype: dtype)
+        } catch {
+            fatalError("cannot allocate \(values.count) elements of \(dtype): \(error)")
+        }
+    }
+
     /// Sets every element to zero.
     public func zero() {
         storage.base.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
