@@ -111,7 +111,6 @@ public enum Checkpoint {
         }
         let stateDict = JSONText.encode(.dictionary(["state": .dictionary(state),
                                                      "param_groups": .list(contents.stateDict.paramGroups.map(StateValue.dictionary))]))
-        var dataHash: UInt64 = 0
         var header: [String: StateValue] = [:]
         var offset = 0
         for entry in entries {
@@ -119,26 +118,55 @@ public enum Checkpoint {
             header[entry.name] = .dictionary(["dtype": .string(safetensorsName(entry.dtype)),
                                               "shape": .list(entry.shape.map(StateValue.integer)),
                                               "data_offsets": .list([.integer(offset), .integer(offset + bytes)])])
-            dataHash = entry.tensor.bitHash(seed: dataHash)
             offset += bytes
         }
-        header["__metadata__"] = .dictionary([
-            "format": .string(formatName), "version": .string(String(formatVersion)),
-            "optimizer": .string(contents.optimizer), "state_dict": .string(stateDict),
-            "state_dict_hash": .string(hex(hash(Array(stateDict.utf8)))), "data_hash": .string(hex(dataHash)),
-        ])
-        var headerBytes = Array(JSONText.encode(.dictionary(header)).utf8)
-        // The data starts 8-byte aligned, as the format recommends.
-        while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(UInt8(ascii: " ")) }
+        // The data hash is known only once the data is written (one pass over the bytes, each
+        // block hashed while it is in the cache); its 16 digits take the same room whatever it is.
+        func headerBytes(dataHash: UInt64) -> [UInt8] {
+            header["__metadata__"] = .dictionary([
+                "format": .string(formatName), "version": .string(String(formatVersion)),
+                "optimizer": .string(contents.optimizer), "state_dict": .string(stateDict),
+                "state_dict_hash": .string(hex(hash(Array(stateDict.utf8)))), "data_hash": .string(hex(dataHash)),
+            ])
+            var bytes = Array(JSONText.encode(.dictionary(header)).utf8)
+            // The data starts 8-byte aligned, as the format recommends.
+            while (8 + bytes.count) % 8 != 0 { bytes.append(UInt8(ascii: " ")) }
+            var length = UInt64(bytes.count).littleEndian
+            return withUnsafeBytes(of: &length) { Array($0) } + bytes
+        }
+        let dataStart = headerBytes(dataHash: 0).count
 
         try replaceAtomically(path) { file in
-            var length = UInt64(headerBytes.count).littleEndian
-            try withUnsafeBytes(of: &length) { try file.write($0) }
-            try headerBytes.withUnsafeBytes { try file.write($0) }
+            var dataHash: UInt64 = 0
+            try file.seek(to: dataStart)
             for entry in entries {
-                try file.write(UnsafeRawBufferPointer(start: entry.tensor.baseAddress, count: entry.tensor.byteCount))
+                try forEachHashBlock(of: entry.tensor) { block in
+                    dataHash = hash(block, seed: dataHash)
+                    try file.write(block)
+                }
             }
+            let header = headerBytes(dataHash: dataHash)
+            precondition(header.count == dataStart, "a checkpoint header changed its length with its data hash")
+            try file.seek(to: 0)
+            try header.withUnsafeBytes { try file.write($0) }
         }
+    }
+
+    /// The data hash's unit: each tensor's bytes are hashed in blocks of this many (the last one
+    /// shorter), each block from the previous block's hash, tensors in the order of their offsets.
+    static let hashBlockBytes = 1 << 20
+
+    /// Calls `body` with the blocks of `tensor`'s bytes that the data hash takes one by one.
+    static func forEachHashBlock(of tensor: Tensor, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        for start in stride(from: 0, to: tensor.byteCount, by: hashBlockBytes) {
+            try body(UnsafeRawBufferPointer(start: tensor.baseAddress + start,
+                                            count: min(hashBlockBytes, tensor.byteCount - start)))
+        }
+    }
+
+    static func hash(_ block: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        guard let base = block.baseAddress else { return seed }
+        return Kernels.hash(base, byteCount: block.count, seed: seed)
     }
 
     static func safetensorsName(_ dtype: DType) -> String {
@@ -166,6 +194,12 @@ public enum Checkpoint {
     struct OutputFile {
         let descriptor: Int32
         let path: String
+
+        func seek(to offset: Int) throws {
+            guard lseek(descriptor, off_t(offset), SEEK_SET) == off_t(offset) else {
+                throw OptimError(.invalidArgument, "cannot seek in \(path): \(String(cString: strerror(errno)))")
+            }
+        }
 
         func write(_ bytes: UnsafeRawBufferPointer) throws {
             var done = 0
@@ -348,8 +382,13 @@ public enum Checkpoint {
             // Not zeroed first: the read fills every byte or throws.
             let storage = try TensorStorage(allocatingBytes: entry.end - entry.begin)
             let tensor = Tensor(shape: entry.shape, dtype: entry.dtype, storage: storage)
-            try file.read(into: tensor.baseAddress, count: entry.end - entry.begin, at: headerEnd + entry.begin)
-            dataHash = tensor.bitHash(seed: dataHash)
+            var position = headerEnd + entry.begin
+            try forEachHashBlock(of: tensor) { block in
+                guard let base = block.baseAddress else { return }
+                try file.read(into: UnsafeMutableRawPointer(mutating: base), count: block.count, at: position)
+                dataHash = hash(block, seed: dataHash)
+                position += block.count
+            }
             tensors[entry.name] = tensor
         }
         guard try text("data_hash") == hex(dataHash) else {

@@ -85,11 +85,17 @@ def state_dict_hash(text):
     return hex64(bit_hash(text.encode("utf-8")))
 
 
+HASH_BLOCK_BYTES = 1 << 20
+
+
 def data_hash(chunks):
-    """`data_hash`: the entries' bytes hashed in the order of their offsets, each from the previous hash."""
+    """`data_hash`: the entries' bytes in the order of their offsets, each entry cut into blocks of
+    1 MiB (the last one shorter), each block hashed from the previous block's hash."""
     h = 0
     for chunk in chunks:
-        h = bit_hash(chunk, h)
+        view = memoryview(chunk)
+        for start in range(0, len(view), HASH_BLOCK_BYTES):
+            h = bit_hash(view[start:start + HASH_BLOCK_BYTES], h)
     return hex64(h)
 
 
