@@ -80,10 +80,13 @@ struct BenchCheckpoint: ParsableCommand {
                     }
                     times.sort()
                     let median = times[times.count / 2]
-                    print(String(format: "%-10@ %-10@ %-9@ %-9.1f %-12@ %-10.1f %-9.1f %-7.2f %.1f",
-                                 entry.name as NSString, workload.rawValue as NSString, dtype.rawValue as NSString,
-                                 Double(stateBytes) / 1e6, name as NSString, median, times[0],
-                                 Double(stateBytes) / (median * 1e6), Double(peak) / 1e6))
+                    func padded(_ text: String, _ width: Int) -> String {
+                        text + String(repeating: " ", count: max(0, width - text.count))
+                    }
+                    print(padded(entry.name, 11) + padded(workload.rawValue, 11) + padded(dtype.rawValue, 10)
+                          + String(format: "%-9.1f ", Double(stateBytes) / 1e6) + padded(name, 13)
+                          + String(format: "%-10.1f %-9.1f %-7.2f %.1f", median, times[0],
+                                   Double(stateBytes) / (median * 1e6), Double(peak) / 1e6))
                 }
             }
         }

@@ -186,7 +186,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         seen.formUnion(inGroup)
         let index = groups.count
         let count = spec.parameters.count
-        groups.append(ParameterGroup(parameters: spec.parameters, options: options))
+        groups.append(ParameterGroup(parameters: spec.parameters, options: options, names: spec.names))
         groupSteps.append(0)
         groupStates.append(Algorithm.initialTensorState(options, defaults: defaults))
         parameters.append(contentsOf: spec.parameters)

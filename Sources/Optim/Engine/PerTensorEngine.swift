@@ -106,7 +106,7 @@ final class PerTensorEngine<Algorithm: PerTensorAlgorithm> {
         seen.formUnion(inGroup)
         let count = spec.parameters.count
         groupOf.append(contentsOf: repeatElement(groups.count, count: count))
-        groups.append(ParameterGroup(parameters: spec.parameters, options: options))
+        groups.append(ParameterGroup(parameters: spec.parameters, options: options, names: spec.names))
         parameters.append(contentsOf: spec.parameters)
         stepCounts.append(contentsOf: repeatElement(0, count: count))
         slots.append(contentsOf: repeatElement(nil, count: count * slotCount))

@@ -29,9 +29,9 @@ public final class Adan: ElementwiseOptimizer<AdanRule.Options> {
 
     override class var recipe: EngineRecipe<Options>? { .swiftRule(AdanRule.self) }
 
-    public override func step() throws {
+    override func performStep() throws {
         try lock.withLock {
-            guard defaults.maxGradNorm > 0 else { return try super.step() }
+            guard defaults.maxGradNorm > 0 else { return try super.performStep() }
             let scale = try clippingFactor()
             let before = paramGroups.map(\.options)
             do {
@@ -39,7 +39,7 @@ public final class Adan: ElementwiseOptimizer<AdanRule.Options> {
                     options.gradientScale = scale
                     try core.setOptions(options, group: number)
                 }
-                try super.step()
+                try super.performStep()
             } catch {
                 for (number, options) in before.enumerated() { try? core.setOptions(options, group: number) }
                 throw error

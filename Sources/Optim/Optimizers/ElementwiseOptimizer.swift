@@ -56,6 +56,7 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     let core: any ElementwiseCore<Options>
     /// Every public member runs under it: see ``OptimizerLock``.
     let lock = OptimizerLock()
+    public let hooks = OptimizerHooks()
     /// The options a group added with ``addParamGroup(_:)`` starts from.
     public let defaults: Options
 
@@ -98,7 +99,17 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
         get { lock.withLock { core.implementation } }
         set { lock.withLock { core.implementation = newValue } }
     }
-    public func step() throws { try lock.withLock { try core.step() } }
+    /// Runs the step pre-hooks, the update (``performStep()``), then the post-hooks.
+    public func step() throws {
+        try lock.withLock {
+            try hooks.runStepPre(self)
+            try performStep()
+            try hooks.runStepPost(self)
+        }
+    }
+
+    /// The update itself, without hooks: where a subclass adds to a step.
+    func performStep() throws { try core.step() }
     public func zeroGrad(setToNone: Bool) { lock.withLock { core.zeroGrad(setToNone: setToNone) } }
     /// The state of `parameter` by torch's names, or nil before its first update.
     public func state(for parameter: Tensor) -> ParameterState? { lock.withLock { core.state(for: parameter) } }
@@ -107,7 +118,9 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     /// index (counted over the groups in order) its `step` (a 0-dimensional float32 tensor;
     /// SGD keeps none), its state tensors and its scalar state; per group its options by
     /// torch's names and `params`.
-    public func stateDict() -> OptimizerStateDict { lock.withLock { stateDict(lending: false) } }
+    public func stateDict() -> OptimizerStateDict {
+        lock.withLock { hooks.stateDict(of: self) { stateDict(lending: false) } }
+    }
 
     /// The state dict, its tensors copies or, `lending`, the live state (for a caller that holds
     /// the lock while it uses them). Where a subclass adds to the state dict.
@@ -118,11 +131,16 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     /// and must agree in number; state tensors must have their parameter's shape and are
     /// converted to its dtype; parameters without saved state start afresh. Throws, changing
     /// nothing, when the dict does not fit this optimizer.
-    public func loadStateDict(_ dict: OptimizerStateDict) throws { try lock.withLock { try core.loadStateDict(dict) } }
+    public func loadStateDict(_ dict: OptimizerStateDict) throws {
+        try lock.withLock { try hooks.load(dict, into: self) { try loadState($0) } }
+    }
+
+    /// The load itself, without hooks: where a subclass adds to a load.
+    func loadState(_ dict: OptimizerStateDict) throws { try core.loadStateDict(dict) }
 }
 
 extension ElementwiseOptimizer: LendsStateDict {
     func withLentStateDict<Result>(_ body: (OptimizerStateDict) throws -> Result) throws -> Result {
-        try lock.withLock { try body(stateDict(lending: true)) }
+        try lock.withLock { try body(hooks.stateDict(of: self) { stateDict(lending: true) }) }
     }
 }

@@ -131,6 +131,7 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     private let launcher = ForeachLauncher()
     /// Every public member runs under it: see ``OptimizerLock``.
     private let lock = OptimizerLock()
+    public let hooks = OptimizerHooks()
     // Flat buffers with per-parameter views, for moving data between them and the parameters.
     private let gathered: FlatBuffer
     private let direction: FlatBuffer
@@ -245,7 +246,9 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     /// The state and options as torch's `state_dict()` holds them: the state on parameter 0
     /// (`func_evals`, `n_iter`, `d`, `t`, `old_dirs`, `old_stps`, `ro`, `al`, `H_diag`,
     /// `prev_flat_grad`, `prev_loss`) and one group.
-    public func stateDict() -> OptimizerStateDict { lock.withLock { stateDict(lending: false) } }
+    public func stateDict() -> OptimizerStateDict {
+        lock.withLock { hooks.stateDict(of: self) { stateDict(lending: false) } }
+    }
 
     /// The state dict, its tensors copies or, `lending`, the live ones (for a caller holding the lock).
     func stateDict(lending: Bool) -> OptimizerStateDict {
@@ -270,108 +273,110 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     /// Restores what ``stateDict()`` (or torch's, converted) saved. Throws, changing nothing,
     /// when it does not fit: one group of as many parameters, vectors of the flat length.
     public func loadStateDict(_ dict: OptimizerStateDict) throws {
-        try lock.withLock {
-            guard dict.paramGroups.count == 1, case .list(let ids)? = dict.paramGroups[0]["params"],
-                  ids.count == parameters.count else {
-                throw OptimError(.invalidArgument, """
-                    the state dict must have one parameter group of \(parameters.count) parameters, as this LBFGS
-                    """)
-            }
-            let options = try group.options.applying(torchValues: dict.paramGroups[0])
-            try options.validate()
-            let entry: [String: StateValue]
-            switch dict.state.count {
-            case 0: entry = [:]
-            case 1 where dict.state.keys.first == ids.first.flatMap({ if case .integer(let id) = $0 { id } else { nil } }):
-                entry = dict.state.values.first ?? [:]
-            default:
-                throw OptimError(.invalidArgument, "LBFGS keeps its state on its first parameter only")
-            }
-            if let unknown = entry.keys.sorted().first(where: { !LBFGS.stateKeys.contains($0) }) {
-                throw OptimError(.invalidArgument, "state \(unknown) is not state of LBFGS")
-            }
-            func present(_ name: String) -> Bool {
-                if case .null? = entry[name] { return false }
-                return entry[name] != nil
-            }
-            func vector(_ value: StateValue, _ name: String) throws -> Tensor {
-                guard case .tensor(let tensor) = value, tensor.count == elementCount else {
-                    throw OptimError(.invalidArgument, "state \(name) must be a vector of \(elementCount) elements")
-                }
-                return try tensor.tensor(shape: [elementCount], dtype: dtype)
-            }
-            func list(_ name: String) throws -> [StateValue] {
-                switch entry[name] {
-                case nil, .null?: return []
-                case .list(let items)?: return items
-                default: throw OptimError(.invalidArgument, "state \(name) must be a list")
-                }
-            }
-            func number(_ value: StateValue, _ name: String, finite: Bool = true) throws -> Double {
-                guard let number = value.doubleValue, number.isFinite || !finite else {
-                    throw OptimError(.invalidArgument, "state \(name) must be a\(finite ? " finite" : "") number")
-                }
-                return number
-            }
-            func count(_ name: String) throws -> Int {
-                guard let value = entry[name], let number = value.doubleValue, number >= 0, number < 1e15,
-                      let count = Int(exactly: number) else {
-                    throw OptimError(.invalidArgument, "state \(name) must be a whole number of at least 0")
-                }
-                return count
-            }
+        try lock.withLock { try hooks.load(dict, into: self) { try loadState($0) } }
+    }
 
-            // Torch's state is empty before the first step; after it, func_evals and n_iter always,
-            // and from the first iteration on (n_iter > 0) the direction, step, curvature estimate,
-            // previous gradient and loss as well: any other mix would leave the next step without
-            // what it reads.
-            let newFuncEvals = entry.isEmpty ? 0 : try count("func_evals")
-            let newIterations = entry.isEmpty ? 0 : try count("n_iter")
-            let iterationState = ["d", "t", "H_diag", "prev_flat_grad", "prev_loss"]
-            for name in iterationState where present(name) != (newIterations > 0) {
-                throw OptimError(.invalidArgument, newIterations > 0
-                    ? "state \(name) is missing: an LBFGS state with n_iter > 0 has d, t, H_diag, prev_flat_grad and prev_loss"
-                    : "state \(name) needs n_iter > 0: LBFGS has no \(name) before its first iteration")
-            }
-            let newDirection = try entry["d"].flatMap { present("d") ? try vector($0, "d") : nil }
-            let newPrevFlatGrad = try entry["prev_flat_grad"].flatMap {
-                present("prev_flat_grad") ? try vector($0, "prev_flat_grad") : nil
-            }
-            let newT = try entry["t"].flatMap { present("t") ? try number($0, "t") : nil }
-            let newHDiag = try entry["H_diag"].flatMap { present("H_diag") ? try number($0, "H_diag") : nil }
-            // A loss may be NaN or infinite: it is what the closure returned.
-            let newPrevLoss = try entry["prev_loss"].flatMap {
-                present("prev_loss") ? try number($0, "prev_loss", finite: false) : nil
-            }
-            let newDirs = try list("old_dirs").map { try vector($0, "old_dirs") }
-            let newSteps = try list("old_stps").map { try vector($0, "old_stps") }
-            let newRo = try list("ro").map { try number($0, "ro") }
-            // `al` is scratch of the two-loop recursion; torch keeps unused entries as None.
-            let newAl = try list("al").map { item -> Double in
-                if case .null = item { return 0 }
-                return try number(item, "al")
-            }
-            guard newDirs.count == newSteps.count, newRo.count == newDirs.count else {
-                throw OptimError(.invalidArgument, """
-                    old_dirs, old_stps and ro must have as many entries, not \(newDirs.count), \(newSteps.count) and \
-                    \(newRo.count)
-                    """)
-            }
-
-            group.options = options.resolved
-            funcEvals = newFuncEvals
-            nIter = newIterations
-            hasDirection = newDirection != nil
-            if let newDirection { try direction.flat.copy(from: newDirection) }
-            t = newT
-            hDiag = newHDiag
-            prevLoss = newPrevLoss
-            prevFlatGrad = newPrevFlatGrad
-            oldDirs = newDirs
-            oldSteps = newSteps
-            ro = newRo
-            al = newAl
+    private func loadState(_ dict: OptimizerStateDict) throws {
+        guard dict.paramGroups.count == 1, case .list(let ids)? = dict.paramGroups[0]["params"],
+              ids.count == parameters.count else {
+            throw OptimError(.invalidArgument, """
+                the state dict must have one parameter group of \(parameters.count) parameters, as this LBFGS
+                """)
         }
+        let options = try group.options.applying(torchValues: dict.paramGroups[0])
+        try options.validate()
+        let entry: [String: StateValue]
+        switch dict.state.count {
+        case 0: entry = [:]
+        case 1 where dict.state.keys.first == ids.first.flatMap({ if case .integer(let id) = $0 { id } else { nil } }):
+            entry = dict.state.values.first ?? [:]
+        default:
+            throw OptimError(.invalidArgument, "LBFGS keeps its state on its first parameter only")
+        }
+        if let unknown = entry.keys.sorted().first(where: { !LBFGS.stateKeys.contains($0) }) {
+            throw OptimError(.invalidArgument, "state \(unknown) is not state of LBFGS")
+        }
+        func present(_ name: String) -> Bool {
+            if case .null? = entry[name] { return false }
+            return entry[name] != nil
+        }
+        func vector(_ value: StateValue, _ name: String) throws -> Tensor {
+            guard case .tensor(let tensor) = value, tensor.count == elementCount else {
+                throw OptimError(.invalidArgument, "state \(name) must be a vector of \(elementCount) elements")
+            }
+            return try tensor.tensor(shape: [elementCount], dtype: dtype)
+        }
+        func list(_ name: String) throws -> [StateValue] {
+            switch entry[name] {
+            case nil, .null?: return []
+            case .list(let items)?: return items
+            default: throw OptimError(.invalidArgument, "state \(name) must be a list")
+            }
+        }
+        func number(_ value: StateValue, _ name: String, finite: Bool = true) throws -> Double {
+            guard let number = value.doubleValue, number.isFinite || !finite else {
+                throw OptimError(.invalidArgument, "state \(name) must be a\(finite ? " finite" : "") number")
+            }
+            return number
+        }
+        func count(_ name: String) throws -> Int {
+            guard let value = entry[name], let number = value.doubleValue, number >= 0, number < 1e15,
+                  let count = Int(exactly: number) else {
+                throw OptimError(.invalidArgument, "state \(name) must be a whole number of at least 0")
+            }
+            return count
+        }
+
+        // Torch's state is empty before the first step; after it, func_evals and n_iter always,
+        // and from the first iteration on (n_iter > 0) the direction, step, curvature estimate,
+        // previous gradient and loss as well: any other mix would leave the next step without
+        // what it reads.
+        let newFuncEvals = entry.isEmpty ? 0 : try count("func_evals")
+        let newIterations = entry.isEmpty ? 0 : try count("n_iter")
+        let iterationState = ["d", "t", "H_diag", "prev_flat_grad", "prev_loss"]
+        for name in iterationState where present(name) != (newIterations > 0) {
+            throw OptimError(.invalidArgument, newIterations > 0
+                ? "state \(name) is missing: an LBFGS state with n_iter > 0 has d, t, H_diag, prev_flat_grad and prev_loss"
+                : "state \(name) needs n_iter > 0: LBFGS has no \(name) before its first iteration")
+        }
+        let newDirection = try entry["d"].flatMap { present("d") ? try vector($0, "d") : nil }
+        let newPrevFlatGrad = try entry["prev_flat_grad"].flatMap {
+            present("prev_flat_grad") ? try vector($0, "prev_flat_grad") : nil
+        }
+        let newT = try entry["t"].flatMap { present("t") ? try number($0, "t") : nil }
+        let newHDiag = try entry["H_diag"].flatMap { present("H_diag") ? try number($0, "H_diag") : nil }
+        // A loss may be NaN or infinite: it is what the closure returned.
+        let newPrevLoss = try entry["prev_loss"].flatMap {
+            present("prev_loss") ? try number($0, "prev_loss", finite: false) : nil
+        }
+        let newDirs = try list("old_dirs").map { try vector($0, "old_dirs") }
+        let newSteps = try list("old_stps").map { try vector($0, "old_stps") }
+        let newRo = try list("ro").map { try number($0, "ro") }
+        // `al` is scratch of the two-loop recursion; torch keeps unused entries as None.
+        let newAl = try list("al").map { item -> Double in
+            if case .null = item { return 0 }
+            return try number(item, "al")
+        }
+        guard newDirs.count == newSteps.count, newRo.count == newDirs.count else {
+            throw OptimError(.invalidArgument, """
+                old_dirs, old_stps and ro must have as many entries, not \(newDirs.count), \(newSteps.count) and \
+                \(newRo.count)
+                """)
+        }
+
+        group.options = options.resolved
+        funcEvals = newFuncEvals
+        nIter = newIterations
+        hasDirection = newDirection != nil
+        if let newDirection { try direction.flat.copy(from: newDirection) }
+        t = newT
+        hDiag = newHDiag
+        prevLoss = newPrevLoss
+        prevFlatGrad = newPrevFlatGrad
+        oldDirs = newDirs
+        oldSteps = newSteps
+        ro = newRo
+        al = newAl
     }
 
     /// Runs up to `maxIter` iterations, calling `closure` to evaluate the loss and set the
@@ -379,83 +384,91 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     @discardableResult
     public func step(_ closure: () throws -> Double) throws -> Double {
         try lock.withLock {
-            let options = group.options
-            let maxEval = options.effectiveMaxEval
-            let sign: Double = options.maximize ? -1 : 1
-
-            let originalLoss = try closure()
-            try gatherGradients()
-            var loss = sign * originalLoss
-            var currentEvals = 1
-            funcEvals += 1
-
-            var flatGrad = gathered.flat
-            if maxAbs(flatGrad) <= options.toleranceGrad { return originalLoss }
-
-            let d = direction.flat
-            var iteration = 0
-            while iteration < options.maxIter {
-                iteration += 1
-                nIter += 1
-
-                if nIter == 1 {
-                    copy(d, flatGrad)
-                    scale(d, -1)
-                    oldDirs.removeAll()
-                    oldSteps.removeAll()
-                    ro.removeAll()
-                    hDiag = 1
-                } else {
-                    try updateMemory(flatGrad: flatGrad, d: d)
-                    twoLoopDirection(flatGrad: flatGrad, into: d)
-                }
-                hasDirection = true
-                if prevFlatGrad == nil { prevFlatGrad = try Tensor.zeros([elementCount], dtype: dtype) }
-                copy(prevFlatGrad!, flatGrad)
-                prevLoss = loss
-
-                var stepLength = nIter == 1 ? min(1, 1 / sumAbs(flatGrad)) * options.lr : options.lr
-                t = stepLength
-                let gtd = dot(flatGrad, d)
-                if gtd > -options.toleranceChange { break }
-
-                var lineSearchEvals = 0
-                var optimal = false
-                switch options.lineSearch {
-                case .strongWolfe:
-                    copyParameters(into: lineSearchStart)
-                    let result = try strongWolfe(closure, sign: sign, t: stepLength, d: d, f: loss, g: flatGrad, gtd: gtd,
-                                                 toleranceChange: options.toleranceChange)
-                    loss = result.loss
-                    flatGrad = result.grad
-                    stepLength = result.t
-                    t = stepLength
-                    lineSearchEvals = result.evaluations
-                    addToParameters(stepLength, direction)
-                    optimal = maxAbs(flatGrad) <= options.toleranceGrad
-                case .none:
-                    addToParameters(stepLength, direction)
-                    if iteration != options.maxIter {
-                        // No re-evaluation after the last iteration: in a stochastic setting the
-                        // next step evaluates anyway.
-                        loss = sign * (try closure())
-                        try gatherGradients()
-                        flatGrad = gathered.flat
-                        optimal = maxAbs(flatGrad) <= options.toleranceGrad
-                        lineSearchEvals = 1
-                    }
-                }
-                currentEvals += lineSearchEvals
-                funcEvals += lineSearchEvals
-
-                if iteration == options.maxIter { break }
-                if currentEvals >= maxEval { break }
-                if optimal { break }
-                if maxAbs(d) * abs(stepLength) <= options.toleranceChange { break }
-                if abs(loss - prevLoss!) < options.toleranceChange { break }
-            }
-            return originalLoss
+            try hooks.runStepPre(self)
+            let loss = try iterate(closure)
+            try hooks.runStepPost(self)
+            return loss
         }
+    }
+
+    /// The iterations of one step, without hooks.
+    private func iterate(_ closure: () throws -> Double) throws -> Double {
+        let options = group.options
+        let maxEval = options.effectiveMaxEval
+        let sign: Double = options.maximize ? -1 : 1
+
+        let originalLoss = try closure()
+        try gatherGradients()
+        var loss = sign * originalLoss
+        var currentEvals = 1
+        funcEvals += 1
+
+        var flatGrad = gathered.flat
+        if maxAbs(flatGrad) <= options.toleranceGrad { return originalLoss }
+
+        let d = direction.flat
+        var iteration = 0
+        while iteration < options.maxIter {
+            iteration += 1
+            nIter += 1
+
+            if nIter == 1 {
+                copy(d, flatGrad)
+                scale(d, -1)
+                oldDirs.removeAll()
+                oldSteps.removeAll()
+                ro.removeAll()
+                hDiag = 1
+            } else {
+                try updateMemory(flatGrad: flatGrad, d: d)
+                twoLoopDirection(flatGrad: flatGrad, into: d)
+            }
+            hasDirection = true
+            if prevFlatGrad == nil { prevFlatGrad = try Tensor.zeros([elementCount], dtype: dtype) }
+            copy(prevFlatGrad!, flatGrad)
+            prevLoss = loss
+
+            var stepLength = nIter == 1 ? min(1, 1 / sumAbs(flatGrad)) * options.lr : options.lr
+            t = stepLength
+            let gtd = dot(flatGrad, d)
+            if gtd > -options.toleranceChange { break }
+
+            var lineSearchEvals = 0
+            var optimal = false
+            switch options.lineSearch {
+            case .strongWolfe:
+                copyParameters(into: lineSearchStart)
+                let result = try strongWolfe(closure, sign: sign, t: stepLength, d: d, f: loss, g: flatGrad, gtd: gtd,
+                                             toleranceChange: options.toleranceChange)
+                loss = result.loss
+                flatGrad = result.grad
+                stepLength = result.t
+                t = stepLength
+                lineSearchEvals = result.evaluations
+                addToParameters(stepLength, direction)
+                optimal = maxAbs(flatGrad) <= options.toleranceGrad
+            case .none:
+                addToParameters(stepLength, direction)
+                if iteration != options.maxIter {
+                    // No re-evaluation after the last iteration: in a stochastic setting the
+                    // next step evaluates anyway.
+                    loss = sign * (try closure())
+                    try gatherGradients()
+                    flatGrad = gathered.flat
+                    optimal = maxAbs(flatGrad) <= options.toleranceGrad
+                    lineSearchEvals = 1
+                }
+            }
+            currentEvals += lineSearchEvals
+            funcEvals += lineSearchEvals
+
+            if iteration == options.maxIter { break }
+            if currentEvals >= maxEval { break }
+            if optimal { break }
+            if maxAbs(d) * abs(stepLength) <= options.toleranceChange { break }
+            if abs(loss - prevLoss!) < options.toleranceChange { break }
+        }
+        return originalLoss
     }
 
     // MARK: The direction
@@ -744,6 +757,6 @@ private struct FlatBuffer {
 
 extension LBFGS: LendsStateDict {
     func withLentStateDict<Result>(_ body: (OptimizerStateDict) throws -> Result) throws -> Result {
-        try lock.withLock { try body(stateDict(lending: true)) }
+        try lock.withLock { try body(hooks.stateDict(of: self) { stateDict(lending: true) }) }
     }
 }

@@ -35,9 +35,9 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
         super.init(core: engine, defaults: defaults)
     }
 
-    public override func step() throws {
+    override func performStep() throws {
         try lock.withLock {
-            try super.step()
+            try super.performStep()
             // Checked by the element-wise pass: every gradient here matches its parameter.
             var updated: [(parameter: Tensor, group: Int)] = []
             for (number, group) in paramGroups.enumerated() {
@@ -98,7 +98,7 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
         }
     }
 
-    public override func loadStateDict(_ dict: OptimizerStateDict) throws {
+    override func loadState(_ dict: OptimizerStateDict) throws {
         try lock.withLock {
             // The norms and ratios are the last step's results, not state a step reads: they
             // come back for `state(for:)` and the next state dict, and the engine loads the rest.
@@ -123,7 +123,7 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
                 }
                 if !values.isEmpty { newRatios[ObjectIdentifier(parameters[position])] = values }
             }
-            try super.loadStateDict(stripped)
+            try super.loadState(stripped)
             ratios = newRatios
         }
     }

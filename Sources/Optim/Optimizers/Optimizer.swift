@@ -24,6 +24,15 @@ public struct ParameterGroup<Options: OptimizerOptions>: @unchecked Sendable {
     public let parameters: [Tensor]
     /// The group's options (the optimizer's defaults with the group's changes applied).
     public internal(set) var options: Options
+    /// The parameters' names, where the group was built from named parameters (torch's
+    /// `param_names`, kept in state dicts), or nil.
+    public internal(set) var names: [String]?
+
+    init(parameters: [Tensor], options: Options, names: [String]? = nil) {
+        self.parameters = parameters
+        self.options = options
+        self.names = names
+    }
 }
 
 /// A parameter group to build: parameters, and changes to the optimizer's default options.
@@ -34,10 +43,23 @@ public struct ParameterGroup<Options: OptimizerOptions>: @unchecked Sendable {
 ///     ], defaults: .init(lr: 1e-2))
 public struct ParameterGroupSpec<Options: OptimizerOptions> {
     public let parameters: [Tensor]
+    /// The parameters' names (torch's `param_names`), or nil.
+    public let names: [String]?
     public let configure: (inout Options) -> Void
 
     public init(_ parameters: [Tensor], _ configure: @escaping (inout Options) -> Void = { _ in }) {
         self.parameters = parameters
+        self.names = nil
+        self.configure = configure
+    }
+
+    /// A group of named parameters, as torch builds one from `model.named_parameters()`: its
+    /// state dict lists the names as `param_names`.
+    ///
+    ///     .init(named: [("fc.weight", weight), ("fc.bias", bias)]) { $0.lr = 1e-3 }
+    public init(named parameters: [(String, Tensor)], _ configure: @escaping (inout Options) -> Void = { _ in }) {
+        self.parameters = parameters.map(\.1)
+        self.names = parameters.map(\.0)
         self.configure = configure
     }
 }
@@ -53,6 +75,8 @@ public protocol Optimizer: AnyObject, Sendable {
 
     /// The parameter groups and their options.
     var paramGroups: [ParameterGroup<Options>] { get }
+    /// Functions run around steps, state dicts and loads (torch's optimizer hooks).
+    var hooks: OptimizerHooks { get }
     /// Replaces a group's options; throws, changing nothing, if they are invalid.
     func setOptions(_ options: Options, group: Int) throws
     /// Threads, backend and instruction set of the element loops.

@@ -30,7 +30,7 @@ public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule
     override class var recipe: EngineRecipe<Options>? { .swiftRule(ScheduleFreeAdamWRule.self) }
 
     /// Steps in training mode; throws, changing nothing, after ``evaluationParameters()``.
-    public override func step() throws {
+    override func performStep() throws {
         try lock.withLock {
             guard isTraining else {
                 throw OptimError(.invalidArgument, """
@@ -38,7 +38,7 @@ public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule
                     evaluationParameters()
                     """)
             }
-            try super.step()
+            try super.performStep()
         }
     }
 

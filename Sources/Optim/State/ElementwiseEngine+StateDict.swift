@@ -39,7 +39,7 @@ extension ElementwiseEngine {
     /// this optimizer's in order, as torch's `load_state_dict` does. State tensors are
     /// converted to their parameter's dtype. Checks everything first: on error nothing changes.
     func loadStateDict(_ dict: OptimizerStateDict) throws {
-        let (savedIndex, options) = try matchParamGroups(dict, groups, validate: Algorithm.validate)
+        let (savedIndex, options, names) = try matchParamGroups(dict, groups, validate: Algorithm.validate)
 
         var newSteps = Array(repeating: 0, count: parameters.count)
         var newSlots = [Tensor?](repeating: nil, count: parameters.count * slotCount)
@@ -100,7 +100,7 @@ extension ElementwiseEngine {
             }
         }
 
-        for (number, loaded) in options.enumerated() { groups[number].options = loaded }
+        groups.adopt(options: options, names: names)
         groupSteps = newGroupSteps
         groupStates = newGroupStates
         stepCounts = newSteps

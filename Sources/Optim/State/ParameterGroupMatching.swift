@@ -5,6 +5,7 @@ func torchParamGroups<Options: TorchNamedOptions>(_ groups: [ParameterGroup<Opti
     return groups.map { group in
         var values = group.options.torchValues
         values["params"] = .list((first..<(first + group.parameters.count)).map { .integer($0) })
+        if let names = group.names { values["param_names"] = .list(names.map(StateValue.string)) }
         first += group.parameters.count
         return values
     }
@@ -16,7 +17,7 @@ func torchParamGroups<Options: TorchNamedOptions>(_ groups: [ParameterGroup<Opti
 /// `validate`). Changes nothing.
 func matchParamGroups<Options: TorchNamedOptions>(
     _ dict: OptimizerStateDict, _ groups: [ParameterGroup<Options>], validate: (Options) throws -> Void
-) throws -> (indexOfSavedID: [Int: Int], options: [Options]) {
+) throws -> (indexOfSavedID: [Int: Int], options: [Options], names: [[String]?]) {
     guard dict.paramGroups.count == groups.count else {
         throw OptimError(.invalidArgument, """
             the state dict has \(dict.paramGroups.count) parameter groups; this optimizer has \(groups.count)
@@ -24,6 +25,7 @@ func matchParamGroups<Options: TorchNamedOptions>(
     }
     var indexOfSavedID: [Int: Int] = [:]
     var options: [Options] = []
+    var names: [[String]?] = []
     var next = 0
     for (number, (saved, group)) in zip(dict.paramGroups, groups).enumerated() {
         guard case .list(let ids)? = saved["params"] else {
@@ -44,8 +46,34 @@ func matchParamGroups<Options: TorchNamedOptions>(
         let loaded = try group.options.applying(torchValues: saved)
         try validate(loaded)
         options.append(loaded)
+        names.append(try savedNames(saved, count: ids.count, group: number))
     }
-    return (indexOfSavedID, options)
+    return (indexOfSavedID, options, names)
+}
+
+/// A saved group's `param_names`: nil where it has none, else one string per parameter.
+func savedNames(_ saved: [String: StateValue], count: Int, group number: Int) throws -> [String]? {
+    guard let value = saved["param_names"] else { return nil }
+    guard case .list(let items) = value, items.count == count else {
+        throw OptimError(.invalidArgument, "param_names of parameter group \(number) must list one name per parameter")
+    }
+    return try items.map { item in
+        guard case .string(let name) = item else {
+            throw OptimError(.invalidArgument, "param_names of parameter group \(number) must be strings")
+        }
+        return name
+    }
+}
+
+extension Array {
+    /// Loaded options, and the saved names where the dict has them (torch keeps a group's
+    /// names otherwise).
+    mutating func adopt<Options>(options: [Options], names: [[String]?]) where Element == ParameterGroup<Options> {
+        for number in indices {
+            self[number].options = options[number]
+            if let saved = names[number] { self[number].names = saved }
+        }
+    }
 }
 
 /// The dict's per-parameter state, checked: every id names a parameter of a group, every key

@@ -21,7 +21,7 @@ extension PerTensorEngine {
     /// and are converted to their parameter's dtype. Checks everything first: on error nothing
     /// changes.
     func loadStateDict(_ dict: OptimizerStateDict) throws {
-        let (savedIndex, options) = try matchParamGroups(dict, groups, validate: Algorithm.validate)
+        let (savedIndex, options, names) = try matchParamGroups(dict, groups, validate: Algorithm.validate)
 
         var newSteps = Array(repeating: 0, count: parameters.count)
         var newSlots = [Tensor?](repeating: nil, count: parameters.count * slotCount)
@@ -57,7 +57,7 @@ extension PerTensorEngine {
             }
         }
 
-        for (number, loaded) in options.enumerated() { groups[number].options = loaded }
+        groups.adopt(options: options, names: names)
         restore(steps: newSteps, slots: newSlots)
     }
 }
