@@ -10,19 +10,19 @@ let package = Package(
         .package(name: "swift-optim", path: ".."),
     ],
     targets: [
-        // The library's byte hash (exported by its kernel target), to repair a mutated file's hashes.
-        .target(name: "CFuzzHash"),
+        // The library's byte hash (to repair a mutated file's hashes) and libFuzzer's driver.
+        .target(name: "CFuzz"),
         .target(
             name: "FuzzSupport",
             dependencies: [.product(name: "Optim", package: "swift-optim")]
         ),
         .executableTarget(
             name: "FuzzCheckpointReader",
-            dependencies: ["FuzzSupport", "CFuzzHash", .product(name: "Optim", package: "swift-optim")]
+            dependencies: ["FuzzSupport", "CFuzz", .product(name: "Optim", package: "swift-optim")]
         ),
         .executableTarget(
             name: "FuzzLoadStateDict",
-            dependencies: ["FuzzSupport", .product(name: "Optim", package: "swift-optim")]
+            dependencies: ["FuzzSupport", "CFuzz", .product(name: "Optim", package: "swift-optim")]
         ),
         .executableTarget(
             name: "MakeSeeds",

@@ -1,4 +1,4 @@
-import CFuzzHash
+import CFuzz
 import Foundation
 import FuzzSupport
 import Optim
@@ -8,6 +8,15 @@ import Optim
 /// keeps hashes that match, the input is then tried a second time with both hashes of its
 /// header recomputed, so that the checks past them are reached too. Errors are expected; a
 /// crash is a bug.
+/// SwiftPM renames an executable's `main`, so libFuzzer's cannot be used: its driver is called.
+@main struct FuzzCheckpointReader {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzCheckpointReader))
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCheckpointReader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []

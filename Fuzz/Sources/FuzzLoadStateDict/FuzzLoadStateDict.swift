@@ -1,3 +1,4 @@
+import CFuzz
 import Foundation
 import FuzzSupport
 import Optim
@@ -6,6 +7,15 @@ import Optim
 /// multi-tensor path and a set of parameter shapes; the rest is a JSON state dict. The dict is
 /// loaded into a fresh optimizer over parameters with gradients; when the load succeeds, the
 /// optimizer steps once and gives its state dict. Errors are expected; a crash is a bug.
+/// SwiftPM renames an executable's `main`, so libFuzzer's cannot be used: its driver is called.
+@main struct FuzzLoadStateDict {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzLoadStateDict))
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzLoadStateDict(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let data, size >= 1 else { return 0 }
