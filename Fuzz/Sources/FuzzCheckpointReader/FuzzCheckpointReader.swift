@@ -61,7 +61,8 @@ func withRepairedHashes(_ bytes: [UInt8]) -> [UInt8]? {
         let text = Array(stateDict.utf8)
         metadata["state_dict_hash"] = hex(text.withUnsafeBytes { optim_hash_bytes($0.baseAddress, Int64($0.count), 0) })
     }
-    // The data hash chains the entries' bytes in the order of their offsets.
+    // The data hash chains the entries' bytes in the order of their offsets, each entry in
+    // blocks of 1 MiB (the last one shorter).
     var spans: [(begin: Int, end: Int)] = []
     for (name, value) in header where name != "__metadata__" {
         guard let fields = value as? [String: Any], let offsets = fields["data_offsets"] as? [Any], offsets.count == 2,
@@ -73,7 +74,9 @@ func withRepairedHashes(_ bytes: [UInt8]) -> [UInt8]? {
     var dataHash: UInt64 = 0
     payload.withUnsafeBytes { raw in
         for span in spans {
-            dataHash = optim_hash_bytes(raw.baseAddress.map { $0 + span.begin }, Int64(span.end - span.begin), dataHash)
+            for start in stride(from: span.begin, to: span.end, by: 1 << 20) {
+                dataHash = optim_hash_bytes(raw.baseAddress.map { $0 + start }, Int64(min(1 << 20, span.end - start)), dataHash)
+            }
         }
     }
     metadata["data_hash"] = hex(dataHash)
