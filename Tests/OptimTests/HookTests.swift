@@ -14,8 +14,8 @@ import Testing
         }
         let optimizer = try entry.make(parameters)
         var calls: [String] = []
-        let pre = optimizer.hooks.registerStepPreHook { _ in calls.append("pre") }
-        let post = optimizer.hooks.registerStepPostHook { _ in calls.append("post") }
+        let pre = optimizer.hooks.register(.stepPre { _ in calls.append("pre") })
+        let post = optimizer.hooks.register(.stepPost { _ in calls.append("post") })
         var random = TestRandom(seed: 2)
         for _ in 0..<2 { try CheckpointTests.step(entry, optimizer, parameters, &random) }
         #expect(calls == ["pre", "post", "pre", "post"])
@@ -32,7 +32,7 @@ import Testing
         hooked.grad = try Tensor([9, 9, 9, 9])
         plain.grad = try Tensor([0.1, 0.2, -0.3, 0.4])
         let withHook = try Adam([hooked]), without = try Adam([plain])
-        withHook.hooks.registerStepPreHook { _ in hooked.grad = try Tensor([0.1, 0.2, -0.3, 0.4]) }
+        withHook.hooks.register(.stepPre { _ in hooked.grad = try Tensor([0.1, 0.2, -0.3, 0.4]) })
         for _ in 0..<3 {
             try withHook.step()
             try without.step()
@@ -48,8 +48,8 @@ import Testing
         try adam.step()
         let before = snapshot([parameter]) { adam.state(for: $0) }
         var postCalls = 0
-        adam.hooks.registerStepPreHook { _ in throw OptimError(.invalidArgument, "a gradient is not finite") }
-        adam.hooks.registerStepPostHook { _ in postCalls += 1 }
+        adam.hooks.register(.stepPre { _ in throw OptimError(.invalidArgument, "a gradient is not finite") })
+        adam.hooks.register(.stepPost { _ in postCalls += 1 })
         #expect(throws: OptimError.self) { try adam.step() }
         #expect(snapshot([parameter]) { adam.state(for: $0) } == before)
         #expect(postCalls == 0)
@@ -63,11 +63,11 @@ import Testing
         let sgd = try SGD([parameter], options: .init(lr: 0.1, momentum: 0.9))
         try sgd.step()
         var order: [String] = []
-        let pre = sgd.hooks.registerStateDictPreHook { _ in order.append("pre") }
-        let post = sgd.hooks.registerStateDictPostHook { _, dict in
+        let pre = sgd.hooks.register(.stateDictPre { _ in order.append("pre") })
+        let post = sgd.hooks.register(.stateDictPost { _, dict in
             order.append("post")
             dict.paramGroups[0]["note"] = "saved with a hook"
-        }
+        })
         #expect(sgd.stateDict().paramGroups[0]["note"] == "saved with a hook")
         #expect(order == ["pre", "post"])
         let path = CheckpointTests.temporaryPath("hooked.safetensors")
@@ -89,19 +89,19 @@ import Testing
         var saved = adam.stateDict()
         saved.paramGroups[0]["learning_rate"] = 0.5
         var loadedCalls = 0
-        let rename = adam.hooks.registerLoadStateDictPreHook { _, dict in
+        let rename = adam.hooks.register(.loadStateDictPre { _, dict in
             for index in dict.paramGroups.indices {
                 if let lr = dict.paramGroups[index].removeValue(forKey: "learning_rate") { dict.paramGroups[index]["lr"] = lr }
             }
-        }
-        adam.hooks.registerLoadStateDictPostHook { _ in loadedCalls += 1 }
+        })
+        adam.hooks.register(.loadStateDictPost { _ in loadedCalls += 1 })
         try adam.loadStateDict(saved)
         #expect(adam.paramGroups[0].options.lr == 0.5)
         #expect(loadedCalls == 1)
 
         rename.remove()
         let before = snapshot([parameter]) { adam.state(for: $0) }
-        adam.hooks.registerLoadStateDictPreHook { _, _ in throw OptimError(.invalidArgument, "refused by a hook") }
+        adam.hooks.register(.loadStateDictPre { _, _ in throw OptimError(.invalidArgument, "refused by a hook") })
         saved.paramGroups[0]["learning_rate"] = nil
         saved.paramGroups[0]["lr"] = 0.125
         #expect(throws: OptimError.self) { try adam.loadStateDict(saved) }

@@ -101,11 +101,7 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     }
     /// Runs the step pre-hooks, the update (``performStep()``), then the post-hooks.
     public func step() throws {
-        try lock.withLock {
-            try hooks.runStepPre(self)
-            try performStep()
-            try hooks.runStepPost(self)
-        }
+        try lock.withLock { try hooks.runStep(self) { try performStep() } }
     }
 
     /// The update itself, without hooks: where a subclass adds to a step.

@@ -384,9 +384,8 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     @discardableResult
     public func step(_ closure: () throws -> Double) throws -> Double {
         try lock.withLock {
-            try hooks.runStepPre(self)
-            let loss = try iterate(closure)
-            try hooks.runStepPost(self)
+            var loss = 0.0
+            try hooks.runStep(self) { loss = try iterate(closure) }
             return loss
         }
     }

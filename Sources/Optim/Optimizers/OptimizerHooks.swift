@@ -1,11 +1,11 @@
 /// Functions an optimizer calls around its steps, state dicts and loads, as torch's
-/// `register_step_pre_hook` and its kin. Each registration returns a ``HookHandle`` whose
+/// `register_step_pre_hook` and its kin. Each ``register(_:)`` returns a ``HookHandle`` whose
 /// ``HookHandle/remove()`` takes the hook away; hooks of one kind run in the order they were
 /// registered.
 ///
-///     let handle = adam.hooks.registerStepPreHook { _ in
-///         for parameter in parameters { try clipInPlace(parameter.grad) }   // replace gradients
-///     }
+///     let handle = adam.hooks.register(.stepPre { _ in
+///         _ = try clipGradNorm(parameters, maxNorm: 1)   // changes the gradients
+///     })
 ///     ...
 ///     handle.remove()
 ///
@@ -15,104 +15,68 @@
 /// that throws stops the step with nothing changed. A load's pre-hooks may rewrite the state dict
 /// before it is checked; one that throws leaves the optimizer as it was.
 public final class OptimizerHooks: @unchecked Sendable {
-    public typealias StepHook = (any Optimizer) throws -> Void
-    public typealias StateDictPreHook = (any Optimizer) -> Void
-    public typealias StateDictPostHook = (any Optimizer, inout OptimizerStateDict) -> Void
-    public typealias LoadStateDictPreHook = (any Optimizer, inout OptimizerStateDict) throws -> Void
-    public typealias LoadStateDictPostHook = (any Optimizer) throws -> Void
+    /// A hook and when it runs (torch's `register_step_pre_hook`, `register_step_post_hook`,
+    /// `register_state_dict_pre_hook`, `register_state_dict_post_hook`,
+    /// `register_load_state_dict_pre_hook`, `register_load_state_dict_post_hook`).
+    public enum Hook {
+        /// Before every step, once the gradients exist; may change them.
+        case stepPre((any Optimizer) throws -> Void)
+        /// After every step that completed.
+        case stepPost((any Optimizer) throws -> Void)
+        /// Before `stateDict()` builds the dict.
+        case stateDictPre((any Optimizer) -> Void)
+        /// After `stateDict()` built the dict; may change what it returns. In a checkpoint save
+        /// the dict's tensors are the optimizer's live state: copy what the hook keeps.
+        case stateDictPost((any Optimizer, inout OptimizerStateDict) -> Void)
+        /// Before `loadStateDict(_:)` checks the dict; may change what is loaded.
+        case loadStateDictPre((any Optimizer, inout OptimizerStateDict) throws -> Void)
+        /// After `loadStateDict(_:)` loaded the dict.
+        case loadStateDictPost((any Optimizer) throws -> Void)
+    }
 
     private let lock = OptimizerLock()
     private var nextID = 0
-    private var stepPre: [(id: Int, hook: StepHook)] = []
-    private var stepPost: [(id: Int, hook: StepHook)] = []
-    private var stateDictPre: [(id: Int, hook: StateDictPreHook)] = []
-    private var stateDictPost: [(id: Int, hook: StateDictPostHook)] = []
-    private var loadPre: [(id: Int, hook: LoadStateDictPreHook)] = []
-    private var loadPost: [(id: Int, hook: LoadStateDictPostHook)] = []
+    private var registered: [(id: Int, hook: Hook)] = []
 
     init() {}
 
-    /// Runs before every step, once the gradients exist; may change them.
+    /// Adds `hook` after those registered before it; returns the handle that removes it.
     @discardableResult
-    public func registerStepPreHook(_ hook: @escaping StepHook) -> HookHandle {
-        register(hook, in: \.stepPre)
-    }
-
-    /// Runs after every step that completed.
-    @discardableResult
-    public func registerStepPostHook(_ hook: @escaping StepHook) -> HookHandle {
-        register(hook, in: \.stepPost)
-    }
-
-    /// Runs before `stateDict()` builds the dict.
-    @discardableResult
-    public func registerStateDictPreHook(_ hook: @escaping StateDictPreHook) -> HookHandle {
-        register(hook, in: \.stateDictPre)
-    }
-
-    /// Runs after `stateDict()` built the dict; may change what it returns. In a checkpoint save
-    /// the dict's tensors are the optimizer's live state: copy what the hook keeps.
-    @discardableResult
-    public func registerStateDictPostHook(_ hook: @escaping StateDictPostHook) -> HookHandle {
-        register(hook, in: \.stateDictPost)
-    }
-
-    /// Runs before `loadStateDict(_:)` checks the dict; may change what is loaded.
-    @discardableResult
-    public func registerLoadStateDictPreHook(_ hook: @escaping LoadStateDictPreHook) -> HookHandle {
-        register(hook, in: \.loadPre)
-    }
-
-    /// Runs after `loadStateDict(_:)` loaded the dict.
-    @discardableResult
-    public func registerLoadStateDictPostHook(_ hook: @escaping LoadStateDictPostHook) -> HookHandle {
-        register(hook, in: \.loadPost)
-    }
-
-    private func register<Hook>(_ hook: Hook, in list: ReferenceWritableKeyPath<OptimizerHooks, [(id: Int, hook: Hook)]>)
-        -> HookHandle {
+    public func register(_ hook: Hook) -> HookHandle {
         lock.withLock {
             let id = nextID
             nextID += 1
-            self[keyPath: list].append((id, hook))
-            return HookHandle { [weak self] in self?.remove(id) }
+            registered.append((id, hook))
+            return HookHandle { [weak self] in self?.lock.withLock { self?.registered.removeAll { $0.id == id } } }
         }
     }
 
-    /// Removes the hook registered as `id` (ids are unique over every kind).
-    private func remove(_ id: Int) {
-        lock.withLock {
-            stepPre.removeAll { $0.id == id }
-            stepPost.removeAll { $0.id == id }
-            stateDictPre.removeAll { $0.id == id }
-            stateDictPost.removeAll { $0.id == id }
-            loadPre.removeAll { $0.id == id }
-            loadPost.removeAll { $0.id == id }
-        }
-    }
+    /// The hooks as they are now: a hook that removes itself or registers another changes the
+    /// next run, not this one.
+    private var current: [Hook] { lock.withLock { registered.map(\.hook) } }
 
-    /// The hooks of one kind as they are now: a hook that removes itself or registers another
-    /// changes the next run, not this one.
-    private func current<Hook>(_ list: KeyPath<OptimizerHooks, [(id: Int, hook: Hook)]>) -> [Hook] {
-        lock.withLock { self[keyPath: list].map(\.hook) }
+    func runStep(_ optimizer: any Optimizer, _ step: () throws -> Void) throws {
+        let hooks = current
+        for case .stepPre(let hook) in hooks { try hook(optimizer) }
+        try step()
+        for case .stepPost(let hook) in hooks { try hook(optimizer) }
     }
-
-    func runStepPre(_ optimizer: any Optimizer) throws { for hook in current(\.stepPre) { try hook(optimizer) } }
-    func runStepPost(_ optimizer: any Optimizer) throws { for hook in current(\.stepPost) { try hook(optimizer) } }
 
     func stateDict(of optimizer: any Optimizer, _ build: () -> OptimizerStateDict) -> OptimizerStateDict {
-        for hook in current(\.stateDictPre) { hook(optimizer) }
+        let hooks = current
+        for case .stateDictPre(let hook) in hooks { hook(optimizer) }
         var dict = build()
-        for hook in current(\.stateDictPost) { hook(optimizer, &dict) }
+        for case .stateDictPost(let hook) in hooks { hook(optimizer, &dict) }
         return dict
     }
 
     func load(_ dict: OptimizerStateDict, into optimizer: any Optimizer,
               _ load: (OptimizerStateDict) throws -> Void) throws {
+        let hooks = current
         var dict = dict
-        for hook in current(\.loadPre) { try hook(optimizer, &dict) }
+        for case .loadStateDictPre(let hook) in hooks { try hook(optimizer, &dict) }
         try load(dict)
-        for hook in current(\.loadPost) { try hook(optimizer) }
+        for case .loadStateDictPost(let hook) in hooks { try hook(optimizer) }
     }
 }
 
