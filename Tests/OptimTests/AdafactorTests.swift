@@ -194,7 +194,7 @@ let serialBaseline = try! Execution(threads: 1, backend: .serial, instructionSet
 
     @Test func everyThreadCountBackendAndTierGivesTheSameBits() async throws {
         let configurations = try perTensorConfigurations()
-        await propertyCheck(count: 12, input: Self.scenarios) { scenario in
+        await propertyCheck(count: propertyChecks(12), input: Self.scenarios) { scenario in
             let reference = try Self.run(scenario, execution: serialBaseline, implementation: .forLoop)
             for (execution, implementation) in configurations {
                 let result = try Self.run(scenario, execution: execution, implementation: implementation)

@@ -78,7 +78,7 @@ import Testing
 
     @Test(arguments: EquivalenceTests.entries)
     func multiTensorPathEqualsLoopPathBitForBit(entry: OptimizerEntry) async throws {
-        await propertyCheck(count: 12, input: Self.scenarios) { scenario in
+        await propertyCheck(count: propertyChecks(12), input: Self.scenarios) { scenario in
             let reference = try Self.run(scenario, entry: entry,
                                          execution: Execution(threads: 1, backend: .serial, instructionSet: .baseline),
                                          implementation: .forLoop)

@@ -281,7 +281,7 @@ import Testing
     }
 
     @Test func reductionsGiveTheSameBitsOnEveryThreadCountBackendTierAndChunkSize() async throws {
-        await propertyCheck(count: 15, input: Self.reductionInputs) { input in
+        await propertyCheck(count: propertyChecks(15), input: Self.reductionInputs) { input in
             let reference = try Self.reductionResults(
                 input, execution: Execution(threads: 1, backend: .serial, instructionSet: .baseline))
             var configurations: [(Int, Backend, InstructionSet, Int)] = []

@@ -174,7 +174,7 @@ import Testing
 
     @Test func everyThreadCountBackendAndTierGivesTheSameBits() async throws {
         let configurations = try perTensorConfigurations()
-        await propertyCheck(count: 10, input: Self.scenarios) { scenario in
+        await propertyCheck(count: propertyChecks(10), input: Self.scenarios) { scenario in
             let reference = try Self.run(scenario, execution: serialBaseline, implementation: .forLoop)
             for (execution, implementation) in configurations {
                 let result = try Self.run(scenario, execution: execution, implementation: implementation)

@@ -129,7 +129,7 @@ import Testing
     /// loop path on one thread.
     @Test func sparseUpdatesWithRandomOptionsMatchTheLoopPath() async throws {
         let scenarios = zip(Gen<UInt64>.value(in: 0...UInt64.max), Gen.element(of: [DType.float32, .float64, .float16, .bfloat16]))
-        await propertyCheck(count: 10, input: scenarios) { seed, elementType in
+        await propertyCheck(count: propertyChecks(10), input: scenarios) { seed, elementType in
             let dtype = elementType!
             func run(_ execution: Execution, _ implementation: Implementation) throws -> [[UInt8]] {
                 var random = TestRandom(seed: seed)

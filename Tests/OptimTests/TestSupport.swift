@@ -39,3 +39,12 @@ func snapshot(_ parameters: [Tensor], state: (Tensor) -> ParameterState?) -> [[U
     }
     return result
 }
+
+/// How many random cases a property test draws: `count`, or fewer under a sanitizer, which runs
+/// each case ten to twenty times slower (`OPTIM_PROPERTY_CHECKS`, set by the sanitizer runs
+/// of .ci/run).
+func propertyChecks(_ count: Int) -> Int {
+    guard let text = ProcessInfo.processInfo.environment["OPTIM_PROPERTY_CHECKS"], let limit = Int(text), limit > 0
+    else { return count }
+    return min(count, limit)
+}
