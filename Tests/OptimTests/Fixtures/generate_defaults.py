@@ -30,16 +30,11 @@ import lion_pytorch
 import pytorch_optimizer
 import schedulefree
 
+from torch_bridge import constructor_defaults
+
 
 def defaults(cls):
-    values = {}
-    for name, parameter in inspect.signature(cls.__init__).parameters.items():
-        if name in ("self", "params") or parameter.default is inspect.Parameter.empty:
-            continue
-        if parameter.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
-            continue
-        value = parameter.default
-        values[name] = value
+    values = constructor_defaults(cls)
     built = cls([torch.zeros(2, 2, requires_grad=True)]).defaults
     # torch's classes keep only options in `defaults`; the other references keep state there too.
     from_torch = cls.__module__.startswith("torch.optim")
