@@ -189,8 +189,14 @@ import Testing
         return binary.deletingLastPathComponent().appendingPathComponent("CheckpointWriter").path
     }
 
+    /// The inode of the file at `path` (a save renames a new file there), or nil.
+    static func fileIdentity(_ path: String) -> UInt64? {
+        var status = stat()
+        return stat(path, &status) == 0 ? UInt64(status.st_ino) : nil
+    }
+
     /// A process that saves checkpoints over and over is killed (SIGKILL) at random moments, 40
-    /// times; after each kill the file at the path is a whole checkpoint of one save, never a
+    /// times, each after it finished a save of its own; after each kill the file at the path is a whole checkpoint of one save, never a
     /// mixture, and the saves it holds only move forward. Kills that land while a save is
     /// writing its temporary file are counted: the test asserts that it reached them.
     @Test func aSaveKilledAtAnyMomentLeavesTheLastWholeCheckpoint() throws {
@@ -207,9 +213,18 @@ import Testing
             var pid: pid_t = 0
             var argv = arguments.map { strdup($0) } + [nil]
             defer { argv.forEach { free($0) } }
+            let previous = Self.fileIdentity(path)
             try #require(posix_spawn(&pid, Self.writerPath, nil, nil, &argv, environ) == 0, "cannot start \(Self.writerPath)")
-            // About 8 MB a save, so that a kill often lands inside one.
-            usleep(useconds_t(20_000 + random.below(180_000)))
+            // Once this writer has finished a save (the path names a new file), a kill at a
+            // random moment in the next 150 ms: about 8 MB a save, so it often lands inside one,
+            // however slowly the writer starts (a sanitizer's runtime, a busy machine).
+            var waited = 0
+            while Self.fileIdentity(path) == previous && waited < 120_000 {
+                usleep(2_000)
+                waited += 2
+            }
+            #expect(waited < 120_000, "round \(round): the writer finished no save in 120 s")
+            usleep(useconds_t(random.below(150_000)))
             kill(pid, SIGKILL)
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -230,7 +245,7 @@ import Testing
             lastVersion = version
             rounds += 1
         }
-        #expect(rounds >= 30, "only \(rounds) of 40 kills came after a first save")
+        #expect(rounds == 40, "only \(rounds) of 40 kills left a checkpoint to read")
         #expect(killedMidSave >= 5, "only \(killedMidSave) of 40 kills landed during a save's write")
     }
 }
