@@ -121,8 +121,8 @@ public enum Checkpoint {
                                               "data_offsets": .list([.integer(offset), .integer(offset + bytes)])])
             offset += bytes
         }
-        // The data hash is known only once the data is written (one pass over the bytes, each
-        // block hashed while it is in the cache); its 16 digits take the same room whatever it is.
+        // The data hash is known only once the data is written (it is computed while the data
+        // is written); its 16 digits take the same room whatever it is.
         func headerBytes(dataHash: UInt64) -> [UInt8] {
             header["__metadata__"] = .dictionary([
                 "format": .string(formatName), "version": .string(String(formatVersion)),
