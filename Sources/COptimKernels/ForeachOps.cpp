@@ -26,15 +26,16 @@ template <class S> struct OpScalars {
         : a(S(c.a)), b(S(c.b)), a_minus_one(S(c.a) - S(1)) {}
 };
 
-// Each operation: how many input lists it reads, and its math on one vector.
+// Each operation: its value of optim_foreach_op, how many input lists it reads, and its math on one
+// vector.
 struct AddScalarOp {
-    static constexpr int inputs = 0;
+    static constexpr int id = OPTIM_FOREACH_ADD_SCALAR, inputs = 0;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &, const V &, const OpScalars<S> &s) {
         return x + s.a;
     }
 };
 struct ScaleOp {
-    static constexpr int inputs = 0;
+    static constexpr int id = OPTIM_FOREACH_SCALE, inputs = 0;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &, const V &, const OpScalars<S> &s) {
         return x * s.a;
     }
@@ -42,26 +43,26 @@ struct ScaleOp {
 // Fused, as torch's CPU kernel computes add with alpha (vec::fmadd): one rounding. Every tier
 // gives the same bits; the baseline tier computes the fused operation in software (libm fma).
 struct AddOp {
-    static constexpr int inputs = 1;
+    static constexpr int id = OPTIM_FOREACH_ADD, inputs = 1;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &s) {
         const V alpha = s.a;
         return __builtin_elementwise_fma(alpha, y, x);
     }
 };
 struct AxpbyOp {
-    static constexpr int inputs = 1;
+    static constexpr int id = OPTIM_FOREACH_AXPBY, inputs = 1;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &s) {
         return s.b * x + s.a * y;
     }
 };
 struct AddcmulOp {
-    static constexpr int inputs = 2;
+    static constexpr int id = OPTIM_FOREACH_ADDCMUL, inputs = 2;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &z, const OpScalars<S> &s) {
         return x + (s.a * y) * z;
     }
 };
 struct AddcdivOp {
-    static constexpr int inputs = 2;
+    static constexpr int id = OPTIM_FOREACH_ADDCDIV, inputs = 2;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &z, const OpScalars<S> &s) {
         return x + (s.a * y) / z;
     }
@@ -69,33 +70,33 @@ struct AddcdivOp {
 // torch.lerp's two forms, each one fused multiply-add: anchored at x for |a| < 0.5, at y
 // otherwise, so that the result rounds less and is exact at both ends.
 struct LerpNearOp {
-    static constexpr int inputs = 1;
+    static constexpr int id = OPTIM_FOREACH_LERP_NEAR, inputs = 1;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &s) {
         const V weight = s.a;
         return __builtin_elementwise_fma(weight, y - x, x);
     }
 };
 struct LerpFarOp {
-    static constexpr int inputs = 1;
+    static constexpr int id = OPTIM_FOREACH_LERP_FAR, inputs = 1;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &s) {
         const V weight_minus_one = s.a_minus_one;
         return __builtin_elementwise_fma(weight_minus_one, y - x, y);
     }
 };
 struct SqrtOp {
-    static constexpr int inputs = 0;
+    static constexpr int id = OPTIM_FOREACH_SQRT, inputs = 0;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &, const V &, const OpScalars<S> &) {
         return square_root(x);
     }
 };
 struct MaximumOp {
-    static constexpr int inputs = 1;
+    static constexpr int id = OPTIM_FOREACH_MAXIMUM, inputs = 1;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &y, const V &, const OpScalars<S> &) {
         return maximum(x, y);
     }
 };
 struct ClampOp {
-    static constexpr int inputs = 0;
+    static constexpr int id = OPTIM_FOREACH_CLAMP, inputs = 0;
     template <class V, class S> OPTIM_INLINE V apply(const V &x, const V &, const V &, const OpScalars<S> &s) {
         const V low = s.a, high = s.b;
         return __builtin_elementwise_minimum(maximum(x, low), high);
@@ -142,21 +143,21 @@ OPTIM_INLINE void to_doubles(const VFloat &v, VDouble *out) {
 OPTIM_INLINE void to_doubles(const VDouble &v, VDouble *out) { out[0] = v; }
 
 struct DotReduction {
-    static constexpr int inputs = 1;
+    static constexpr int id = OPTIM_REDUCTION_DOT, inputs = 1;
     static constexpr bool is_maximum = false;
     OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &y, double) {
         return acc + x * y;
     }
 };
 struct SumAbsReduction {
-    static constexpr int inputs = 0;
+    static constexpr int id = OPTIM_REDUCTION_SUM_ABS, inputs = 0;
     static constexpr bool is_maximum = false;
     OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &, double) {
         return acc + __builtin_elementwise_abs(x);
     }
 };
 struct SumSquaresReduction {
-    static constexpr int inputs = 0;
+    static constexpr int id = OPTIM_REDUCTION_SUM_SQUARES, inputs = 0;
     static constexpr bool is_maximum = false;
     OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &, double) {
         return acc + x * x;
@@ -164,7 +165,7 @@ struct SumSquaresReduction {
 };
 // pow has no vector form: one libm call per lane, the same function in every tier.
 struct SumPowAbsReduction {
-    static constexpr int inputs = 0;
+    static constexpr int id = OPTIM_REDUCTION_SUM_POW_ABS, inputs = 0;
     static constexpr bool is_maximum = false;
     OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &, double p) {
         VDouble powers;
@@ -173,7 +174,7 @@ struct SumPowAbsReduction {
     }
 };
 struct MaxAbsReduction {
-    static constexpr int inputs = 0;
+    static constexpr int id = OPTIM_REDUCTION_MAX_ABS, inputs = 0;
     static constexpr bool is_maximum = true;
     OPTIM_INLINE VDouble accumulate(const VDouble &acc, const VDouble &x, const VDouble &, double) {
         return maximum(acc, __builtin_elementwise_abs(x));
@@ -272,34 +273,25 @@ template <class Reduction, class Storage> struct ReductionSegment {
     OPTIM_INLINE void run(const optim_tensor *t, int64_t b, int64_t e) { run_reduction<Reduction, Storage>(t, b, e); }
 };
 
+// The loop of the first of Items whose `id` is `which`, or null when none is.
+template <class Tier, template <class, class> class Segment, class Storage, class... Items>
+optim_segment_fn segment_with_id(int which) {
+    optim_segment_fn found = nullptr;
+    ((found == nullptr && Items::id == which ? void(found = segment_function<Tier, Segment<Items, Storage>>()) : void()),
+     ...);
+    return found;
+}
+
 template <class Tier, class Storage> optim_segment_fn elementwise_for(optim_foreach_op op) {
-    switch (op) {
-    case OPTIM_FOREACH_ADD_SCALAR: return segment_function<Tier, ForeachSegment<AddScalarOp, Storage>>();
-    case OPTIM_FOREACH_SCALE: return segment_function<Tier, ForeachSegment<ScaleOp, Storage>>();
-    case OPTIM_FOREACH_ADD: return segment_function<Tier, ForeachSegment<AddOp, Storage>>();
-    case OPTIM_FOREACH_AXPBY: return segment_function<Tier, ForeachSegment<AxpbyOp, Storage>>();
-    case OPTIM_FOREACH_ADDCMUL: return segment_function<Tier, ForeachSegment<AddcmulOp, Storage>>();
-    case OPTIM_FOREACH_ADDCDIV: return segment_function<Tier, ForeachSegment<AddcdivOp, Storage>>();
-    case OPTIM_FOREACH_LERP_NEAR: return segment_function<Tier, ForeachSegment<LerpNearOp, Storage>>();
-    case OPTIM_FOREACH_LERP_FAR: return segment_function<Tier, ForeachSegment<LerpFarOp, Storage>>();
-    case OPTIM_FOREACH_SQRT: return segment_function<Tier, ForeachSegment<SqrtOp, Storage>>();
-    case OPTIM_FOREACH_MAXIMUM: return segment_function<Tier, ForeachSegment<MaximumOp, Storage>>();
-    case OPTIM_FOREACH_CLAMP: return segment_function<Tier, ForeachSegment<ClampOp, Storage>>();
-    case OPTIM_FOREACH_COPY: return &run_copy<Storage>;
-    case OPTIM_FOREACH_ZERO: return &run_zero<Storage>;
-    }
-    return nullptr;
+    if (op == OPTIM_FOREACH_COPY) return &run_copy<Storage>;
+    if (op == OPTIM_FOREACH_ZERO) return &run_zero<Storage>;
+    return segment_with_id<Tier, ForeachSegment, Storage, AddScalarOp, ScaleOp, AddOp, AxpbyOp, AddcmulOp, AddcdivOp,
+                           LerpNearOp, LerpFarOp, SqrtOp, MaximumOp, ClampOp>(op);
 }
 
 template <class Tier, class Storage> optim_segment_fn reduction_for(optim_reduction reduction) {
-    switch (reduction) {
-    case OPTIM_REDUCTION_DOT: return segment_function<Tier, ReductionSegment<DotReduction, Storage>>();
-    case OPTIM_REDUCTION_SUM_ABS: return segment_function<Tier, ReductionSegment<SumAbsReduction, Storage>>();
-    case OPTIM_REDUCTION_SUM_SQUARES: return segment_function<Tier, ReductionSegment<SumSquaresReduction, Storage>>();
-    case OPTIM_REDUCTION_SUM_POW_ABS: return segment_function<Tier, ReductionSegment<SumPowAbsReduction, Storage>>();
-    case OPTIM_REDUCTION_MAX_ABS: return segment_function<Tier, ReductionSegment<MaxAbsReduction, Storage>>();
-    }
-    return nullptr;
+    return segment_with_id<Tier, ReductionSegment, Storage, DotReduction, SumAbsReduction, SumSquaresReduction,
+                           SumPowAbsReduction, MaxAbsReduction>(reduction);
 }
 
 optim_segment_fn kernel_for(bool is_reduction, int which, optim_dtype dtype, optim_isa isa) {

@@ -102,18 +102,11 @@ enum MuonAlgorithm: PerTensorAlgorithm {
     ]
 
     static func validate(_ o: Options) throws {
-        guard o.lr.isFinite, o.lr >= 0 else {
-            throw OptimError(.invalidOption, "Learning rate should be >= 0 but is: \(o.lr) (and finite)")
-        }
-        guard o.momentum.isFinite, o.momentum >= 0 else {
-            throw OptimError(.invalidOption, "momentum should be >= 0 but is: \(o.momentum) (and finite)")
-        }
-        guard o.weightDecay.isFinite, o.weightDecay >= 0 else {
-            throw OptimError(.invalidOption, "weight decay should be >= 0 but is: \(o.weightDecay) (and finite)")
-        }
-        guard o.eps.isFinite, o.eps >= 0 else {
-            throw OptimError(.invalidOption, "Invalid epsilon value: \(o.eps) (must be finite and >= 0)")
-        }
+        try OptionCheck.require(o.lr.isFinite && o.lr >= 0, "Learning rate should be >= 0 but is: \(o.lr) (and finite)")
+        try OptionCheck.require(o.momentum.isFinite && o.momentum >= 0, "momentum should be >= 0 but is: \(o.momentum) (and finite)")
+        try OptionCheck.require(o.weightDecay.isFinite && o.weightDecay >= 0,
+                                "weight decay should be >= 0 but is: \(o.weightDecay) (and finite)")
+        try OptionCheck.require(o.eps.isFinite && o.eps >= 0, "Invalid epsilon value: \(o.eps) (must be finite and >= 0)")
         guard (0..<100).contains(o.nsSteps) else {
             throw OptimError(.invalidOption, """
                 Invalid ns_steps value: \(o.nsSteps) (must be in 0..<100: torch refuses 100 or more for \
@@ -121,9 +114,7 @@ enum MuonAlgorithm: PerTensorAlgorithm {
                 """)
         }
         let (a, b, c) = o.nsCoefficients
-        guard a.isFinite, b.isFinite, c.isFinite else {
-            throw OptimError(.invalidOption, "Invalid ns_coefficients: (\(a), \(b), \(c)) (must be finite)")
-        }
+        try OptionCheck.require(a.isFinite && b.isFinite && c.isFinite, "Invalid ns_coefficients: (\(a), \(b), \(c)) (must be finite)")
     }
 
     static func check(parameter: Tensor, index: Int) throws {

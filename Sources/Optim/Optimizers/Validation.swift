@@ -1,6 +1,12 @@
 /// Option checks shared by the optimizers, built-in and written in Swift. Messages follow torch's wording where torch has one,
 /// and also refuse NaN and infinities, which torch lets through.
 public enum OptionCheck {
+    /// Throws an invalid-option error with `message` unless `condition` holds: one line per check
+    /// for the options no shared check below covers.
+    public static func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        guard condition else { throw OptimError(.invalidOption, message()) }
+    }
+
     public static func learningRate(_ lr: Double) throws {
         guard lr.isFinite, lr >= 0 else {
             throw OptimError(.invalidOption, "Invalid learning rate: \(lr) (must be finite and >= 0)")
