@@ -110,6 +110,37 @@ import Testing
         }
     }
 
+    /// A file of several read stages (the reader hashes one stage while it reads the next, in
+    /// stages of 16 MiB) reads back bit for bit, tensors of sizes that end mid-block included;
+    /// a bit flipped in its last stage, or at the first byte of its second, is refused.
+    @Test func aFileOfSeveralReadStagesReadsBackAndItsLastStageIsChecked() throws {
+        var random = TestRandom(seed: 12)
+        let model = try ["wide": Tensor(random.values(5_000_001), shape: [5_000_001]),
+                         "deep": Tensor(random.values(3_333_333), shape: [3_333_333], dtype: .float64),
+                         "small": Tensor(random.values(7), shape: [7], dtype: .bfloat16)]
+        let parameters = try Self.parameters(5)
+        let adam = try Adam(parameters)
+        let entry = try #require(OptimizerCatalog.entry(named: "Adam"))
+        try Self.step(entry, adam, parameters, &random)
+        let path = Self.temporaryPath("stages-\(UInt64.random(in: 0...UInt64.max)).safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint.save(adam, to: path, tensors: model)
+
+        let contents = try Checkpoint.read(from: path)
+        #expect(contents.stateDict == adam.stateDict())
+        #expect(contents.tensors.mapValues { $0.bitHash() } == model.mapValues { $0.bitHash() })
+
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let dataStart = 8 + (Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16)
+        #expect(bytes.count - dataStart > 2 * 16 << 20, "the data spans three stages at least")
+        for offset in [bytes.count - 1, dataStart + 16 << 20] {
+            var damaged = bytes
+            damaged[offset] ^= 0x10
+            let error = try Self.refusal(of: damaged, name: "stages-damaged.safetensors")
+            #expect(error?.message.contains("do not match their hash") == true, "byte \(offset): \(String(describing: error))")
+        }
+    }
+
     /// Every prefix of a checkpoint is refused, with a message that names the file.
     @Test func aTruncatedFileIsRefused() throws {
         let (_, bytes, _, _) = try Self.adamCheckpoint()

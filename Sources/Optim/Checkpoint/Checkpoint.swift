@@ -172,6 +172,46 @@ public enum Checkpoint {
         var writeError: (any Error)?
     }
 
+    /// A hash block of a tensor being read, and where its bytes are in the file. Each stage of
+    /// a read hands its blocks from the reading thread to the hashing one, never to both at once.
+    struct FileBlock: @unchecked Sendable {
+        let memory: UnsafeRawBufferPointer
+        let position: Int
+    }
+
+    /// What the two threads of a read leave: each sets its own field, read once both are done.
+    private final class ReadAndHash: @unchecked Sendable {
+        var dataHash: UInt64 = 0
+        var readError: (any Error)?
+    }
+
+    /// Reads `blocks` from `file` and returns their data hash. The reads go in stages of
+    /// `stageBlocks` blocks; a second thread hashes each stage while this one reads the next,
+    /// so that the hash, one serial chain, costs nothing beside the reads.
+    private static func readAndHash(_ blocks: [FileBlock], from file: InputFile, stageBlocks: Int = 16) throws -> UInt64 {
+        let stages = stride(from: 0, to: blocks.count, by: stageBlocks).map { $0..<min($0 + stageBlocks, blocks.count) }
+        let results = ReadAndHash()
+        for stage in 0...stages.count {
+            DispatchQueue.concurrentPerform(iterations: 2) { part in
+                if part == 0, stage < stages.count {
+                    do {
+                        for block in blocks[stages[stage]] {
+                            guard let base = block.memory.baseAddress else { continue }
+                            try file.read(into: UnsafeMutableRawPointer(mutating: base), count: block.memory.count,
+                                          at: block.position)
+                        }
+                    } catch {
+                        results.readError = error
+                    }
+                } else if part == 1, stage > 0 {
+                    for block in blocks[stages[stage - 1]] { results.dataHash = hash(block.memory, seed: results.dataHash) }
+                }
+            }
+            if let error = results.readError { throw error }
+        }
+        return results.dataHash
+    }
+
     /// The data hash's unit: each tensor's bytes are hashed in blocks of this many (the last one
     /// shorter), each block from the previous block's hash, tensors in the order of their offsets.
     static let hashBlockBytes = 1 << 20
@@ -279,7 +319,7 @@ public enum Checkpoint {
     }
 
     /// An open file being read, by offset.
-    final class InputFile {
+    final class InputFile: Sendable {
         let descriptor: Int32
         let path: String
         let size: Int
@@ -397,21 +437,19 @@ public enum Checkpoint {
             throw failure("its entries cover \(covered) of its \(dataCount) data bytes")
         }
         var tensors: [String: Tensor] = [:]
-        var dataHash: UInt64 = 0
+        var blocks: [FileBlock] = []
         for entry in entries {
-            // Not zeroed first: the read fills every byte or throws.
+            // Not zeroed first: the reads fill every byte or throw.
             let storage = try TensorStorage(allocatingBytes: entry.end - entry.begin)
             let tensor = Tensor(shape: entry.shape, dtype: entry.dtype, storage: storage)
             var position = headerEnd + entry.begin
-            try forEachHashBlock(of: tensor) { block in
-                guard let base = block.baseAddress else { return }
-                try file.read(into: UnsafeMutableRawPointer(mutating: base), count: block.count, at: position)
-                dataHash = hash(block, seed: dataHash)
+            forEachHashBlock(of: tensor) { block in
+                blocks.append(FileBlock(memory: block, position: position))
                 position += block.count
             }
             tensors[entry.name] = tensor
         }
-        guard try text("data_hash") == hex(dataHash) else {
+        guard try text("data_hash") == hex(try readAndHash(blocks, from: file)) else {
             throw failure("its tensor bytes do not match their hash: the file is damaged")
         }
 

@@ -187,10 +187,12 @@ public struct TensorValue: Sendable, Codable, Equatable {
     /// A tensor of `shape` (which must hold `count` elements) and `dtype` with these values,
     /// converted to `dtype` when it is another one (rounded to nearest, ties to even).
     func tensor(shape: [Int], dtype: DType) throws -> Tensor {
-        let result = try Tensor.zeros(shape, dtype: dtype)
-        guard result.count == count else {
+        guard try Tensor.elementCount(shape) == count else {
             throw OptimError(.invalidArgument, "a tensor of \(count) elements cannot take the shape \(shape)")
         }
+        // Not zeroed first: the copy writes every element.
+        let result = Tensor(shape: shape, dtype: dtype,
+                            storage: try TensorStorage(allocatingBytes: try Tensor.byteCount(shape, dtype)))
         try result.copy(convertingFrom: storage)
         return result
     }
