@@ -53,7 +53,7 @@ template <> struct ElementConversion<optim::BFloat16Storage> {
 
 /// `body(ElementConversion<Storage>{})` for the storage of `dtype`.
 template <class Body> void with_conversion(optim_dtype dtype, Body &&body) {
-    optim::with_storage(dtype, [&](auto storage) { body(ElementConversion<decltype(storage)>{}); });
+    optim::with_storage<optim::BaselineTier>(dtype, [&](auto storage) { body(ElementConversion<decltype(storage)>{}); });
 }
 
 }  // namespace

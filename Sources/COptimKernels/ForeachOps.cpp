@@ -296,7 +296,7 @@ template <class Tier, class Storage> optim_segment_fn reduction_for(optim_reduct
 
 optim_segment_fn kernel_for(bool is_reduction, int which, optim_dtype dtype, optim_isa isa) {
     return with_tier(isa, [&](auto tier) {
-        return with_storage(dtype, [&](auto storage) {
+        return with_storage<decltype(tier)>(dtype, [&](auto storage) {
             typedef decltype(tier) Tier;
             typedef decltype(storage) Storage;
             return is_reduction ? reduction_for<Tier, Storage>(optim_reduction(which))

@@ -35,7 +35,7 @@ constexpr std::array<optim_segment_fn, (1u << Rule::flag_bits)> Table<Tier, Rule
 template <class Rule> const optim_segment_fn *table_of(optim_dtype dtype, optim_isa isa, uint32_t *flag_bits) {
     *flag_bits = Rule::flag_bits;
     return with_tier(isa, [&](auto tier) {
-        return with_storage(dtype, [&](auto storage) {
+        return with_storage<decltype(tier)>(dtype, [&](auto storage) {
             return Table<decltype(tier), Rule, decltype(storage)>::entries.data();
         });
     });

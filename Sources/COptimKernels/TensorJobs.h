@@ -151,7 +151,7 @@ template <template <class> class Job, class S> struct JobSegment {
 
 template <template <class> class Job> optim_segment_fn job_kernel(optim_dtype dtype, optim_isa isa) {
     return with_tier(isa, [&](auto tier) {
-        return with_storage(dtype, [&](auto storage) {
+        return with_storage<decltype(tier)>(dtype, [&](auto storage) {
             return segment_function<decltype(tier), JobSegment<Job, decltype(storage)>>();
         });
     });
