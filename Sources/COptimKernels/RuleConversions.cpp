@@ -1,7 +1,7 @@
 // Widening of half-type storage to float and rounding back, for the element loops of rules
 // written in Swift: their math runs in float, on blocks converted here with the vector code of
-// the chosen tier. The conversions are exact integer code (Storage.h), so every tier gives the
-// same bits.
+// the chosen tier (F16C's conversions where it has them), which gives the same bits in every
+// tier (Storage.h).
 #include "COptimKernels.h"
 #include "Storage.h"
 #include "Tiers.h"
@@ -22,16 +22,16 @@ OPTIM_INLINE void convert_block(const void *source, void *destination, int64_t c
     });
 }
 
-struct Widen {
+template <class Tier> struct Widen {
     OPTIM_INLINE void run(const void *s, float *d, int64_t n, optim_dtype dtype) {
-        if (dtype == OPTIM_DTYPE_FLOAT16) convert_block<Float16Storage, Float32Storage>(s, d, n);
+        if (dtype == OPTIM_DTYPE_FLOAT16) convert_block<typename Tier::Float16, Float32Storage>(s, d, n);
         else convert_block<BFloat16Storage, Float32Storage>(s, d, n);
     }
 };
 
-struct Narrow {
+template <class Tier> struct Narrow {
     OPTIM_INLINE void run(const float *s, void *d, int64_t n, optim_dtype dtype) {
-        if (dtype == OPTIM_DTYPE_FLOAT16) convert_block<Float32Storage, Float16Storage>(s, d, n);
+        if (dtype == OPTIM_DTYPE_FLOAT16) convert_block<Float32Storage, typename Tier::Float16>(s, d, n);
         else convert_block<Float32Storage, BFloat16Storage>(s, d, n);
     }
 };
@@ -41,10 +41,10 @@ struct Narrow {
 
 extern "C" void optim_widen_to_float(const void *source, float *destination, int64_t count, optim_dtype dtype,
                                      optim_isa isa) {
-    optim::with_tier(isa, [&](auto tier) { decltype(tier)::template call<optim::Widen>(source, destination, count, dtype); });
+    optim::with_tier(isa, [&](auto tier) { decltype(tier)::template call<optim::Widen<decltype(tier)>>(source, destination, count, dtype); });
 }
 
 extern "C" void optim_narrow_from_float(const float *source, void *destination, int64_t count, optim_dtype dtype,
                                         optim_isa isa) {
-    optim::with_tier(isa, [&](auto tier) { decltype(tier)::template call<optim::Narrow>(source, destination, count, dtype); });
+    optim::with_tier(isa, [&](auto tier) { decltype(tier)::template call<optim::Narrow<decltype(tier)>>(source, destination, count, dtype); });
 }

@@ -132,6 +132,31 @@ import Testing
         }
     }
 
+    /// float16 storage widens and rounds with integer code in the baseline tier and with F16C's
+    /// conversions in the others: every half (NaNs and subnormals included), times factors whose
+    /// exact float products need each kind of rounding back (ties, subnormal results, overflow),
+    /// gives the same bits on every tier this CPU runs.
+    @Test func float16ConversionsGiveTheSameBitsOnEveryTier() throws {
+        var halves = (0..<65536).map { UInt16($0) }
+        let factors: [Double] = [1, 1 + 0x1p-10, 1.5, 0x1p-10, 0x1p-24, 3, 65504, 0.5 + 0x1p-11, -0.75]
+        func products(_ isa: InstructionSet) throws -> [[UInt8]] {
+            try halves.withUnsafeMutableBytes { raw in
+                let base = try #require(raw.baseAddress)
+                let y = try Tensor(wrapping: base, shape: [raw.count / 2], dtype: .float16)
+                return try factors.map { factor in
+                    let z = try Tensor(Array(repeating: factor, count: y.count), dtype: .float16)
+                    let x = try Tensor.zeros(y.shape, dtype: .float16)
+                    try Foreach.addcmul([x], [y], [z], execution: Execution(threads: 1, instructionSet: isa))
+                    return bytes(of: x)
+                }
+            }
+        }
+        let baseline = try products(.baseline)
+        for isa in InstructionSet.supported.dropFirst() {
+            #expect(try products(isa) == baseline, "\(isa)")
+        }
+    }
+
     @Test func copyKeepsEveryBitAndZeroWritesPositiveZeros() throws {
         let source = try Tensor(wrappingBits: [0x7fc1_2345, 0xffa0_0001, 0x8000_0000, 0x3f80_0000])
         let target = try Tensor.zeros([4])

@@ -174,8 +174,8 @@ enum Kernels {
 extension Kernels {
     private static let bestForConversions = bestInstructionSet.cValue
 
-    /// Half-type blocks of Swift rules: conversions are exact integer code, so the best tier
-    /// gives the bits of every tier.
+    /// Half-type blocks of Swift rules, converted by the best tier: every tier gives the same
+    /// bits (integer code in the baseline tier, F16C's conversions above it).
     static func widen(_ source: UnsafeRawPointer, to destination: UnsafeMutablePointer<Float>, count: Int, dtype: DType) {
         optim_widen_to_float(source, destination, Int64(count), dtype.cValue, bestForConversions)
     }
