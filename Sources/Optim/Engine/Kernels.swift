@@ -1,4 +1,5 @@
 internal import COptimKernels
+import Dispatch
 
 // The one file that imports the kernel target: everything else in the library speaks Swift.
 
@@ -286,3 +287,39 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// The Dispatch backend's helpers (DispatchTeam.cpp): threads of Dispatch's global queue that
+/// take part in a launch only if they are awake when it starts, and stay awake for
+/// `spinTime` after each plan, so that the launches of one step find them running.
+struct DispatchTeam: @unchecked Sendable {
+    /// How long a helper waits for the next plan before it returns its thread to Dispatch:
+    /// long enough to bridge the launches of a step, short enough that an idle process spends
+    /// no measurable time (Docs/benchmarks.md, "Launch latency").
+    static let spinTime: Duration = .microseconds(100)
+
+    private let team: OpaquePointer
+
+    /// The process's team, or nil when its few kilobytes cannot be allocated (launches then
+    /// use `concurrentPerform`).
+    static let shared: DispatchTeam? = {
+        let (seconds, attoseconds) = spinTime.components
+        return optim_team_create(seconds * 1_000_000_000 + attoseconds / 1_000_000_000).map(DispatchTeam.init)
+    }()
+
+    func run(_ plan: UnsafeMutablePointer<KernelPlan>, threads: Int) {
+        optim_team_run(team, plan, Int32(clamping: threads), startHelper)
+    }
+}
+
+/// Starts a helper's loop on Dispatch's global queue. A C function pointer cannot capture:
+/// the team and slot come as arguments.
+private let startHelper: @convention(c) (OpaquePointer?, Int32) -> Void = { team, slot in
+    let helper = HelperSlot(team: team, slot: slot)
+    DispatchQueue.global(qos: .userInitiated).async { optim_team_serve(helper.team, helper.slot) }
+}
+
+/// A team and slot handed to the thread that serves it; the team lives as long as the process.
+private struct HelperSlot: @unchecked Sendable {
+    let team: OpaquePointer?
+    let slot: Int32
+}

@@ -61,16 +61,28 @@ final class LaunchBuffers {
             Kernels.work(plan)
             return
         }
-        let plan = SharedPlan(pointer: self.plan)
-        switch execution.backend {
+        execution.run(plan, threads: threads)
+    }
+}
+
+extension Execution {
+    /// Runs `plan`, reset to its range, on `threads` threads of this backend (the calling
+    /// thread among them).
+    func run(_ plan: UnsafeMutablePointer<KernelPlan>, threads: Int) {
+        let shared = SharedPlan(pointer: plan)
+        switch backend {
         case .serial:
-            Kernels.work(plan.pointer)
+            Kernels.work(plan)
         case .dispatch:
-            DispatchQueue.concurrentPerform(iterations: threads) { _ in Kernels.work(plan.pointer) }
+            if let team = DispatchTeam.shared {
+                team.run(plan, threads: threads)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: threads) { _ in Kernels.work(shared.pointer) }
+            }
         case .openMP:
             // Execution's initializer refuses .openMP when no runtime loads.
             guard case .success(let runtime) = OpenMPRuntime.shared else { fatalError("unreachable") }
-            runtime.run(plan.pointer, threads: threads)
+            runtime.run(plan, threads: threads)
         }
     }
 }

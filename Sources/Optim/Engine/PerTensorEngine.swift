@@ -228,17 +228,7 @@ final class PerTensorEngine<Algorithm: PerTensorAlgorithm> {
             Kernels.work(plan)
             return
         }
-        let shared = SharedJobPlan(pointer: plan)
-        switch execution.backend {
-        case .serial:
-            Kernels.work(plan)
-        case .dispatch:
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in Kernels.work(shared.pointer) }
-        case .openMP:
-            // Execution's initializer refuses .openMP when no runtime loads.
-            guard case .success(let runtime) = OpenMPRuntime.shared else { fatalError("unreachable") }
-            runtime.run(plan, threads: workers)
-        }
+        execution.run(plan, threads: workers)
     }
 
     /// Room for `count` jobs; allocates only when the launch outgrows what it had.
@@ -275,8 +265,3 @@ final class PerTensorEngine<Algorithm: PerTensorAlgorithm> {
     }
 }
 
-/// The plan, handed to worker threads: they only claim jobs through its atomic counter and
-/// write disjoint tensors.
-private struct SharedJobPlan: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<KernelPlan>
-}

@@ -1,0 +1,110 @@
+// The Dispatch backend's helpers. `concurrentPerform` returns only once every iteration ran, so
+// each launch waited for a sleeping thread to wake up. Here a launch offers its plan to helper
+// threads (Dispatch's own, started with `async`) while the calling thread works on it; a helper
+// that is awake takes the offer, one that is not yet running never sees it, because the caller
+// withdraws every offer still untaken once its own work is done. A helper spins for a short
+// while after each plan, so that back-to-back launches find it awake, then returns its thread
+// to Dispatch: nothing spins between steps.
+#include <time.h>
+
+#include <new>
+
+#include "COptimKernels.h"
+
+namespace {
+
+enum : int32_t { HELPER_ABSENT = 0, HELPER_PRESENT = 1 };
+
+struct alignas(64) HelperSlot {
+    int32_t presence;      // HELPER_ABSENT or HELPER_PRESENT: whether a helper serves this slot
+    int32_t claimed;       // 1 while a launch owns this slot's offer
+    optim_plan *offer;     // a plan the helper may take, or null
+    uint64_t finished;     // plans this slot's helper finished
+};
+
+int64_t now_nanoseconds() {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+inline void pause_briefly() {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+}  // namespace
+
+struct optim_team {
+    int32_t helper_count;
+    int64_t spin_nanoseconds;
+    HelperSlot slots[OPTIM_TEAM_MAX_HELPERS];
+};
+
+extern "C" optim_team *optim_team_create(int64_t spin_nanoseconds) {
+    optim_team *team = new (std::nothrow) optim_team();
+    if (team) team->spin_nanoseconds = spin_nanoseconds;
+    return team;
+}
+
+extern "C" void optim_team_run(optim_team *team, optim_plan *plan, int32_t threads,
+                               void (*start_helper)(optim_team *team, int32_t slot)) {
+    const int32_t wanted = threads - 1 < OPTIM_TEAM_MAX_HELPERS ? threads - 1 : OPTIM_TEAM_MAX_HELPERS;
+    int32_t offered[OPTIM_TEAM_MAX_HELPERS];
+    uint64_t finished_before[OPTIM_TEAM_MAX_HELPERS];
+    int32_t offers = 0;
+    for (int32_t slot = 0; slot < wanted; ++slot) {
+        HelperSlot &s = team->slots[slot];
+        int32_t unclaimed = 0;
+        // Another launch (another optimizer, on another thread) owns this slot: go without it.
+        if (!__atomic_compare_exchange_n(&s.claimed, &unclaimed, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            continue;
+        finished_before[offers] = __atomic_load_n(&s.finished, __ATOMIC_RELAXED);
+        // The plan, reset by the caller, happens before the helper's work on it.
+        __atomic_store_n(&s.offer, plan, __ATOMIC_RELEASE);
+        int32_t absent = HELPER_ABSENT;
+        if (__atomic_compare_exchange_n(&s.presence, &absent, HELPER_PRESENT, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            start_helper(team, slot);
+        offered[offers++] = slot;
+    }
+    optim_plan_work(plan);
+    for (int32_t k = 0; k < offers; ++k) {
+        HelperSlot &s = team->slots[offered[k]];
+        optim_plan *expected = plan;
+        // Untaken: the helper never touches this plan. Taken: wait for the helper's last chunk.
+        if (!__atomic_compare_exchange_n(&s.offer, &expected, nullptr, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+            while (__atomic_load_n(&s.finished, __ATOMIC_ACQUIRE) == finished_before[k]) pause_briefly();
+        }
+        __atomic_store_n(&s.claimed, 0, __ATOMIC_RELEASE);
+    }
+}
+
+extern "C" void optim_team_serve(optim_team *team, int32_t slot_index) {
+    HelperSlot &s = team->slots[slot_index];
+    int64_t idle_since = now_nanoseconds();
+    for (uint32_t spins = 1;; ++spins) {
+        optim_plan *plan = __atomic_load_n(&s.offer, __ATOMIC_ACQUIRE);
+        if (plan && __atomic_compare_exchange_n(&s.offer, &plan, nullptr, false, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE)) {
+            optim_plan_work(plan);
+            // The work happens before the launch returns.
+            __atomic_fetch_add(&s.finished, 1, __ATOMIC_RELEASE);
+            idle_since = now_nanoseconds();
+            continue;
+        }
+        pause_briefly();
+        // The clock is read every 64 spins (about 2 us): often enough for a window of tens of us.
+        if (spins % 64 == 0 && now_nanoseconds() - idle_since > team->spin_nanoseconds) {
+            __atomic_store_n(&s.presence, HELPER_ABSENT, __ATOMIC_RELEASE);
+            // An offer made while this helper was still present is withdrawn by its launch
+            // (never taken from here after this point), or taken by the helper the next launch
+            // starts.
+            return;
+        }
+    }
+}
