@@ -836,6 +836,34 @@ extension RejectedInputTests {
         }
     }
 
+    /// An execution the environment asks for and the library cannot use is refused where it is
+    /// read, by the first optimizer built without an execution. The environment belongs to the
+    /// whole process, which runs other tests meanwhile: a child process (the checkpoint writer,
+    /// whose SGD reads it) gets the values instead, and must fail with the message before it
+    /// writes anything.
+    @Test(arguments: [("OPTIM_NUM_THREADS", "0"), ("OPTIM_NUM_THREADS", "many"), ("OPTIM_BACKEND", "gpu"),
+                      ("OPTIM_ISA", "avx1024")])
+    func anExecutionTheEnvironmentAsksForWronglyIsRefused(name: String, value: String) throws {
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("optim-environment-\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let checkpoint = folder.appendingPathComponent("run.safetensors")
+        let errors = folder.appendingPathComponent("errors")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CheckpointTests.writerPath)
+        process.arguments = [checkpoint.path, "1", "16"]
+        process.environment = ProcessInfo.processInfo.environment.merging([name: value]) { $1 }
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+        process.waitUntilExit()
+        let message = try String(contentsOf: errors, encoding: .utf8)
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1, "\(name)=\(value): \(message)")
+        #expect(message.contains(name) && message.contains(value), "\(name)=\(value): \(message)")
+        #expect(!FileManager.default.fileExists(atPath: checkpoint.path))
+    }
+
     /// Each multi-tensor operation refuses lists that do not match (or a tensor written twice,
     /// or a bound or order out of its domain) and leaves every tensor as it was.
     @Test func refusedMultiTensorOperationsChangeNothing() throws {

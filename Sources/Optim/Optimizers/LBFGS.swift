@@ -34,7 +34,9 @@
 /// parameters must share a dtype; options are checked when the optimizer is built (torch lets
 /// any `line_search_fn` through until the first step); ``step()`` without a closure throws.
 /// If the closure throws, the step stops there: parameters hold the last iterate (the line
-/// search restores them first) and the state keeps the progress made.
+/// search restores them first) and the state keeps the progress made. So does a gradient that
+/// stops fitting its parameter (sparse, another shape or dtype) at a later call of the closure
+/// in one step; at the first call it is refused before anything changes.
 ///
 /// State, on the first parameter, under torch's names: `func_evals`, `n_iter`, `t`, `H_diag`,
 /// `prev_loss` (``ParameterState/values``) and `d`, `prev_flat_grad` (tensors);
