@@ -34,7 +34,9 @@
 /// parameters must share a dtype; options are checked when the optimizer is built (torch lets
 /// any `line_search_fn` through until the first step); ``step()`` without a closure throws.
 /// If the closure throws, the step stops there: parameters hold the last iterate (the line
-/// search restores them first) and the state keeps the progress made.
+/// search restores them first) and the state keeps the progress made. So does a gradient that
+/// stops fitting its parameter (sparse, another shape or dtype) at a later call of the closure
+/// in one step; at the first call it is refused before anything changes.
 ///
 /// State, on the first parameter, under torch's names: `func_evals`, `n_iter`, `t`, `H_diag`,
 /// `prev_loss` (``ParameterState/values``) and `d`, `prev_flat_grad` (tensors);
@@ -283,12 +285,17 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
                 the state dict must have one parameter group of \(parameters.count) parameters, as this LBFGS
                 """)
         }
+        // As the other optimizers' loads require: the ids name the parameters, each once.
+        let savedIDs = ids.compactMap { id -> Int? in if case .integer(let id) = id { id } else { nil } }
+        guard savedIDs.count == ids.count, Set(savedIDs).count == ids.count else {
+            throw OptimError(.invalidArgument, "parameter ids in the state dict must be distinct integers")
+        }
         let options = try group.options.applying(torchValues: dict.paramGroups[0])
         try options.validate()
         let entry: [String: StateValue]
         switch dict.state.count {
         case 0: entry = [:]
-        case 1 where dict.state.keys.first == ids.first.flatMap({ if case .integer(let id) = $0 { id } else { nil } }):
+        case 1 where dict.state.keys.first == savedIDs.first:
             entry = dict.state.values.first ?? [:]
         default:
             throw OptimError(.invalidArgument, "LBFGS keeps its state on its first parameter only")

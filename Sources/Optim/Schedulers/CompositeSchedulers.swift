@@ -23,10 +23,19 @@ public final class SequentialLR: LRScheduler {
         self.milestones = milestones
         super.init(groups: ScheduledGroups(optimizer))
         lastEpoch = 0
-        try apply(baseLearningRates)
-        Self.undoLastStep(of: self)
         let first = schedulers[milestones.prefix { $0 <= 0 }.count]
-        try first.initialStep()
+        // The schedulers given are changed here: a refusal puts back their progress, and the
+        // optimizer's options as they were before this initializer.
+        do {
+            try restoringProgressOnError(of: schedulers) {
+                try apply(baseLearningRates)
+                Self.undoLastStep(of: self)
+                try first.initialStep()
+            }
+        } catch {
+            groups.restore(groups.stateAtCreation)
+            throw error
+        }
         lastLearningRates = first.lastLearningRates
     }
 
@@ -87,7 +96,10 @@ public final class ChainedScheduler: LRScheduler {
     override var children: [LRScheduler] { schedulers }
 
     public override func step() throws {
-        for scheduler in schedulers { try scheduler.step() }
+        // A scheduler refused after others stepped would leave the chain half-stepped.
+        try restoringProgressOnError(of: schedulers) {
+            try groups.undoingChangesOnError { for scheduler in schedulers { try scheduler.step() } }
+        }
         lastEpoch += 1
         stepCount += 1
         lastLearningRates = groups.learningRates
@@ -114,11 +126,20 @@ private func loadChildren(_ state: SchedulerState, into schedulers: [LRScheduler
         }
         return SchedulerState(values: values)
     }
-    let snapshots = schedulers.map { $0.stateDict() }
-    do {
+    try restoringProgressOnError(of: schedulers) {
         for (scheduler, saved) in zip(schedulers, states) { try scheduler.loadStateDict(saved) }
+    }
+}
+
+/// Runs `body`, which changes the progress of `schedulers`; when it throws, puts back the
+/// progress each had, so that a refusal part-way through the list changes none of them.
+private func restoringProgressOnError(of schedulers: [LRScheduler], _ body: () throws -> Void) throws {
+    let progress = schedulers.map { $0.stateDict() }
+    do {
+        try body()
     } catch {
-        for (scheduler, snapshot) in zip(schedulers, snapshots) { try? scheduler.loadStateDict(snapshot) }
+        // States saved by the schedulers themselves: loading them back succeeds.
+        for (scheduler, saved) in zip(schedulers, progress) { try? scheduler.loadStateDict(saved) }
         throw error
     }
 }
@@ -208,8 +229,11 @@ public final class ReduceLROnPlateau {
             cool = cooldown
             bad = 0
         }
-        for group in rates.indices where newRates[group] != rates[group] {
-            try groups.setLearningRate(group, newRates[group])
+        // The optimizer may refuse a lowered rate (below a negative floor) after others were set.
+        try groups.undoingChangesOnError {
+            for group in rates.indices where newRates[group] != rates[group] {
+                try groups.setLearningRate(group, newRates[group])
+            }
         }
         (best, badEpochs, cooldownCounter) = (newBest, bad, cool)
         lastEpoch += 1

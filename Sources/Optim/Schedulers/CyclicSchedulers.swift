@@ -60,13 +60,16 @@ public final class CyclicLR: LRScheduler {
             }
         }
         self.cycleMomentum = cycleMomentum
-        (baseMomentums, maxMomentums) = try cycledMomentums(groups, cycleMomentum, base: baseMomentum,
-                                                            max: maxMomentum, count: count)
-        for (group, rate) in bases.enumerated() { try groups.setLearningRate(group, rate) }
-        for (group, momentum) in maxMomentums.enumerated() { try groups.setMomentum!(group, momentum) }
+        let momentums = try cycledMomentums(groups, cycleMomentum, base: baseMomentum, max: maxMomentum, count: count)
+        (baseMomentums, maxMomentums) = momentums
+        // The optimizer may refuse a base rate or the momentum of one group after others were set.
+        try groups.undoingChangesOnError {
+            for (group, rate) in bases.enumerated() { try groups.setLearningRate(group, rate) }
+            for (group, momentum) in momentums.max.enumerated() { try groups.setMomentum!(group, momentum) }
+        }
         super.init(groups: groups)
         baseLearningRates = bases
-        try initialStep()
+        try finishConstruction()
     }
 
     override func learningRates() throws -> [Double] {
@@ -135,8 +138,8 @@ public final class OneCycleLR: LRScheduler {
         initialRates = maxRates.map { $0 / divFactor }
         minRates = initialRates.map { $0 / finalDivFactor }
         self.cycleMomentum = cycleMomentum
-        (baseMomentums, maxMomentums) = try cycledMomentums(groups, cycleMomentum, base: baseMomentum,
-                                                            max: maxMomentum, count: count)
+        let momentums = try cycledMomentums(groups, cycleMomentum, base: baseMomentum, max: maxMomentum, count: count)
+        (baseMomentums, maxMomentums) = momentums
         let total = Double(self.totalSteps)
         if threePhase {
             phases = [
@@ -150,10 +153,13 @@ public final class OneCycleLR: LRScheduler {
                 (total - 1, (\.maxRates, \.minRates), (\.baseMomentums, \.maxMomentums)),
             ]
         }
-        for (group, momentum) in maxMomentums.enumerated() { try groups.setMomentum!(group, momentum) }
+        // The optimizer may refuse the momentum of one group after others were set.
+        try groups.undoingChangesOnError {
+            for (group, momentum) in momentums.max.enumerated() { try groups.setMomentum!(group, momentum) }
+        }
         groups.initialLearningRates = initialRates
         super.init(groups: groups)
-        try initialStep()
+        try finishConstruction()
     }
 
     private func anneal(_ start: Double, _ end: Double, _ fraction: Double) -> Double {

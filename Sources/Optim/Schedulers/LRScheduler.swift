@@ -73,7 +73,7 @@ public class LRScheduler {
         baseLearningRates = groups.initialLearningRates
     }
 
-    /// The first step, made by every initializer (torch's `_initial_step`).
+    /// The first step (torch's `_initial_step`).
     func initialStep() throws {
         stepCount = 0
         isInitial = true
@@ -81,13 +81,25 @@ public class LRScheduler {
         try step()
     }
 
+    /// The first step, made by every initializer. When the optimizer refuses it, the scheduler
+    /// is not built, and the optimizer's options and recorded initial rates go back to what
+    /// they were before the initializer began (the rates it recorded would otherwise become
+    /// the base of the next scheduler).
+    func finishConstruction() throws {
+        do {
+            try initialStep()
+        } catch {
+            groups.restore(groups.stateAtCreation)
+            throw error
+        }
+    }
+
     /// Advances the schedule by one epoch and sets each group's learning rate. Throws, changing
-    /// nothing, if the schedule gives a rate the optimizer refuses.
+    /// nothing, if the schedule gives a rate (or a momentum) the optimizer refuses.
     public func step() throws {
         lastEpoch += 1
         do {
-            let rates = try learningRates()
-            try apply(rates)
+            try groups.undoingChangesOnError { try apply(learningRates()) }
         } catch {
             lastEpoch -= 1
             throw error
@@ -107,7 +119,7 @@ public class LRScheduler {
         let previous = lastEpoch
         lastEpoch = epoch
         do {
-            try apply(try closedFormLearningRates() ?? learningRates())
+            try groups.undoingChangesOnError { try apply(try closedFormLearningRates() ?? learningRates()) }
         } catch {
             lastEpoch = previous
             throw error
@@ -116,7 +128,8 @@ public class LRScheduler {
 
     func currentRates() -> [Double] { groups.learningRates }
 
-    /// Sets the rates, all checked first so that a refused one changes nothing.
+    /// Sets the rates, all checked first. The optimizer may still refuse one (Lion refuses a
+    /// rate of 0) after others were set: callers undo the change (`undoingChangesOnError`).
     func apply(_ rates: [Double]) throws {
         guard rates.count == groups.count() else {
             throw OptimError(.invalidArgument, "the schedule has \(rates.count) rates for \(groups.count()) groups")
@@ -173,7 +186,7 @@ public class LambdaScheduler: LRScheduler {
         let groups = ScheduledGroups(optimizer)
         self.lambdas = try perGroup(lambdas, count: groups.count(), "lr_lambda")
         super.init(groups: groups)
-        try initialStep()
+        try finishConstruction()
     }
 
     public convenience init<O: Optimizer>(_ optimizer: O, lambda: @escaping (Int) -> Double) throws {
@@ -214,7 +227,7 @@ public final class StepLR: LRScheduler {
         self.stepSize = stepSize
         self.gamma = gamma
         super.init(groups: ScheduledGroups(optimizer))
-        try initialStep()
+        try finishConstruction()
     }
 
     override func learningRates() throws -> [Double] {
@@ -240,7 +253,7 @@ public final class MultiStepLR: LRScheduler {
         self.milestones = milestones.sorted()
         self.gamma = gamma
         super.init(groups: ScheduledGroups(optimizer))
-        try initialStep()
+        try finishConstruction()
     }
 
     override func learningRates() throws -> [Double] {
@@ -269,7 +282,7 @@ public final class ConstantLR: LRScheduler {
         self.factor = factor
         self.totalIters = totalIters
         super.init(groups: ScheduledGroups(optimizer))
-        try initialStep()
+        try finishConstruction()
     }
 
     override func learningRates() throws -> [Double] {
@@ -305,7 +318,7 @@ public final class LinearLR: LRScheduler {
         self.endFactor = endFactor
         self.totalIters = totalIters
         super.init(groups: ScheduledGroups(optimizer))
-        try initialStep()
+        try finishConstruction()
     }
 
     override func learningRates() throws -> [Double] {
@@ -333,7 +346,7 @@ public final class ExponentialLR: LRScheduler {
         try OptionCheck.finite(gamma, "gamma")
         self.gamma = gamma
         super.init(groups: ScheduledGroups(optimizer))
-        try initialStep()
+        try finishConstruction()
     }
 
     override func learningRates() throws -> [Double] {
@@ -360,7 +373,7 @@ public final class PolynomialLR: LRScheduler {
         self.totalIters = totalIters
         self.power = power
         super.init(groups: ScheduledGroups(optimizer))
-        try initialStep()
+        try finishConstruction()
     }
 
     override func learningRates() throws -> [Double] {
@@ -389,7 +402,7 @@ public final class CosineAnnealingLR: LRScheduler {
         self.tMax = tMax
         self.etaMin = etaMin
         super.init(groups: ScheduledGroups(optimizer))
-        try initialStep()
+        try finishConstruction()
     }
 
     override func learningRates() throws -> [Double] {
@@ -431,7 +444,7 @@ public final class CosineAnnealingWarmRestarts: LRScheduler {
         tCur = -1
         tI = t0
         super.init(groups: ScheduledGroups(optimizer))
-        try initialStep()
+        try finishConstruction()
     }
 
     public override func step() throws {
@@ -448,7 +461,7 @@ public final class CosineAnnealingWarmRestarts: LRScheduler {
             }
         }
         do {
-            try apply(try learningRates())
+            try groups.undoingChangesOnError { try apply(try learningRates()) }
         } catch {
             (tCur, tI, lastEpoch) = saved
             throw error

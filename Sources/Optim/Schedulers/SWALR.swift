@@ -42,7 +42,7 @@ public final class SWALR: LRScheduler {
         self.annealEpochs = annealEpochs
         self.annealing = annealing
         super.init(groups: groups)
-        try initialStep()
+        try finishConstruction()
     }
 
     public convenience init<O: Optimizer>(_ optimizer: O, swaLR: Double, annealEpochs: Int = 10,

@@ -46,9 +46,23 @@ final class ScheduledGroups: @unchecked Sendable {
     let momentum: ((Int) -> Double)?
     let setMomentum: ((Int, Double) throws -> Void)?
     let momentumIsBeta1: Bool
+    /// Captures every group's options; the closure it returns puts them back.
+    private let captureOptions: () -> () -> Void
+    /// The optimizer as it was when the scheduler being built made these groups: what a
+    /// refused construction puts back.
+    let stateAtCreation: Snapshot
 
     init<O: Optimizer>(_ optimizer: O) {
         self.optimizer = optimizer
+        let captureOptions: () -> () -> Void = {
+            let saved = optimizer.paramGroups.map(\.options)
+            return {
+                // Options the optimizer held are options it accepts: setting them again succeeds.
+                for (group, options) in saved.enumerated() { try? optimizer.setOptions(options, group: group) }
+            }
+        }
+        self.captureOptions = captureOptions
+        stateAtCreation = Snapshot(restoreOptions: captureOptions(), initialRates: InitialRates.shared.rates(of: optimizer))
         count = { optimizer.paramGroups.count }
         learningRate = { optimizer.paramGroups[$0].options.lr }
         setLearningRate = { group, lr in
@@ -73,6 +87,36 @@ final class ScheduledGroups: @unchecked Sendable {
             momentumIsBeta1 = false
             momentum = nil
             setMomentum = nil
+        }
+    }
+
+    /// Every group's options and the recorded initial rates, at one moment.
+    struct Snapshot {
+        fileprivate let restoreOptions: () -> Void
+        fileprivate let initialRates: [Double]?
+    }
+
+    func snapshot() -> Snapshot {
+        Snapshot(restoreOptions: captureOptions(), initialRates: InitialRates.shared.rates(of: optimizer))
+    }
+
+    /// Puts back the options and the recorded initial rates of `snapshot`.
+    func restore(_ snapshot: Snapshot) {
+        snapshot.restoreOptions()
+        InitialRates.shared.replace(with: snapshot.initialRates, for: optimizer)
+    }
+
+    /// Runs `body`, which changes the groups' options; when it throws, puts back every group's
+    /// options and the recorded initial rates as they were before it. The optimizer checks each
+    /// group's options as they are set, so a schedule (or a cyclic momentum) can be refused for
+    /// one group after others were set: without this, a refused call would change those.
+    func undoingChangesOnError<Result>(_ body: () throws -> Result) throws -> Result {
+        let before = snapshot()
+        do {
+            return try body()
+        } catch {
+            restore(before)
+            throw error
         }
     }
 
@@ -118,6 +162,14 @@ private final class InitialRates: @unchecked Sendable {
         lock.withLock { _ in
             table = table.filter { $0.value.optimizer != nil }
             table[ObjectIdentifier(optimizer)] = Entry(optimizer: optimizer, rates: rates)
+        }
+    }
+
+    /// Records `rates`, or forgets the optimizer's when nil.
+    func replace(with rates: [Double]?, for optimizer: AnyObject) {
+        lock.withLock { _ in
+            table = table.filter { $0.value.optimizer != nil }
+            table[ObjectIdentifier(optimizer)] = rates.map { Entry(optimizer: optimizer, rates: $0) }
         }
     }
 
