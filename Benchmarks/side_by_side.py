@@ -58,6 +58,9 @@ def parse_args(argv):
     p.add_argument("--steps", type=int, default=20, help="timed steps per run (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps for the peers (default: %(default)s)")
     p.add_argument("--optimizer", default="adam", help="optimizer (default: %(default)s)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64", "float16", "bfloat16"),
+                   help="storage dtype of parameters, gradients and state (default: %(default)s; the C "
+                        "probe runs float32 only and is left out for the others)")
     p.add_argument("--peers", default="torch-fused,deepspeed",
                    help="peers run by peer_bench.py (default: %(default)s; those without the "
                         "optimizer are dropped)")
@@ -208,6 +211,8 @@ class Runner:
         if not a.no_probe:
             if a.optimizer not in PROBE_OPTIMIZERS:
                 log(f"note: the C probe has no {a.optimizer} rule; skipped")
+            elif a.dtype != "float32":
+                log(f"note: the C probe runs float32 only; skipped for {a.dtype}")
             elif a.probe_bin:
                 self.probe_bin, self.have_probe = a.probe_bin, os.access(a.probe_bin, os.X_OK)
                 if not self.have_probe:
@@ -234,7 +239,7 @@ class Runner:
         a = self.args
         cmd = [a.optim_bin, "bench", "--optimizer", a.optimizer, "--workload", workload,
                "--threads", str(a.threads), "--backend", a.backends,
-               "--implementation", a.implementation, "--dtype", "float32",
+               "--implementation", a.implementation, "--dtype", a.dtype,
                "--steps", str(a.steps), "--format", "json"] + shlex.split(a.optim_extra_args)
         base = dict(base, contender="ours")
         rc, out, err, secs = run(cmd, a.timeout, self.env)
@@ -253,7 +258,7 @@ class Runner:
         cmd = [self.peer_python, os.path.join(PEERS_DIR, "peer_bench.py"),
                "--optimizer", a.optimizer, "--workload", workload, "--threads", str(a.threads),
                "--peer", peer, "--steps", str(a.steps), "--warmup", str(a.warmup),
-               "--dtype", "float32", "--format", "json"]
+               "--dtype", a.dtype, "--format", "json"]
         base = dict(base, contender=peer)
         rc, out, err, secs = run(cmd, a.timeout, self.env)
         rows = json_objects(out)
@@ -332,7 +337,7 @@ def summarize(rows):
 
     lines = []
     if meta:
-        lines.append(f"{meta.get('optimizer', '?')}, float32, {meta.get('threads', '?')} threads, "
+        lines.append(f"{meta.get('optimizer', '?')}, {meta.get('dtype', 'float32')}, {meta.get('threads', '?')} threads, "
                      f"{meta.get('steps', '?')} timed steps a run, {meta.get('rounds', '?')} "
                      f"alternating rounds, {meta.get('date', '')}")
         lines.append("")
@@ -410,6 +415,7 @@ def main(argv):
         runner.check()
         runner.record({
             "kind": "meta", "date": now.isoformat(timespec="seconds"), "optimizer": args.optimizer,
+            "dtype": args.dtype,
             "workloads": args.workload_list, "threads": args.threads, "steps": args.steps,
             "warmup": args.warmup, "rounds": args.rounds, "peers": args.peer_list,
             "backends": args.backends, "implementation": args.implementation,

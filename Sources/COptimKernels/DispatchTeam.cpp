@@ -5,6 +5,7 @@
 // withdraws every offer still untaken once its own work is done. A helper spins for a short
 // while after each plan, so that back-to-back launches find it awake, then returns its thread
 // to Dispatch: nothing spins between steps.
+#include <sched.h>
 #include <time.h>
 
 #include <new>
@@ -78,7 +79,12 @@ extern "C" void optim_team_run(optim_team *team, optim_plan *plan, int32_t threa
         // Untaken: the helper never touches this plan. Taken: wait for the helper's last chunk.
         if (!__atomic_compare_exchange_n(&s.offer, &expected, nullptr, false, __ATOMIC_ACQ_REL,
                                          __ATOMIC_ACQUIRE)) {
-            while (__atomic_load_n(&s.finished, __ATOMIC_ACQUIRE) == finished_before[k]) pause_briefly();
+            // The helper has at most a chunk left; on a machine with more threads than cores it
+            // may have lost its core, so after a short spin the wait gives its core away.
+            for (uint32_t spins = 1; __atomic_load_n(&s.finished, __ATOMIC_ACQUIRE) == finished_before[k]; ++spins) {
+                if (spins < 4096) pause_briefly();
+                else sched_yield();
+            }
         }
         __atomic_store_n(&s.claimed, 0, __ATOMIC_RELEASE);
     }

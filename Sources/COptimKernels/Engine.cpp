@@ -10,6 +10,24 @@ extern "C" void optim_plan_reset(optim_plan *plan, int64_t begin, int64_t end) {
     __atomic_store_n(&plan->next_chunk, 0, __ATOMIC_RELAXED);
 }
 
+namespace {
+
+// Each tensor's arrays are allocations of their own, so the hardware prefetchers, which follow
+// runs of addresses, miss at the start of every tensor: on 10,000 tensors of 100 elements that
+// was most of a step. The next tensor's first lines are asked for while this one runs.
+constexpr int64_t prefetched_bytes = 256;
+
+inline void prefetch_start(const optim_tensor *tensor) {
+    for (int64_t offset = 0; offset < prefetched_bytes; offset += 64) {
+        __builtin_prefetch(static_cast<const char *>(tensor->param) + offset, 1);
+        __builtin_prefetch(static_cast<const char *>(tensor->grad) + offset, 0);
+        for (int k = 0; k < OPTIM_MAX_STATE; ++k)
+            if (tensor->state[k]) __builtin_prefetch(static_cast<const char *>(tensor->state[k]) + offset, 1);
+    }
+}
+
+}  // namespace
+
 extern "C" void optim_plan_work(optim_plan *plan) {
     const int64_t chunk = plan->chunk_elements;
     const int64_t *offsets = plan->offsets;
@@ -29,6 +47,7 @@ extern "C" void optim_plan_work(optim_plan *plan) {
             const optim_tensor *tensor = plan->tensors + t;
             const int64_t tensor_begin = offsets[t];
             const int64_t segment_end = std::min(end, offsets[t + 1]);
+            if (segment_end < end) prefetch_start(tensor + 1);
             if (segment_end > begin)
                 tensor->kernel(tensor, begin - tensor_begin, segment_end - tensor_begin);
             begin = std::max(begin, segment_end);

@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
         """)
     var optimizer = CommaList<CatalogName>([CatalogName("adam")!])
 
-    @Option(help: "Workloads: tiny10k, resnet50, gpt2small, big64m (comma-separated).")
+    @Option(help: "Workloads: \(Workload.allCases.map(\.rawValue).joined(separator: ", ")) (comma-separated).")
     var workload = CommaList<Workload>([.tiny10k, .resnet50])
 
     @Option(help: "Thread counts (comma-separated; default 1 and every core).")
@@ -182,12 +182,15 @@ struct BenchRow {
             """
     }
 
+    /// Three decimals, or five below 0.1 ms, so that a step of a microsecond still shows.
+    static func milliseconds(_ value: Double) -> String { String(format: value < 0.1 ? "%.5f" : "%.3f", value) }
+
     static func table(_ rows: [BenchRow]) -> String {
         let header = ["optimizer", "workload", "dtype", "threads", "backend", "impl", "tensors", "params",
                       "ms median", "ms min", "GB/s", "probe GB/s", "checksum"]
         let cells = rows.map { r in
             [r.optimizer, r.workload, r.dtype, "\(r.threads)", r.backend, r.implementation, "\(r.tensors)",
-             "\(r.params)", String(format: "%.3f", r.msMedian), String(format: "%.3f", r.msMin),
+             "\(r.params)", milliseconds(r.msMedian), milliseconds(r.msMin),
              String(format: "%.1f", r.gbPerSecond), r.probeGBPerSecond.map { String(format: "%.1f", $0) } ?? "-",
              r.checksum]
         }

@@ -20,7 +20,7 @@ struct BenchCheckpoint: ParsableCommand {
     @Option(help: "Optimizers of the catalog, comma-separated, or all.")
     var optimizer = CommaList<CatalogName>([CatalogName("adam")!])
 
-    @Option(help: "Workloads: tiny10k, resnet50, gpt2small, big64m (comma-separated).")
+    @Option(help: "Workloads: \(Workload.allCases.map(\.rawValue).joined(separator: ", ")) (comma-separated).")
     var workload = CommaList<Workload>([.gpt2small])
 
     @Option(help: "Storage dtype of the parameters and state.")

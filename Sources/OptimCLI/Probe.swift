@@ -29,6 +29,21 @@ struct Probe: ParsableCommand {
     @Option(help: "Timed passes.")
     var repetitions = 10
 
+    @Flag(help: "After each row, sleep one second and print the CPU time the process used meanwhile (threads left spinning by the backend).")
+    var idleSecond = false
+
+    /// User and system CPU time of the process so far, in milliseconds.
+    static func processCPUMilliseconds() -> Double {
+        var usage = rusage()
+        #if canImport(Glibc)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        func milliseconds(_ t: timeval) -> Double { Double(t.tv_sec) * 1000 + Double(t.tv_usec) / 1000 }
+        return milliseconds(usage.ru_utime) + milliseconds(usage.ru_stime)
+    }
+
     func run() throws {
         print("elements    threads  backend   chunk    us median   us min      ns/element  GB/s")
         for elements in elements.values {
@@ -43,6 +58,12 @@ struct Probe: ParsableCommand {
                                      backend.rawValue as NSString, chunk, result.medianMilliseconds * 1000,
                                      result.minimumMilliseconds * 1000,
                                      result.nanosecondsPerElement, result.gigabytesPerSecond))
+                        if idleSecond {
+                            let before = Self.processCPUMilliseconds()
+                            Thread.sleep(forTimeInterval: 1)
+                            print(String(format: "  idle second after the last launch: %.2f ms of CPU time",
+                                         Self.processCPUMilliseconds() - before))
+                        }
                     }
                 }
             }

@@ -1,5 +1,7 @@
 /// The benchmark workloads: lists of parameter shapes (see Docs/benchmarks.md).
 enum Workload: String, CaseIterable {
+    /// One tensor of 100 elements: what a step costs beyond its arithmetic.
+    case one100
     case tiny10k
     case resnet50
     case gpt2small
@@ -7,6 +9,7 @@ enum Workload: String, CaseIterable {
 
     var shapes: [[Int]] {
         switch self {
+        case .one100: [[100]]
         case .tiny10k: Array(repeating: [100], count: 10_000)
         case .big64m: [[67_108_864]]
         case .resnet50: Workload.resnet50Shapes

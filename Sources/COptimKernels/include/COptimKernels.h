@@ -77,6 +77,9 @@ optim_isa optim_isa_best_supported(void);
 /// The tiers compiled into this build for this architecture (1 on non-x86 builds).
 int32_t optim_isa_tier_count(void);
 
+/// Asks for the cache line at `address` ahead of its use (a hint; any address is safe).
+static inline void optim_prefetch(const void *address) { __builtin_prefetch(address); }
+
 /// Sets the element range of a launch and resets its chunk counter.
 void optim_plan_reset(optim_plan *plan, int64_t begin, int64_t end);
 /// Claims and processes chunks until none is left. Safe to call from many threads at once.

@@ -134,6 +134,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     private var launchIsCurrent = false
     /// For each parameter, whether it is in the launch (it had a gradient when it was built).
     private var inLaunch: [Bool] = []
+    /// For each parameter, its `gradAssignments` when its gradient was last checked.
+    private var checkedGradAssignments: [UInt64] = []
     private var launchPositions: [Int] = []
     /// The active parameters in launch order.
     private var active: [Int] = []
@@ -195,6 +197,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         tensorStates.append(contentsOf: repeatElement(nil, count: count))
         slots.append(contentsOf: repeatElement(nil, count: count * slotCount))
         inLaunch.append(contentsOf: repeatElement(false, count: count))
+        checkedGradAssignments.append(contentsOf: spec.parameters.map { $0.gradAssignments &- 1 })
         launchPositions.append(contentsOf: repeatElement(-1, count: count))
         launchIsCurrent = false
     }
@@ -258,14 +261,21 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     /// its parameter's shape and dtype; a gradient stored elsewhere than the launch's is
     /// re-pointed. Returns false when the launch must be rebuilt (which re-checks and reports).
     ///
-    /// Every gradient is checked at every step: neither a tensor's identity nor its address
-    /// proves it is the gradient of the previous step, since a tensor released by the caller
-    /// can be replaced by a new one at the same address.
+    /// Every gradient is checked at every step, but a parameter whose `grad` was not assigned
+    /// since the last check still holds the gradient checked then (neither a tensor's identity
+    /// nor its address would prove it, since a tensor released by the caller can be replaced
+    /// by a new one at the same address).
     private func reuseLaunch() -> Bool {
+        // Parameters are objects of their own, scattered in memory: a step over many small
+        // tensors waits on one cache miss per parameter unless it asks ahead.
+        let lookahead = 8
         for index in parameters.indices {
+            if index + lookahead < parameters.count { Kernels.prefetchFields(of: parameters[index + lookahead]) }
             let parameter = parameters[index]
             // Sparse gradients change rows at every step: a step with one rebuilds.
             if parameter.sparseGrad != nil { return false }
+            if parameter.gradAssignments == checkedGradAssignments[index] { continue }
+            checkedGradAssignments[index] = parameter.gradAssignments
             guard let grad = parameter.grad else {
                 if inLaunch[index] { return false } else { continue }
             }
@@ -348,6 +358,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         for index in inLaunch.indices {
             inLaunch[index] = false
             launchPositions[index] = -1
+            checkedGradAssignments[index] = parameters[index].gradAssignments
         }
         blocks.removeAll(keepingCapacity: true)
 

@@ -11,7 +11,9 @@ import Dispatch
 public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     /// Every chunk on the calling thread.
     case serial
-    /// `DispatchQueue.concurrentPerform`, one iteration per thread.
+    /// Helper threads of Dispatch's global queue: a launch offers its work to the helpers that
+    /// are awake while the calling thread works, and withdraws what none took; a helper stays
+    /// awake for 100 us after each launch, then returns its thread to Dispatch.
     case dispatch
     /// An OpenMP runtime (libomp, or GCC's libgomp), loaded at run time.
     case openMP = "openmp"
@@ -67,9 +69,10 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
 
     /// The default serial threshold of a backend, in elements of Adam-like work, measured on a
     /// 2-core AMD EPYC (Docs/benchmarks.md, "Where threads start to pay"): OpenMP's threads
-    /// spin between parallel regions and pay from about 64K elements; `concurrentPerform`
-    /// returns only after every iteration ran, so the calling thread also waits for a sleeping
-    /// worker to wake up, and two threads pay only from about 1M elements.
+    /// spin between parallel regions and pay from about 64K elements. The Dispatch threshold was
+    /// measured when that backend used `concurrentPerform`, which returns only after every
+    /// iteration ran (so the calling thread waited for a sleeping worker to wake up): two
+    /// threads paid only from about 1M elements.
     public static func defaultSerialThreshold(for backend: Backend) -> Int {
         switch backend {
         case .serial: Int.max

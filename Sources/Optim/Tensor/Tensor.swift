@@ -26,7 +26,13 @@ public final class Tensor: @unchecked Sendable {
     public let count: Int
     /// The gradient an optimizer step reads; `nil` when the parameter has none. It must have
     /// this tensor's shape and dtype.
-    public var grad: Tensor?
+    public var grad: Tensor? { didSet { gradAssignments &+= 1 } }
+    /// How many times `grad` was assigned. An optimizer that recorded the count when it last
+    /// checked the gradient knows, from this object alone, that `grad` is still that tensor
+    /// (whose shape, dtype and storage never change): it need not reach the gradient object,
+    /// a cache miss per tensor per step, and it keeps no reference that would hold the gradient
+    /// alive.
+    private(set) var gradAssignments: UInt64 = 0
     /// A row-sparse gradient (an embedding's, say), for the optimizers that accept one
     /// (Adagrad, SparseAdam). A parameter has a dense `grad` or a `sparseGrad`, not both.
     public var sparseGrad: RowSparseGradient?
