@@ -20,17 +20,17 @@ extension ElementwiseEngine: ElementwiseCore {}
 /// optimizer names its algorithm.
 struct EngineRecipe<Options: OptimizerOptions> {
     let build: (_ groups: [ParameterGroupSpec<Options>], _ defaults: Options, _ execution: Execution?,
-                _ implementation: Implementation) throws -> any ElementwiseCore<Options>
+                _ implementation: Implementation) throws -> BuiltEngine<Options>
 
     /// `Algorithm` on the element-wise engine.
     static func elementwise<Algorithm: ElementwiseAlgorithm>(_: Algorithm.Type) -> Self
     where Algorithm.Options == Options {
-        Self { try ElementwiseEngine<Algorithm>(groups: $0, defaults: $1, execution: $2, implementation: $3) }
+        Self { BuiltEngine(try ElementwiseEngine<Algorithm>(groups: $0, defaults: $1, execution: $2, implementation: $3)) }
     }
 
     /// `Algorithm` on the per-tensor engine.
     static func perTensor<Algorithm: PerTensorAlgorithm>(_: Algorithm.Type) -> Self where Algorithm.Options == Options {
-        Self { try PerTensorEngine<Algorithm>(groups: $0, defaults: $1, execution: $2, implementation: $3) }
+        Self { BuiltEngine(try PerTensorEngine<Algorithm>(groups: $0, defaults: $1, execution: $2, implementation: $3)) }
     }
 
     /// A rule written in Swift on the element-wise engine.
@@ -42,9 +42,23 @@ struct EngineRecipe<Options: OptimizerOptions> {
                     \(Kernels.maxStateSlots)
                     """)
             }
-            return try ElementwiseEngine<SwiftRuleAlgorithm<Rule>>(groups: groups, defaults: defaults,
-                                                                  execution: execution, implementation: implementation)
+            return BuiltEngine(try ElementwiseEngine<SwiftRuleAlgorithm<Rule>>(
+                groups: groups, defaults: defaults, execution: execution, implementation: implementation))
         }
+    }
+}
+
+/// An engine, and its step as a function made where the engine's type is known. Through the
+/// existential alone, a step would run the engine's unspecialized code, which looks up generic
+/// metadata at run time: about a microsecond per step, more than the whole update of a small
+/// tensor.
+struct BuiltEngine<Options: OptimizerOptions> {
+    let core: any ElementwiseCore<Options>
+    let step: () throws -> Void
+
+    init<Core: ElementwiseCore<Options>>(_ core: Core) {
+        self.core = core
+        step = core.step
     }
 }
 
@@ -54,14 +68,16 @@ struct EngineRecipe<Options: OptimizerOptions> {
 /// its subclasses; each documents its update.
 public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchecked Sendable {
     let core: any ElementwiseCore<Options>
+    private let stepEngine: () throws -> Void
     /// Every public member runs under it: see ``OptimizerLock``.
     let lock = OptimizerLock()
     public let hooks = OptimizerHooks()
     /// The options a group added with ``addParamGroup(_:)`` starts from.
     public let defaults: Options
 
-    init(core: any ElementwiseCore<Options>, defaults: Options) {
-        self.core = core
+    init(engine: BuiltEngine<Options>, defaults: Options) {
+        core = engine.core
+        stepEngine = engine.step
         self.defaults = defaults
     }
 
@@ -78,7 +94,9 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
                 (SGD, Adam, ...) instead
                 """)
         }
-        core = try recipe.build(groups, defaults, execution, implementation)
+        let engine = try recipe.build(groups, defaults, execution, implementation)
+        core = engine.core
+        stepEngine = engine.step
         self.defaults = defaults
     }
 
@@ -105,7 +123,7 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     }
 
     /// The update itself, without hooks: where a subclass adds to a step.
-    func performStep() throws { try core.step() }
+    func performStep() throws { try stepEngine() }
     public func zeroGrad(setToNone: Bool) { lock.withLock { core.zeroGrad(setToNone: setToNone) } }
     /// The state of `parameter` by torch's names, or nil before its first update.
     public func state(for parameter: Tensor) -> ParameterState? { lock.withLock { core.state(for: parameter) } }

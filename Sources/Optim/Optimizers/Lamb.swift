@@ -32,7 +32,7 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
                 implementation: Implementation = .multiTensor) throws {
         engine = try ElementwiseEngine(groups: groups, defaults: defaults, execution: execution,
                                        implementation: implementation)
-        super.init(core: engine, defaults: defaults)
+        super.init(engine: BuiltEngine(engine), defaults: defaults)
     }
 
     override func performStep() throws {
