@@ -13,8 +13,9 @@ extern "C" void optim_plan_reset(optim_plan *plan, int64_t begin, int64_t end) {
 namespace {
 
 // Each tensor's arrays are allocations of their own, so the hardware prefetchers, which follow
-// runs of addresses, miss at the start of every tensor: on 10,000 tensors of 100 elements that
-// was most of a step. The next tensor's first lines are asked for while this one runs.
+// runs of addresses, miss at the start of every tensor (on 10,000 tensors of 100 elements, 44%
+// of Adam's samples fell on its first load of a tensor). The next tensor's first lines are
+// asked for while this one runs.
 constexpr int64_t prefetched_bytes = 256;
 
 inline void prefetch_start(const optim_tensor *tensor) {
