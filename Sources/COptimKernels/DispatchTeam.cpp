@@ -40,7 +40,6 @@ inline void pause_briefly() {
 }  // namespace
 
 struct optim_team {
-    int32_t helper_count;
     int64_t spin_nanoseconds;
     HelperSlot slots[OPTIM_TEAM_MAX_HELPERS];
 };
