@@ -69,28 +69,6 @@ final class LaunchBuffers {
         }
         execution.run(plan, threads: threads)
     }
-}
-
-extension Execution {
-    /// Runs `plan`, reset to its range, on `threads` threads of this backend (the calling
-    /// thread among them).
-    func run(_ plan: UnsafeMutablePointer<KernelPlan>, threads: Int) {
-        let shared = SharedPlan(pointer: plan)
-        switch backend {
-        case .serial:
-            Kernels.work(plan)
-        case .dispatch:
-            if let team = DispatchTeam.shared {
-                team.run(plan, threads: threads)
-            } else {
-                DispatchQueue.concurrentPerform(iterations: threads) { _ in Kernels.work(shared.pointer) }
-            }
-        case .openMP:
-            // Execution's initializer refuses .openMP when no runtime loads.
-            guard case .success(let runtime) = OpenMPRuntime.shared else { fatalError("unreachable") }
-            runtime.run(plan, threads: threads)
-        }
-    }
 
     /// What the launch just run over `range` did, for a ``LaunchTally``: its chunks, whether
     /// threads shared them, where chunk boundaries cut tensors and which pieces end in a
@@ -116,6 +94,28 @@ extension Execution {
             }
         }
         return counts
+    }
+}
+
+extension Execution {
+    /// Runs `plan`, reset to its range, on `threads` threads of this backend (the calling
+    /// thread among them).
+    func run(_ plan: UnsafeMutablePointer<KernelPlan>, threads: Int) {
+        let shared = SharedPlan(pointer: plan)
+        switch backend {
+        case .serial:
+            Kernels.work(plan)
+        case .dispatch:
+            if let team = DispatchTeam.shared {
+                team.run(plan, threads: threads)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: threads) { _ in Kernels.work(shared.pointer) }
+            }
+        case .openMP:
+            // Execution's initializer refuses .openMP when no runtime loads.
+            guard case .success(let runtime) = OpenMPRuntime.shared else { fatalError("unreachable") }
+            runtime.run(plan, threads: threads)
+        }
     }
 }
 
