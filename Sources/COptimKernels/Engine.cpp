@@ -8,6 +8,7 @@ extern "C" void optim_plan_reset(optim_plan *plan, int64_t begin, int64_t end) {
     plan->range_begin = begin;
     plan->range_end = end;
     __atomic_store_n(&plan->next_chunk, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&plan->claiming_workers, 0, __ATOMIC_RELAXED);
 }
 
 namespace {
@@ -36,9 +37,16 @@ extern "C" void optim_plan_work(optim_plan *plan) {
     // Counted so that no sum or product overflows, whatever the chunk size (up to INT64_MAX).
     const int64_t length = plan->range_end - plan->range_begin;
     const int64_t chunk_count = length / chunk + (length % chunk != 0);
+    // Whether this worker got work: one add per worker and launch, so that a caller can tell
+    // a launch that threads shared from one that a single thread ran.
+    bool claimed = false;
     for (;;) {
         const int64_t index = __atomic_fetch_add(&plan->next_chunk, 1, __ATOMIC_RELAXED);
-        if (index >= chunk_count) return;
+        if (index >= chunk_count) {
+            if (claimed) __atomic_fetch_add(&plan->claiming_workers, 1, __ATOMIC_RELAXED);
+            return;
+        }
+        claimed = true;
         int64_t begin = plan->range_begin + index * chunk;
         const int64_t end = begin + std::min(chunk, plan->range_end - begin);
         // The last tensor that starts at or before `begin`; zero-size tensors before it

@@ -8,11 +8,18 @@ struct VerifyGolden: ParsableCommand {
         commandName: "verify-golden",
         abstract: "Replays reference trajectories (optim-golden/1 files) and compares every value.",
         discussion: """
-            Prints one line per case: PASS <id> max_err=<e>, FAIL <id> <where> or SKIP <id> <reason>, \
+            Prints one line per case: PASS <id> max_err=<e>, FAIL <id> <where>, SKIP <id> <reason>, \
+            UNSUPPORTED <id> <reason> (an input its file marks so) or KNOWN <id> <reason> (a listed known \
+            difference); PASS and FAIL name the options of a group that the optimizer and its reference \
+            do not have (ignored by both), \
             each case replayed by every optimizer of the catalog that reimplements its optimizer \
             (the Swift-rule Adam replays Adam's cases, its id marked [SwiftAdam]), \
-            then a summary line. Files with an "errors" list are checked too: options torch refuses \
-            must be refused; files with a "schedulers" list replay learning-rate schedules. Exit status 1 if any case fails.
+            then what the engine's launches did and a summary line. Files with an "errors" list are \
+            checked too: options torch refuses must be refused; files with a "schedulers" list replay \
+            learning-rate schedules. Exit status 1 if any case fails. With --serial-threshold 0 and \
+            small chunks (--chunk-elements 16) even small cases run on several threads, in several \
+            chunks; --expect-threaded checks that they did. Which thread runs which chunk is up to \
+            the scheduler: the engine line counts the launches whose chunks two threads shared.
             """
     )
 
@@ -34,22 +41,48 @@ struct VerifyGolden: ParsableCommand {
     @Option(help: "Instruction-set tier: baseline, avx2 or avx512 (default: the best this CPU runs).")
     var isa: InstructionSet?
 
+    @Option(help: "Launches with fewer elements run on the calling thread (default: the backend's).")
+    var serialThreshold: Int?
+
+    @Option(help: "Elements per chunk that a thread claims at a time.")
+    var chunkElements: Int = Execution.defaultChunkElements
+
+    @Flag(help: "Fail unless some launch was handed to more than one thread and some chunk boundary fell inside a tensor.")
+    var expectThreaded = false
+
+    @Option(help: "A file of cases known not to match yet, with reasons: their failures are reported as KNOWN, and a listed case that passes fails.")
+    var knownDifferences: String?
+
     func run() throws {
-        let execution = try Execution(threads: threads, backend: backend, instructionSet: isa ?? .best)
+        let tally = LaunchTally()
+        let execution = try Execution(threads: threads, backend: backend, instructionSet: isa ?? .best,
+                                      serialThreshold: serialThreshold, chunkElements: chunkElements,
+                                      launchTally: tally)
+        print("# replaying with \(execution), serial threshold \(execution.serialThreshold), "
+              + "chunks of \(execution.chunkElements), \(implementation); this CPU runs "
+              + InstructionSet.supported.map(\.rawValue).joined(separator: ", "))
         let filter = try only.map { try Regex($0) }
         let replayer = GoldenReplayer(execution: execution, implementation: implementation)
-        var passed = 0, failed = 0, skipped = 0
-        func report(_ id: String, _ outcome: ReplayOutcome) {
-            switch outcome {
+        let known = try knownDifferences.map { try KnownDifferences(contentsOf: URL(fileURLWithPath: $0)) } ?? .none
+        var passed = 0, failed = 0, skipped = 0, unsupported = 0, knownDifferent = 0
+        func report(_ id: String, _ outcome: ReplayOutcome, caseID: String? = nil, ignored: [String] = []) {
+            let note = ignored.isEmpty ? "" : " (ignored, as the reference ignores them: \(ignored.joined(separator: ", ")))"
+            switch known.judge(caseID ?? id, outcome) {
             case .pass(let maxError):
                 passed += 1
-                print("PASS \(id) max_err=\(String(format: "%.3g", maxError))")
+                print("PASS \(id) max_err=\(String(format: "%.3g", maxError))\(note)")
             case .fail(let detail):
                 failed += 1
-                print("FAIL \(id) \(detail)")
+                print("FAIL \(id) \(detail)\(note)")
             case .skip(let reason):
                 skipped += 1
                 print("SKIP \(id) \(reason)")
+            case .unsupported(let reason):
+                unsupported += 1
+                print("UNSUPPORTED \(id) \(reason)")
+            case .knownDifference(let reason):
+                knownDifferent += 1
+                print("KNOWN \(id) \(reason)")
             }
         }
         func selected(_ id: String) -> Bool {
@@ -65,17 +98,27 @@ struct VerifyGolden: ParsableCommand {
                 if entries.isEmpty { report(golden.id, replayer.replay(golden)) }
                 for entry in entries {
                     let id = entry.name == golden.optimizer ? golden.id : "\(golden.id) [\(entry.name)]"
-                    report(id, replayer.replay(golden, on: entry))
+                    report(id, replayer.replay(golden, on: entry), caseID: golden.id,
+                           ignored: replayer.ignoredOptions(golden, on: entry))
                 }
             }
-            for check in try GoldenErrorCase.load(data: data) where selected(check.id) {
+            for check in file.errorChecks where selected(check.id) {
                 report(check.id, check.check(execution: execution))
             }
-            for schedule in try GoldenSchedule.load(data: data) where selected(schedule.id) {
+            for schedule in file.schedules where selected(schedule.id) {
                 report(schedule.id, schedule.replay())
             }
         }
-        print("\(passed) passed, \(failed) failed, \(skipped) skipped")
+        let launches = tally.counts
+        print("# engine: \(launches)")
+        if expectThreaded && (launches.threadedLaunches == 0 || launches.boundariesInsideTensors == 0) {
+            failed += 1
+            print("FAIL engine: --expect-threaded, but no launch went to more than one thread or no chunk boundary "
+                  + "fell inside a tensor (\(execution), serial threshold \(execution.serialThreshold), "
+                  + "chunks of \(execution.chunkElements))")
+        }
+        print("\(passed) passed, \(failed) failed, \(skipped) skipped, \(unsupported) unsupported, "
+              + "\(knownDifferent) known differences")
         if failed > 0 { throw ExitCode(1) }
     }
 }

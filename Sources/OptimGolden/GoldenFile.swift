@@ -5,6 +5,10 @@ import Optim
 /// optimizer cases, each a list of steps with the gradients given and the parameters expected.
 public struct GoldenFile: @unchecked Sendable {
     public let cases: [GoldenCase]
+    /// The file's "errors" list: options to refuse or accept.
+    public let errorChecks: [GoldenErrorCase]
+    /// The file's "schedulers" list.
+    public let schedules: [GoldenSchedule]
 
     public init(contentsOf url: URL, allowingNoCases: Bool = false) throws {
         let data = try Data(contentsOf: url)
@@ -21,6 +25,9 @@ public struct GoldenFile: @unchecked Sendable {
             throw GoldenError("\(source) is not valid JSON: \(error)")
         }
         guard let object = root as? [String: Any] else { throw GoldenError("\(source) is not a JSON object") }
+        // One parse for every list: a large file's parse takes seconds.
+        errorChecks = try GoldenErrorCase.load(root: object)
+        schedules = try GoldenSchedule.load(root: object)
         guard let cases = object["cases"] as? [[String: Any]] else {
             if allowingNoCases && (object["errors"] != nil || object["schedulers"] != nil) {
                 self.cases = []
@@ -48,6 +55,16 @@ public enum GoldenGradient: Sendable {
     case dense([Double])
     /// Rows of a row-sparse gradient; rows may repeat and are summed.
     case sparse(indices: [Int], values: [Double])
+}
+
+extension GoldenGradient {
+    /// Whether a NaN or an infinity is among its values.
+    public var hasNonFiniteValue: Bool {
+        switch self {
+        case .none: false
+        case .dense(let values), .sparse(_, let values): values.contains { !$0.isFinite }
+        }
+    }
 }
 
 public struct GoldenStep: Sendable {
@@ -83,6 +100,9 @@ public struct GoldenCase: @unchecked Sendable {
     /// Per group, scalars the reference keeps in the group after the last step (`step`,
     /// `weight_sum`, ...); empty where the file gives none.
     public let groupState: [[String: Any]]
+    /// Why this library cannot replay the case, as its generator says (an input the format or
+    /// the library cannot express); reported as unsupported with this reason.
+    public let unsupported: String?
 
     init(_ raw: [String: Any]) throws {
         func field<T>(_ name: String, _ type: T.Type) throws -> T {
@@ -108,7 +128,9 @@ public struct GoldenCase: @unchecked Sendable {
             let grads = try (step["grads"] as? [Any]).map { list in
                 try list.map { try gradient($0) }
             }
-            return GoldenStep(grads: grads, loss: (step["loss"] as? NSNumber).map(exactDouble),
+            // A loss may be NaN or infinite (LBFGS maximizing), which reads as a quoted token.
+            let loss = try step["loss"].flatMap { $0 is NSNull ? nil : try numbers($0, "loss").first }
+            return GoldenStep(grads: grads, loss: loss,
                               evaluations: (step["evaluations"] as? NSNumber)?.intValue,
                               params: try (step["params"] as? [Any] ?? []).map { try numbers($0, "step params") },
                               setParams: try (step["set_params"] as? [Any])?.map { try numbers($0, "set_params") },
@@ -122,6 +144,7 @@ public struct GoldenCase: @unchecked Sendable {
         reference = raw["reference"] as? String ?? "forloop"
         objective = raw["objective"] as? String
         groupState = (raw["group_state"] as? [Any])?.map { $0 as? [String: Any] ?? [:] } ?? []
+        unsupported = raw["unsupported"] as? String
     }
 }
 

@@ -6,7 +6,13 @@ public enum ReplayOutcome: Equatable {
     /// Every compared value was within tolerance; `maxError` is the largest absolute difference.
     case pass(maxError: Double)
     case fail(String)
+    /// Not built yet (an objective or schedule this replayer does not know).
     case skip(String)
+    /// An input this library does not take, as the case's file says with the reason (a
+    /// Tensor-valued option, named parameters, a step-time error, ...).
+    case unsupported(String)
+    /// A failure listed as a known difference (``KnownDifferences``), with its reason.
+    case knownDifference(String)
 }
 
 /// Replays golden cases on this library.
@@ -17,6 +23,12 @@ public struct GoldenReplayer {
     public init(execution: Execution, implementation: Implementation) {
         self.execution = execution
         self.implementation = implementation
+    }
+
+    /// The options of `golden`'s groups that `entry` does not have (see
+    /// ``TorchOptions/ignored(_:by:)``): the replay ignores them, as the reference did.
+    public func ignoredOptions(_ golden: GoldenCase, on entry: OptimizerEntry) -> [String] {
+        Array(Set(golden.groups.flatMap { TorchOptions.ignored($0.options, by: entry) })).sorted()
     }
 
     /// Replays `golden` on `entry`, by default the catalog's first optimizer that replays
@@ -34,6 +46,7 @@ public struct GoldenReplayer {
         guard let entry = entry ?? OptimizerCatalog.entries(replaying: golden.optimizer).first else {
             return .skip("\(golden.optimizer) is not implemented")
         }
+        if let reason = golden.unsupported { return .unsupported(reason) }
         do {
             return try replayThrowing(golden, on: entry)
         } catch let error as GoldenError {
@@ -248,35 +261,59 @@ public struct GoldenErrorCase {
     public let options: [String: Any]
     /// torch's error, or nil where torch accepted the options.
     public let torchError: String?
+    /// The shapes of the parameters to build with; nil: one parameter of two elements.
+    public let shapes: [[Int]]?
+    /// Why the input cannot be checked here, as the file says (reported as unsupported).
+    public let unsupported: String?
+    private let givenID: String?
 
+    /// The file's `id`, or one made of the optimizer and its options.
     public var id: String {
+        if let givenID { return givenID }
         let keys = options.keys.sorted().map { "\($0)=\(options[$0]!)" }.joined(separator: ",")
         return "errors/\(optimizer)/\(keys)"
     }
 
+    /// The entries of a file's "errors" list; empty when it has none.
     public static func load(data: Data) throws -> [GoldenErrorCase] {
-        guard let root = try JSONSerialization.jsonObject(with: quotingNonFiniteNumbers(data)) as? [String: Any],
-              let list = root["errors"] as? [[String: Any]] else { return [] }
-        return list.map {
-            GoldenErrorCase(optimizer: $0["optimizer"] as? String ?? "?",
-                            options: $0["options"] as? [String: Any] ?? [:],
-                            torchError: $0["error"] as? String)
+        try load(root: JSONSerialization.jsonObject(with: quotingNonFiniteNumbers(data)))
+    }
+
+    /// The entries of a parsed file's "errors" list.
+    static func load(root: Any) throws -> [GoldenErrorCase] {
+        guard let list = (root as? [String: Any])?["errors"] as? [[String: Any]] else { return [] }
+        return try list.map { raw in
+            let shapes = try (raw["params"] as? [Any]).map { params in
+                try params.map { parameter -> [Int] in
+                    guard let shape = (parameter as? [String: Any])?["shape"] as? [Int] else {
+                        throw GoldenError("a parameter of the errors entry \(raw["id"] ?? "?") has no shape")
+                    }
+                    return shape
+                }
+            }
+            return GoldenErrorCase(optimizer: raw["optimizer"] as? String ?? "?",
+                                   options: raw["options"] as? [String: Any] ?? [:],
+                                   torchError: raw["error"] as? String, shapes: shapes,
+                                   unsupported: raw["unsupported"] as? String, givenID: raw["id"] as? String)
         }
     }
 
-    /// Builds the optimizer over one parameter with these options: passes when this library
-    /// refuses what torch refused and accepts what torch accepted.
+    /// Builds the optimizer over the entry's parameters with these options: passes when this
+    /// library refuses what torch refused and accepts what torch accepted.
     public func check(execution: Execution) -> ReplayOutcome {
-        let parameter = try! Tensor([0.5, -0.5], dtype: .float32)
+        if let unsupported { return .unsupported(unsupported) }
         do {
+            let parameters = try (shapes ?? [[2]]).map { shape in
+                try Tensor((0..<shape.reduce(1, *)).map { $0 % 2 == 0 ? 0.5 : -0.5 }, shape: shape, dtype: .float32)
+            }
             if let strategy = try averagingStrategy(optimizer, options) {
-                _ = try AveragedParameters([parameter], strategy: strategy, execution: execution)
+                _ = try AveragedParameters(parameters, strategy: strategy, execution: execution)
                 return torchError == nil ? .pass(maxError: 0) : .fail("accepted options that torch refuses (\(torchError!))")
             }
             guard let entry = OptimizerCatalog.entries(replaying: optimizer).first else {
                 return .skip("\(optimizer) is not implemented")
             }
-            _ = try entry.make([parameter], options: torchValues(options), execution: execution)
+            _ = try entry.make(parameters, options: torchValues(options), execution: execution)
             return torchError == nil ? .pass(maxError: 0) : .fail("accepted options that torch refuses (\(torchError!))")
         } catch let error as OptimError {
             if torchError == nil && TorchOptions.refusedAtFirstStep(optimizer: optimizer, options: options) {

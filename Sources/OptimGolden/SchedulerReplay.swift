@@ -18,8 +18,12 @@ public struct GoldenSchedule: @unchecked Sendable {
 
     /// The cases of a file's "schedulers" list; empty when it has none.
     public static func load(data: Data) throws -> [GoldenSchedule] {
-        guard let root = try JSONSerialization.jsonObject(with: quotingNonFiniteNumbers(data)) as? [String: Any],
-              let list = root["schedulers"] as? [[String: Any]] else { return [] }
+        try load(root: JSONSerialization.jsonObject(with: quotingNonFiniteNumbers(data)))
+    }
+
+    /// The cases of a parsed file's "schedulers" list.
+    static func load(root: Any) throws -> [GoldenSchedule] {
+        guard let list = (root as? [String: Any])?["schedulers"] as? [[String: Any]] else { return [] }
         return try list.enumerated().map { index, raw in
             func number(_ key: String) throws -> Double {
                 guard let value = raw[key] as? NSNumber else { throw GoldenError("schedule \(index) has no number \(key)") }

@@ -37,8 +37,7 @@ import Testing
         let data = try Data(contentsOf: fixtures.appendingPathComponent("defaults.json"))
         let all = try JSONDecoder().decode(Defaults.self, from: data).optimizers
         let reference = try #require(all[entry.replays], "defaults.json has no \(entry.replays)")
-        let implementationSelectors: Set = ["foreach", "fused", "capturable", "differentiable", "use_triton"]
-        for (name, value) in reference where !implementationSelectors.contains(name) {
+        for (name, value) in reference where !TorchOptions.implementationSelectors.contains(name) {
             #expect(entry.defaults[name].map(comparable) == comparable(value),
                     "\(entry).\(name): \(entry.defaults[name].map(String.init(describing:)) ?? "missing"), reference \(value)")
         }

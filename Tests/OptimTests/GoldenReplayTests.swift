@@ -141,6 +141,163 @@ import Testing
         }
     }
 
+    // MARK: torch's own test table (Fixtures/generate_torch_table.py)
+
+    /// The file made from torch's optimizer test table, read once (a parse takes seconds).
+    static let torchTableFile = Result { try GoldenFile(contentsOf: fixtures.appendingPathComponent("torch_table.json")) }
+    /// Its cases; none when it cannot be read, which `theTorchTableCoversTheCatalog` reports.
+    static let torchTable = (try? torchTableFile.get())?.cases ?? []
+    /// Cases known not to match yet, with reasons (Fixtures/known_differences.json).
+    static let knownDifferencesFile = Result {
+        try KnownDifferences(contentsOf: fixtures.appendingPathComponent("known_differences.json"))
+    }
+    static let knownDifferences = (try? knownDifferencesFile.get()) ?? .none
+
+    /// The threaded configuration of the replays: two threads, no serial threshold, 64-element
+    /// chunks, so that the table's 85-element cases run as two chunks on two threads.
+    static func threaded(_ backend: Backend, isa: InstructionSet = .best, tally: LaunchTally? = nil) throws -> Execution {
+        try Execution(threads: 2, backend: backend, instructionSet: isa, serialThreshold: 0, chunkElements: 64,
+                      launchTally: tally)
+    }
+
+    @Test func theTorchTableCoversTheCatalog() throws {
+        let file = try Self.torchTableFile.get()
+        _ = try Self.knownDifferencesFile.get()
+        #expect(Set(file.cases.map(\.optimizer)) == torchOptimizers)
+        // Every optimizer stepped by gradients has cases with NaN and infinite gradients.
+        let gradientDriven = Set(OptimizerCatalog.entries.filter { $0.reference == .torch && $0.engine != .closure }
+            .map(\.replays))
+        let nonFinite = file.cases.filter { $0.steps.contains { $0.grads?.contains(where: \.hasNonFiniteValue) == true } }
+        #expect(Set(nonFinite.map(\.optimizer)) == gradientDriven)
+    }
+
+    /// Each optimizer's cases from torch's table, on every catalog entry that replays them, in
+    /// every configuration; a case may be unsupported only with its generator's reason, and
+    /// fail only where known_differences.json lists it.
+    @Test(arguments: Set(GoldenReplayTests.torchTable.map(\.optimizer)).sorted())
+    func torchTableMatchesTorch(optimizer: String) throws {
+        let cases = Self.torchTable.filter { $0.optimizer == optimizer }
+        for golden in cases {
+            for entry in OptimizerCatalog.entries(replaying: optimizer) {
+                for configuration in Self.configurations {
+                    let execution = try Self.execution(configuration)
+                    let outcome = Self.knownDifferences.judge(golden.id, GoldenReplayer(
+                        execution: execution, implementation: configuration.implementation).replay(golden, on: entry))
+                    switch outcome {
+                    case .pass, .knownDifference: continue
+                    case .unsupported(let reason) where reason == golden.unsupported: continue
+                    default: Issue.record("\(golden.id) on \(entry) with \(configuration): \(outcome)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The cases with NaN and infinite gradients on every instruction-set tier this CPU runs,
+    /// threaded: NaN positions must match torch's exactly, in tails and across chunks.
+    @Test(arguments: InstructionSet.supported)
+    func nonFiniteGradientsMatchTorchOnEveryTier(isa: InstructionSet) throws {
+        let cases = Self.torchTable.filter { $0.steps.contains { $0.grads?.contains(where: \.hasNonFiniteValue) == true } }
+        #expect(cases.count >= 100)
+        for golden in cases {
+            for implementation in Implementation.allCases {
+                let outcome = Self.knownDifferences.judge(golden.id, GoldenReplayer(
+                    execution: try Self.threaded(.openMP, isa: isa), implementation: implementation).replay(golden))
+                switch outcome {
+                case .pass, .knownDifference: continue
+                case .unsupported(let reason) where reason == golden.unsupported: continue
+                default: Issue.record("\(golden.id) on \(isa), \(implementation): \(outcome)")
+                }
+            }
+        }
+    }
+
+    /// The threaded configuration crosses threads, chunk boundaries and vector tails on a
+    /// reference case, where the default serial thresholds keep every launch of the small
+    /// reference cases on one thread. Which thread claims which chunk is the scheduler's
+    /// choice: OpenMP's threads wait spinning between launches, so the case is replayed (for up
+    /// to a minute) until some launch was split between two threads. Dispatch hands each launch
+    /// to two threads too, but its second thread mostly wakes after a launch this short is done
+    /// (from none to 4 % of such launches were split in the command-line replays here).
+    @Test(arguments: [Backend.dispatch, .openMP], Implementation.allCases)
+    func theThreadedReplayCrossesThreadsChunksAndTails(backend: Backend, implementation: Implementation) throws {
+        let golden = try #require(Self.torchTable.first { $0.id == "Adam/amsgrad/float32" })
+        let serialTally = LaunchTally()
+        let defaults = try Execution(threads: 2, backend: backend, launchTally: serialTally)
+        guard case .pass = GoldenReplayer(execution: defaults, implementation: implementation).replay(golden) else {
+            Issue.record("\(golden.id) fails with the default thresholds")
+            return
+        }
+        #expect(serialTally.counts.launches > 0 && serialTally.counts.threadedLaunches == 0)
+
+        let tally = LaunchTally()
+        let replayer = GoldenReplayer(execution: try Self.threaded(backend, tally: tally), implementation: implementation)
+        var replays = 0
+        let deadline = ContinuousClock.now + .seconds(60)
+        repeat {
+            let outcome = replayer.replay(golden)
+            guard case .pass = outcome else {
+                Issue.record("\(golden.id) fails threaded: \(outcome)")
+                return
+            }
+            replays += 1
+        } while backend == .openMP && tally.counts.sharedLaunches == 0 && ContinuousClock.now < deadline
+        let counts = tally.counts
+        #expect(counts.threadedLaunches > 0, "\(counts)")
+        #expect(counts.chunks > counts.launches, "\(counts)")
+        #expect(counts.boundariesInsideTensors > 0, "\(counts)")
+        #expect(counts.piecesEndingInPartialVectors > 0, "\(counts)")
+        if backend == .openMP {
+            #expect(counts.sharedLaunches > 0, "no launch was split between threads in \(replays) replays: \(counts)")
+        }
+    }
+
+    /// torch's table's inputs it must refuse: each is refused here too, or unsupported with the
+    /// reason the file gives (a Python-API check, a Tensor-valued option, complex parameters).
+    @Test func torchTableRefusalsAreRefused() throws {
+        let checks = try Self.torchTableFile.get().errorChecks
+        let checked = checks.filter { $0.unsupported == nil }
+        #expect(checked.count >= 35)
+        for check in checks {
+            let outcome = Self.knownDifferences.judge(check.id, check.check(execution: try Execution(threads: 1)))
+            switch outcome {
+            case .pass, .knownDifference: continue
+            case .unsupported(let reason) where reason == check.unsupported: continue
+            default: Issue.record("\(check.id): \(outcome)")
+            }
+        }
+    }
+
+    /// A group key that is no option of the optimizer (nor of its reference) is replayed as
+    /// ignored and named, not dropped silently; a case its file marks unsupported is reported
+    /// with the file's reason.
+    @Test func anIgnoredOptionIsNamedAndAMarkedCaseIsUnsupported() throws {
+        let text = #"""
+            {"cases": [
+              {"id": "a", "optimizer": "SGD", "dtype": "float32", "groups": [{"params": [0], "options": {"lr": 0.5, "foreach": false, "frobnicate": 2}}],
+               "params": [{"shape": [2], "data": [1, 2]}], "steps": [{"grads": [[1, 1]], "params": [[0.5, 1.5]]}], "state": [{}]},
+              {"id": "b", "optimizer": "SGD", "dtype": "float32", "groups": [{"params": [0], "options": {"lr": 0.1}}], "unsupported": "a reason",
+               "params": [{"shape": [2], "data": [1, 2]}], "steps": [], "state": [{}]}]}
+            """#
+        let file = try GoldenFile(data: Data(text.utf8))
+        let replayer = GoldenReplayer(execution: try Execution(threads: 1), implementation: .multiTensor)
+        let sgd = try #require(OptimizerCatalog.entry(named: "SGD"))
+        #expect(replayer.replay(file.cases[0]) == .pass(maxError: 0))
+        #expect(replayer.ignoredOptions(file.cases[0], on: sgd) == ["frobnicate=2"])
+        #expect(replayer.replay(file.cases[1]) == .unsupported("a reason"))
+    }
+
+    /// A listed known difference is reported as such while it fails, and fails once it passes.
+    @Test func aKnownDifferenceThatPassesFails() {
+        let known = KnownDifferences(reasons: ["x": "why"])
+        #expect(known.judge("x", .fail("step=1")) == .knownDifference("why (step=1)"))
+        guard case .fail = known.judge("x", .pass(maxError: 0)) else {
+            Issue.record("a passing known difference did not fail")
+            return
+        }
+        #expect(known.judge("y", .fail("step=1")) == .fail("step=1"))
+    }
+
     @Test func nonFiniteNumbersAsPythonWritesThemAreRead() throws {
         let text = #"{"cases": [{"id": "x NaN", "optimizer": "SGD", "dtype": "float32", "groups": [{"params": [0], "options": {"lr": 0.1}}], "params": [{"shape": [3], "data": [NaN, Infinity, -Infinity]}], "steps": [], "state": [{}]}]}"#
         let file = try GoldenFile(data: Data(text.utf8))

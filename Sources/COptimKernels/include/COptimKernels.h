@@ -65,7 +65,7 @@ typedef struct optim_plan {
     const optim_tensor *tensors;
     const int64_t *offsets;  // tensor_count + 1 prefix sums of the element counts
     int32_t tensor_count;
-    int32_t reserved;
+    int32_t claiming_workers;  // calls of optim_plan_work that processed a chunk since the reset
     int64_t chunk_elements;
     int64_t range_begin;
     int64_t range_end;
@@ -82,7 +82,8 @@ static inline void optim_prefetch(const void *address) { __builtin_prefetch(addr
 
 /// Sets the element range of a launch and resets its chunk counter.
 void optim_plan_reset(optim_plan *plan, int64_t begin, int64_t end);
-/// Claims and processes chunks until none is left. Safe to call from many threads at once.
+/// Claims and processes chunks until none is left. Safe to call from many threads at once;
+/// each call that processed a chunk adds one to `claiming_workers`.
 void optim_plan_work(optim_plan *plan);
 
 /// An OpenMP runtime reached through its GCC-compatible entry point, loaded at run time so

@@ -65,7 +65,10 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
     /// than it saves. The default depends on the backend.
     public let serialThreshold: Int
     /// Elements per chunk that a thread claims at a time.
-    public let chunkElements: Int
+    public private(set) var chunkElements: Int
+    /// Where launches under this execution are counted, if anywhere (tests and reference
+    /// replays use it to show that work really crosses threads and chunk boundaries).
+    public let launchTally: LaunchTally?
 
     /// The default serial threshold of a backend, in elements of Adam-like work, measured on a
     /// 2-core AMD EPYC (Docs/benchmarks.md, "Where threads start to pay"): OpenMP's threads
@@ -88,7 +91,8 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
     public init(threads: Int = Execution.coreCount, backend: Backend = .dispatch,
                 instructionSet: InstructionSet = .best,
                 serialThreshold: Int? = nil,
-                chunkElements: Int = Execution.defaultChunkElements) throws {
+                chunkElements: Int = Execution.defaultChunkElements,
+                launchTally: LaunchTally? = nil) throws {
         let serialThreshold = serialThreshold ?? Execution.defaultSerialThreshold(for: backend)
         guard threads >= 1 else {
             throw OptimError(.invalidArgument, "thread count must be at least 1, got \(threads)")
@@ -111,6 +115,21 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
         self.instructionSet = instructionSet
         self.serialThreshold = serialThreshold
         self.chunkElements = chunkElements
+        self.launchTally = launchTally
+    }
+
+    /// This execution with chunks of `chunkElements` (at least 1), its tally kept.
+    func with(chunkElements: Int) -> Execution {
+        var copy = self
+        copy.chunkElements = max(1, chunkElements)
+        return copy
+    }
+
+    /// Executions are equal when they run the same way and count into the same tally.
+    public static func == (a: Execution, b: Execution) -> Bool {
+        a.threads == b.threads && a.backend == b.backend && a.instructionSet == b.instructionSet
+            && a.serialThreshold == b.serialThreshold && a.chunkElements == b.chunkElements
+            && a.launchTally === b.launchTally
     }
 
     /// Opens an OpenMP runtime from the first of `libraries` that loads, and returns its name;

@@ -57,11 +57,43 @@ final class LaunchBuffers {
         let chunkSize = execution.chunkElements
         let chunks = range.count / chunkSize + (range.count % chunkSize == 0 ? 0 : 1)
         let threads = min(execution.threads, chunks)
+        defer {
+            if let tally = execution.launchTally {
+                let threaded = threads > 1 && execution.backend != .serial && range.count >= execution.serialThreshold
+                tally.add(counts(range: range, chunkSize: chunkSize, chunks: chunks, threaded: threaded))
+            }
+        }
         if threads <= 1 || execution.backend == .serial || range.count < execution.serialThreshold {
             Kernels.work(plan)
             return
         }
         execution.run(plan, threads: threads)
+    }
+
+    /// What the launch just run over `range` did, for a ``LaunchTally``: its chunks, whether
+    /// threads shared them, where chunk boundaries cut tensors and which pieces end in a
+    /// partial vector. Computed only when an execution carries a tally.
+    private func counts(range: Range<Int>, chunkSize: Int, chunks: Int, threaded: Bool) -> LaunchTally.Counts {
+        var counts = LaunchTally.Counts()
+        guard !range.isEmpty else { return counts }
+        counts.launches = 1
+        counts.chunks = chunks
+        counts.threadedLaunches = threaded ? 1 : 0
+        counts.sharedLaunches = plan.pointee.claiming_workers > 1 ? 1 : 0
+        // Each tensor's part of the range, cut where chunks end (chunks start at the range's
+        // lower bound); written so that no sum overflows whatever the chunk size.
+        for tensor in 0..<Int(plan.pointee.tensor_count) {
+            var begin = max(range.lowerBound, Int(offsets[tensor]))
+            let stop = min(range.upperBound, Int(offsets[tensor + 1]))
+            while begin < stop {
+                let leftInChunk = chunkSize - (begin - range.lowerBound) % chunkSize
+                let end = begin + min(stop - begin, leftInChunk)
+                if (end - begin) % 8 != 0 { counts.piecesEndingInPartialVectors += 1 }
+                if end < stop { counts.boundariesInsideTensors += 1 }
+                begin = end
+            }
+        }
+        return counts
     }
 }
 

@@ -224,6 +224,17 @@ final class PerTensorEngine<Algorithm: PerTensorAlgorithm> {
 
     private func run(jobs range: Range<Int>, workers: Int) {
         Kernels.reset(plan, range: range)
+        defer {
+            // One job a tensor: jobs are the chunks, and no boundary falls inside a tensor.
+            if let tally = execution.launchTally, !range.isEmpty {
+                var counts = LaunchTally.Counts()
+                counts.launches = 1
+                counts.chunks = range.count
+                counts.threadedLaunches = workers > 1 && execution.backend != .serial ? 1 : 0
+                counts.sharedLaunches = plan.pointee.claiming_workers > 1 ? 1 : 0
+                tally.add(counts)
+            }
+        }
         guard workers > 1 else {
             Kernels.work(plan)
             return

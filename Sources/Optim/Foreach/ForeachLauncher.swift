@@ -69,11 +69,7 @@ final class ForeachLauncher {
             : wholeBlocks * block
         buffers.preparePlan(count: x.count, chunkElements: chunk)
         if total > 0 {
-            let launchExecution = chunk == execution.chunkElements ? execution
-                : (try? Execution(threads: execution.threads, backend: execution.backend,
-                                  instructionSet: execution.instructionSet,
-                                  serialThreshold: execution.serialThreshold, chunkElements: chunk)) ?? execution
-            buffers.run(range: 0..<total, execution: launchExecution)
+            buffers.run(range: 0..<total, execution: execution.with(chunkElements: chunk))
         }
         return ReductionPartials(owner: self, partials: UnsafePointer(partials), counts: x.map(\.count),
                                  isMaximum: reduction == .maxAbs)
