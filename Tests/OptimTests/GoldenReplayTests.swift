@@ -141,6 +141,52 @@ import Testing
         }
     }
 
+    // MARK: Fidelity cases (Fixtures/generate_fidelity_cases.py)
+
+    static let fidelityData = try! Data(contentsOf: fixtures.appendingPathComponent("fidelity_cases.json"))
+    static let fidelityCases = try! GoldenFile(data: fidelityData).cases
+    static let fidelityErrorIDs = try! GoldenErrorCase.load(data: fidelityData).map(\.id)
+
+    /// Each trajectory torch made where this library once went another way (float16 SGD against
+    /// the fused kernel, Muon's Newton–Schulz roundings, LBFGS's evaluation budget, Adagrad's
+    /// state before the first update), on every catalog optimizer that replays it, in every
+    /// configuration.
+    @Test(arguments: GoldenReplayTests.fidelityCases.map(\.id))
+    func fidelityCaseMatchesTorch(id: String) throws {
+        let golden = try #require(Self.fidelityCases.first { $0.id == id })
+        let entries = OptimizerCatalog.entries(replaying: golden.optimizer)
+        #expect(!entries.isEmpty, "\(golden.optimizer) is in the catalog")
+        for entry in entries {
+            for configuration in Self.configurations {
+                let outcome = GoldenReplayer(execution: try Self.execution(configuration),
+                                             implementation: configuration.implementation).replay(golden, on: entry)
+                guard case .pass = outcome else {
+                    Issue.record("\(id) on \(entry) with \(configuration): \(outcome)")
+                    return
+                }
+            }
+        }
+    }
+
+    /// Every option value torch 2.15's constructors refuse (and values next to them that they
+    /// accept) is refused (accepted) here, with torch's message at the start of this library's.
+    @Test(arguments: GoldenReplayTests.fidelityErrorIDs)
+    func optionCheckMatchesTorch(id: String) throws {
+        let check = try #require(try GoldenErrorCase.load(data: Self.fidelityData).first { $0.id == id })
+        let execution = try Execution(threads: 1)
+        #expect(check.check(execution: execution) == .pass(maxError: 0), "\(check.check(execution: execution))")
+        if let wording = check.torchWording, let refusal = try check.refusal(execution: execution) {
+            #expect(refusal.hasPrefix(wording), "torch says \"\(wording)\", this library \"\(refusal)\"")
+        }
+    }
+
+    @Test func theFidelityFixtureCoversEveryTorchOptimizer() {
+        let checks = try! GoldenErrorCase.load(data: Self.fidelityData)
+        #expect(Set(checks.map(\.optimizer)) == torchOptimizers)
+        #expect(Set(checks.map(\.id)).count == checks.count, "every option check has its own name")
+        #expect(Self.fidelityCases.count >= 10)
+    }
+
     @Test func nonFiniteNumbersAsPythonWritesThemAreRead() throws {
         let text = #"{"cases": [{"id": "x NaN", "optimizer": "SGD", "dtype": "float32", "groups": [{"params": [0], "options": {"lr": 0.1}}], "params": [{"shape": [3], "data": [NaN, Infinity, -Infinity]}], "steps": [], "state": [{}]}]}"#
         let file = try GoldenFile(data: Data(text.utf8))
