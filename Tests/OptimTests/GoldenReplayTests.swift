@@ -145,7 +145,9 @@ import Testing
 
     static let fidelityData = try! Data(contentsOf: fixtures.appendingPathComponent("fidelity_cases.json"))
     static let fidelityCases = try! GoldenFile(data: fidelityData).cases
-    static let fidelityErrorIDs = try! GoldenErrorCase.load(data: fidelityData).map(\.id)
+    /// Parsed once: the option checks hold the options as JSON values, which are not Sendable.
+    nonisolated(unsafe) static let fidelityChecks = try! GoldenErrorCase.load(data: fidelityData)
+    static let fidelityErrorIDs = fidelityChecks.map(\.id)
 
     /// Each trajectory torch made where this library once went another way (float16 SGD against
     /// the fused kernel, Muon's Newton–Schulz roundings, LBFGS's evaluation budget, Adagrad's
@@ -172,7 +174,7 @@ import Testing
     /// accept) is refused (accepted) here, with torch's message at the start of this library's.
     @Test(arguments: GoldenReplayTests.fidelityErrorIDs)
     func optionCheckMatchesTorch(id: String) throws {
-        let check = try #require(try GoldenErrorCase.load(data: Self.fidelityData).first { $0.id == id })
+        let check = try #require(Self.fidelityChecks.first { $0.id == id })
         let execution = try Execution(threads: 1)
         #expect(check.check(execution: execution) == .pass(maxError: 0), "\(check.check(execution: execution))")
         if let wording = check.torchWording, let refusal = try check.refusal(execution: execution) {
@@ -181,7 +183,7 @@ import Testing
     }
 
     @Test func theFidelityFixtureCoversEveryTorchOptimizer() {
-        let checks = try! GoldenErrorCase.load(data: Self.fidelityData)
+        let checks = Self.fidelityChecks
         #expect(Set(checks.map(\.optimizer)) == torchOptimizers)
         #expect(Set(checks.map(\.id)).count == checks.count, "every option check has its own name")
         #expect(Self.fidelityCases.count >= 10)
