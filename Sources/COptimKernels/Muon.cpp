@@ -1,9 +1,10 @@
 // Muon, one parameter per job (see Sources/Optim/Optimizers/Muon.swift for the update).
 //
-// The momentum runs in the storage's math type. The Newton-Schulz iteration runs, as torch's,
+// The momentum runs in the storage's math type, with torch's fused lerp; the update is added
+// with one rounding, as torch's add with alpha. The Newton-Schulz iteration runs, as torch's,
 // on bfloat16 matrices: every matrix product accumulates bfloat16 products (exact in float) in
 // float, in order of the inner index, then applies torch's addmm epilogue beta * C + alpha * AB
-// in float and rounds to bfloat16. The matrices live in float scratch holding bfloat16 values,
+// in float (beta * C fused into the add) and rounds to bfloat16. The matrices live in float scratch holding bfloat16 values,
 // rows padded to whole vectors, so that each row of a product is a few vector operations per
 // inner index.
 #include "TensorJobs.h"
@@ -60,6 +61,14 @@ enum class Epilogue {
     addToScaled,   // beta C + A B
 };
 
+/// torch's addmm epilogue on a row of sums: beta C + alpha AB with beta C fused into the add (one
+/// rounding), as its CPU matrix product computes it. Rounding beta C first sent cancelling
+/// entries of the polynomial to the other bfloat16 neighbour.
+template <Epilogue E> OPTIM_INLINE VFloat epilogue(const VFloat &c, const VFloat &sum, float beta, float alpha) {
+    const VFloat scaled = E == Epilogue::scaledSum ? alpha * sum : sum;
+    return fused_multiply_add(VFloat(beta), c, scaled);
+}
+
 /// Row i of a product: out[j] = epilogue(sum over l < k of a[l] * B[l][j]) for j < width (a
 /// multiple of 16), summed in order of l. `c` is row i of the matrix the epilogue adds.
 template <Epilogue E>
@@ -87,7 +96,7 @@ OPTIM_INLINE void product_row(float *out, const float *a, const float *b, int64_
             if constexpr (E != Epilogue::product) {
                 VFloat cv;
                 load_floats(cv, c + j + 16 * q);
-                v = E == Epilogue::scaledSum ? beta * cv + alpha * v : beta * cv + v;
+                v = epilogue<E>(cv, v, beta, alpha);
             }
             store_floats(out + j + 16 * q, round_to_bfloat16(v));
         }
@@ -102,7 +111,7 @@ OPTIM_INLINE void product_row(float *out, const float *a, const float *b, int64_
         if constexpr (E != Epilogue::product) {
             VFloat cv;
             load_floats(cv, c + j);
-            s = E == Epilogue::scaledSum ? beta * cv + alpha * s : beta * cv + s;
+            s = epilogue<E>(cv, s, beta, alpha);
         }
         store_floats(out + j, round_to_bfloat16(s));
     }
@@ -150,9 +159,9 @@ template <class S> struct MuonJob {
             V g, b;
             load_n<S>(g, grad + i, m);
             load_n<S>(b, buffer + i, m);
-            b = round_to_storage<S>(lerp(b, g, weight));
+            b = round_to_storage<S>(fused_lerp(b, g, weight));
             store_n<S>(buffer + i, b, m);
-            const V u = nesterov ? round_to_storage<S>(lerp(g, b, momentum)) : b;
+            const V u = nesterov ? round_to_storage<S>(fused_lerp(g, b, momentum)) : b;
             store_as_floats<S>(y + i, u, m);
         }
 
@@ -216,7 +225,7 @@ template <class S> struct MuonJob {
             V p;
             load_n<S>(p, param + i, m);
             if (job.decay_factor != 1) p = round_to_storage<S>(p * decay);
-            p = p + step_size * load_from_floats<S>(y + i, m);
+            p = fused_multiply_add(V(step_size), load_from_floats<S>(y + i, m), p);
             store_n<S>(param + i, p, m);
         }
     }

@@ -3,9 +3,18 @@
 #ifndef OPTIM_SEGMENT_LOOP_H
 #define OPTIM_SEGMENT_LOOP_H
 
+#include <type_traits>
+
 #include "Storage.h"
 
 namespace optim {
+
+// Whether a rule's math depends on where an element lies in its tensor: such a rule declares
+// `static constexpr bool reads_position = true` and its `apply<F, Storage>` also takes the
+// element of lane 0 and the tensor's element count.
+template <class Rule, class = void> struct ReadsPosition : std::false_type {};
+template <class Rule>
+struct ReadsPosition<Rule, std::void_t<decltype(Rule::reads_position)>> : std::bool_constant<Rule::reads_position> {};
 
 template <class Rule, class Storage, unsigned F>
 OPTIM_INLINE void run_segment(const optim_tensor *tensor, int64_t begin, int64_t end) {
@@ -26,7 +35,10 @@ OPTIM_INLINE void run_segment(const optim_tensor *tensor, int64_t begin, int64_t
         load_n<Storage>(g, grad + i, n);
         for (int k = 0; k < states; ++k)
             if (Rule::reads_state(F, k)) load_n<Storage>(s[k], state[k] + i, n);
-        Rule::template apply<F>(p, g, s, scalars);
+        if constexpr (ReadsPosition<Rule>::value)
+            Rule::template apply<F, Storage>(p, g, s, scalars, i, int64_t(tensor->count));
+        else
+            Rule::template apply<F>(p, g, s, scalars);
         store_n<Storage>(param + i, p, n);
         for (int k = 0; k < states; ++k)
             if (Rule::writes_state(F, k)) store_n<Storage>(state[k] + i, s[k], n);

@@ -14,6 +14,8 @@ template <class T, class V> struct PlainStorage {
     typedef T Scalar;
     typedef V Vector;
     static constexpr int width = sizeof(V) / sizeof(T);
+    // Whether elements are widened to another math type (and rounded back on store).
+    static constexpr bool widened = false;
     OPTIM_INLINE void load(Vector &out, const Element *p) { memcpy(&out, p, sizeof(Vector)); }
     OPTIM_INLINE void store(Element *p, const Vector &v) { memcpy(p, &v, sizeof(Vector)); }
 };
@@ -26,6 +28,7 @@ struct Float16Storage {
     typedef float Scalar;
     typedef VFloat Vector;
     static constexpr int width = 16;
+    static constexpr bool widened = true;
 
     OPTIM_INLINE void widen(Vector &out, const VU32 &h) {
         const VU32 sign = (h & 0x8000u) << 16;
@@ -96,6 +99,7 @@ struct BFloat16Storage {
     typedef float Scalar;
     typedef VFloat Vector;
     static constexpr int width = 16;
+    static constexpr bool widened = true;
 
     OPTIM_INLINE void load(Vector &out, const Element *p) {
         VU16 raw;

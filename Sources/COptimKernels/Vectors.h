@@ -95,6 +95,31 @@ template <class V, class S> OPTIM_INLINE V lerp(const V &start, const V &end, S 
     return end - (end - start) * (S(1) - weight);
 }
 
+// a * b + c rounded once, for the rules where torch's kernels fuse. Exactly specified, so every
+// tier gives the same bits; the baseline tier, without an fma instruction, computes it in
+// software.
+template <class V> OPTIM_INLINE V fused_multiply_add(const V &a, const V &b, const V &c) {
+    return __builtin_elementwise_fma(a, b, c);
+}
+
+// torch's fused CPU kernels on half types run whole vectors of its AVX2 build (32 bytes: 16
+// elements) and then a scalar loop over the last count % 16 elements, which compiles to other
+// roundings. Lanes at or past the returned index of a vector starting at element `first` of a
+// tensor of `count` elements are in that scalar tail (lane `width` and beyond: none).
+OPTIM_INLINE int64_t first_torch_tail_lane(int64_t first, int64_t count, int64_t width) {
+    constexpr int64_t torch_half_lanes = 16;
+    const int64_t tail_start = count - count % torch_half_lanes;
+    const int64_t lane = tail_start - first;
+    return lane < 0 ? 0 : lane > width ? width : lane;
+}
+
+// torch.lerp as its CPU kernel computes it: each form one fused multiply-add, anchored at start
+// for |w| < 0.5 and at end otherwise.
+template <class V, class S> OPTIM_INLINE V fused_lerp(const V &start, const V &end, S weight) {
+    if (weight < S(0.5) && weight > S(-0.5)) return fused_multiply_add(V(weight), end - start, start);
+    return fused_multiply_add(V(weight - S(1)), end - start, end);
+}
+
 template <class V> OPTIM_INLINE V square_root(const V &a) {
     return __builtin_elementwise_sqrt(a);
 }

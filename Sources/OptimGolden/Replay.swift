@@ -266,12 +266,26 @@ public struct GoldenErrorCase {
     /// Why the input cannot be checked here, as the file says (reported as unsupported).
     public let unsupported: String?
     private let givenID: String?
+    /// The error torch raised at the first step of an optimizer it built with these options, where
+    /// the file records one: this library refuses such options when it builds the optimizer.
+    public let torchStepError: String?
 
     /// The file's `id`, or one made of the optimizer and its options.
     public var id: String {
         if let givenID { return givenID }
         let keys = options.keys.sorted().map { "\($0)=\(options[$0]!)" }.joined(separator: ",")
         return "errors/\(optimizer)/\(keys)"
+    }
+
+    /// torch's message without the name of its exception: the start of this library's message
+    /// for the same options.
+    public var torchWording: String? {
+        guard let torchError else { return nil }
+        guard let colon = torchError.range(of: ": "),
+              torchError[..<colon.lowerBound].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+            return torchError
+        }
+        return String(torchError[colon.upperBound...])
     }
 
     /// The entries of a file's "errors" list; empty when it has none.
@@ -294,34 +308,67 @@ public struct GoldenErrorCase {
             return GoldenErrorCase(optimizer: raw["optimizer"] as? String ?? "?",
                                    options: raw["options"] as? [String: Any] ?? [:],
                                    torchError: raw["error"] as? String, shapes: shapes,
-                                   unsupported: raw["unsupported"] as? String, givenID: raw["id"] as? String)
+                                   unsupported: raw["unsupported"] as? String, givenID: raw["id"] as? String,
+                                   torchStepError: raw["step_error"] as? String)
         }
     }
 
-    /// Builds the optimizer over the entry's parameters with these options: passes when this
-    /// library refuses what torch refused and accepts what torch accepted.
+    /// Builds the optimizer over the entry's parameters (by default one, a matrix for an optimizer
+    /// of matrices) with these options: passes when this library refuses what torch refused, at
+    /// construction or at the first step, and accepts what torch accepted.
     public func check(execution: Execution) -> ReplayOutcome {
         if let unsupported { return .unsupported(unsupported) }
         do {
-            let parameters = try (shapes ?? [[2]]).map { shape in
-                try Tensor((0..<shape.reduce(1, *)).map { $0 % 2 == 0 ? 0.5 : -0.5 }, shape: shape, dtype: .float32)
-            }
-            if let strategy = try averagingStrategy(optimizer, options) {
-                _ = try AveragedParameters(parameters, strategy: strategy, execution: execution)
+            guard let refusal = try refusal(execution: execution) else {
                 return torchError == nil ? .pass(maxError: 0) : .fail("accepted options that torch refuses (\(torchError!))")
             }
-            guard let entry = OptimizerCatalog.entries(replaying: optimizer).first else {
-                return .skip("\(optimizer) is not implemented")
-            }
-            _ = try entry.make(parameters, options: torchValues(options), execution: execution)
-            return torchError == nil ? .pass(maxError: 0) : .fail("accepted options that torch refuses (\(torchError!))")
-        } catch let error as OptimError {
-            if torchError == nil && TorchOptions.refusedAtFirstStep(optimizer: optimizer, options: options) {
+            if torchError == nil
+                && (torchStepError != nil || TorchOptions.refusedAtFirstStep(optimizer: optimizer, options: options)) {
                 return .pass(maxError: 0)
             }
-            return torchError != nil ? .pass(maxError: 0) : .fail("refused options that torch accepts: \(error.message)")
+            return torchError != nil ? .pass(maxError: 0) : .fail("refused options that torch accepts: \(refusal)")
+        } catch let error as GoldenSkip {
+            return .skip(error.reason)
         } catch {
             return .fail("\(error)")
         }
     }
+
+    /// This library's message when it refuses the options, nil when it accepts them.
+    public func refusal(execution: Execution) throws -> String? {
+        do {
+            if let strategy = try averagingStrategy(optimizer, options) {
+                _ = try AveragedParameters(parameters(defaultShape: [2]), strategy: strategy, execution: execution)
+                return nil
+            }
+            guard let entry = OptimizerCatalog.entries(replaying: optimizer).first else {
+                throw GoldenSkip(reason: "\(optimizer) is not implemented")
+            }
+            let parameters = try parameters(defaultShape: entry.needsMatrices ? [1, 2] : [2])
+            _ = try entry.make(parameters, options: torchValues(options), execution: execution)
+            return nil
+        } catch let error as OptimError {
+            return error.message
+        }
+    }
+
+    /// The entry's parameters, or one of `defaultShape`, filled with alternating ±0.5. A shape
+    /// from the file is refused past 2^24 elements: a refusal check needs no more.
+    private func parameters(defaultShape: [Int]) throws -> [Tensor] {
+        try (shapes ?? [defaultShape]).map { shape in
+            let count = try shape.reduce(1) { count, extent in
+                let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+                guard extent >= 0, !overflow, product <= 1 << 24 else {
+                    throw GoldenError("the errors entry \(id) has a parameter of shape \(shape), negative or past 2^24 elements")
+                }
+                return product
+            }
+            return try Tensor((0..<count).map { $0 % 2 == 0 ? 0.5 : -0.5 }, shape: shape, dtype: .float32)
+        }
+    }
+}
+
+/// A check that cannot run here (its optimizer is not implemented).
+struct GoldenSkip: Error {
+    let reason: String
 }

@@ -298,6 +298,55 @@ import Testing
         #expect(known.judge("y", .fail("step=1")) == .fail("step=1"))
     }
 
+    // MARK: Fidelity cases (Fixtures/generate_fidelity_cases.py)
+
+    /// The file of cases where this library once went another way than torch, read once.
+    static let fidelityFile = Result { try GoldenFile(contentsOf: fixtures.appendingPathComponent("fidelity_cases.json")) }
+    /// Its trajectories and option checks; none when it cannot be read, which
+    /// `theFidelityFixtureCoversEveryTorchOptimizer` reports.
+    static let fidelityCases = (try? fidelityFile.get())?.cases ?? []
+    static var fidelityChecks: [GoldenErrorCase] { (try? fidelityFile.get())?.errorChecks ?? [] }
+
+    /// Each trajectory torch made where this library once went another way (float16 SGD against
+    /// the fused kernel, Muon's Newton–Schulz roundings, LBFGS's evaluation budget, Adagrad's
+    /// state before the first update), on every catalog optimizer that replays it, in every
+    /// configuration.
+    @Test(arguments: GoldenReplayTests.fidelityCases.map(\.id))
+    func fidelityCaseMatchesTorch(id: String) throws {
+        let golden = try #require(Self.fidelityCases.first { $0.id == id })
+        let entries = OptimizerCatalog.entries(replaying: golden.optimizer)
+        #expect(!entries.isEmpty, "\(golden.optimizer) is in the catalog")
+        for entry in entries {
+            for configuration in Self.configurations {
+                let outcome = GoldenReplayer(execution: try Self.execution(configuration),
+                                             implementation: configuration.implementation).replay(golden, on: entry)
+                guard case .pass = outcome else {
+                    Issue.record("\(id) on \(entry) with \(configuration): \(outcome)")
+                    return
+                }
+            }
+        }
+    }
+
+    /// Every option value torch 2.15's constructors refuse (and values next to them that they
+    /// accept) is refused (accepted) here, with torch's message at the start of this library's.
+    @Test(arguments: GoldenReplayTests.fidelityChecks.map(\.id))
+    func optionCheckMatchesTorch(id: String) throws {
+        let check = try #require(Self.fidelityChecks.first { $0.id == id })
+        let execution = try Execution(threads: 1)
+        #expect(check.check(execution: execution) == .pass(maxError: 0), "\(check.check(execution: execution))")
+        if let wording = check.torchWording, let refusal = try check.refusal(execution: execution) {
+            #expect(refusal.hasPrefix(wording), "torch says \"\(wording)\", this library \"\(refusal)\"")
+        }
+    }
+
+    @Test func theFidelityFixtureCoversEveryTorchOptimizer() throws {
+        let file = try Self.fidelityFile.get()
+        #expect(Set(file.errorChecks.map(\.optimizer)) == torchOptimizers)
+        #expect(Set(file.errorChecks.map(\.id)).count == file.errorChecks.count, "every option check has its own name")
+        #expect(file.cases.count >= 10)
+    }
+
     @Test func nonFiniteNumbersAsPythonWritesThemAreRead() throws {
         let text = #"{"cases": [{"id": "x NaN", "optimizer": "SGD", "dtype": "float32", "groups": [{"params": [0], "options": {"lr": 0.1}}], "params": [{"shape": [3], "data": [NaN, Infinity, -Infinity]}], "steps": [], "state": [{}]}]}"#
         let file = try GoldenFile(data: Data(text.utf8))

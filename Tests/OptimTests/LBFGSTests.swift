@@ -172,12 +172,14 @@ import Testing
         let x = try Tensor([1, 2])
         let execution = try Execution(threads: 1)
         let badOptions: [LBFGS.Options] = [
-            .init(lr: -1), .init(lr: .nan), .init(maxIter: 0), .init(maxEval: 0), .init(toleranceGrad: -1),
+            .init(lr: -1), .init(lr: .nan), .init(maxIter: 0), .init(maxEval: 0), .init(toleranceGrad: .nan),
             .init(toleranceChange: .infinity), .init(historySize: 0),
         ]
         for options in badOptions {
             #expect(throws: OptimError.self, "\(options)") { try LBFGS([x], options: options, execution: execution) }
         }
+        // A negative tolerance turns its stopping test off, in torch as here.
+        _ = try LBFGS([x], options: .init(toleranceGrad: -1, toleranceChange: -1), execution: execution)
         #expect(throws: OptimError.self) {
             try LBFGS(groups: [.init([x]), .init([try Tensor([3])])], execution: execution)
         }

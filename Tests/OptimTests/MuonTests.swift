@@ -15,13 +15,16 @@ import Testing
         return Float(bitPattern: rounded)
     }
 
+    /// torch.lerp: one fused multiply-add, anchored at the nearer end.
     static func lerp(_ start: Float, _ end: Float, _ weight: Float) -> Float {
-        weight < 0.5 && weight > -0.5 ? start + weight * (end - start) : end - (end - start) * (1 - weight)
+        weight < 0.5 && weight > -0.5 ? start.addingProduct(weight, end - start)
+            : end.addingProduct(weight - 1, end - start)
     }
 
     /// torch's `_single_tensor_muon` for a float32 parameter, operation by operation: the
-    /// products accumulate in float in order of the inner index, addmm's epilogue in float,
-    /// every matrix rounded to bfloat16.
+    /// products accumulate in float in order of the inner index, addmm's epilogue in float with
+    /// β·C fused into the add, every matrix rounded to bfloat16, the update added with one
+    /// rounding.
     static func referenceStep(_ p: inout [Float], _ buffer: inout [Float], _ g: [Float], rows: Int, cols: Int,
                               _ o: Muon.Options) {
         let weight = Float(1 - o.momentum)
@@ -54,7 +57,7 @@ import Testing
                 for j in 0..<r {
                     var s: Float = 0
                     for l in 0..<r { s += gram[i][l] * gram[l][j] }
-                    poly[i][j] = bfloat16(b * gram[i][j] + cc * s)
+                    poly[i][j] = bfloat16((cc * s).addingProduct(b, gram[i][j]))
                 }
             }
             var y = x
@@ -62,7 +65,7 @@ import Testing
                 for j in 0..<c {
                     var s: Float = 0
                     for l in 0..<r { s += poly[i][l] * x[l][j] }
-                    y[i][j] = bfloat16(a * x[i][j] + s)
+                    y[i][j] = bfloat16(s.addingProduct(a, x[i][j]))
                 }
             }
             x = y
@@ -73,7 +76,7 @@ import Testing
             for j in 0..<cols {
                 var value = p[i * cols + j]
                 if decay != 1 { value = value * decay }
-                p[i * cols + j] = value + stepSize * (transposed ? x[j][i] : x[i][j])
+                p[i * cols + j] = value.addingProduct(stepSize, transposed ? x[j][i] : x[i][j])
             }
         }
     }

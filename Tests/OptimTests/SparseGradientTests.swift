@@ -71,7 +71,9 @@ import Testing
             embedding.sparseGrad = bad
             #expect(throws: OptimError.self) { try adagrad.step() }
             #expect(embedding.toArray() == [1, 2, 3, 4, 5, 6])
-            #expect(adagrad.state(for: embedding) == nil)
+            // The state made with the optimizer, untouched.
+            let state = adagrad.state(for: embedding)
+            #expect(state?.step == 0 && state?["sum"]?.toArray() == [0, 0, 0, 0, 0, 0])
         }
         let decaying = try Adagrad([embedding], options: .init(weightDecay: 0.1))
         embedding.sparseGrad = try Self.sparse([0], [[1, 1]])

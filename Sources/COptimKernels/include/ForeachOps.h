@@ -74,6 +74,9 @@ double optim_reduction_combine(const double *partials, int64_t first, int64_t co
 /// double): LBFGS's first step length is 1 / Σ|g| and its reference trajectories follow it to
 /// the last bit. Not vectorized; for one use per run.
 double optim_torch_order_sum_abs(const void *x, int64_t count, optim_dtype dtype);
+/// x · y of two float32 vectors in the order of the BLAS torch calls on x86 (exact up to 15
+/// elements), rounded to float as torch's 0-dimensional float32 result is.
+double optim_torch_order_dot_float32(const float *x, const float *y, int64_t count);
 
 #ifdef __cplusplus
 }

@@ -184,7 +184,7 @@ public enum OptimizerCatalog {
                        // Every row in the sparse gradient: a dense step's traffic plus the summing of rows.
                        arrayAccesses: 8, converges: ["lr": 2e-3],
                        samples: [["betas": [0.5, 0.9]], ["maximize": true, "eps": 1e-3]],
-                       invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
+                       invalid: [["lr": -1], ["lr": 0], ["betas": [1, 0.9]], ["eps": -1]]),
         OptimizerEntry(LBFGS.self, name: "LBFGS", engine: .closure,
                        // The state of the first parameter: the flattened history of every parameter.
                        stateNames: ["d", "t", "old_dirs", "old_stps", "ro", "al", "H_diag", "prev_flat_grad",

@@ -33,9 +33,13 @@ protocol ElementwiseAlgorithm {
     static var sparseRule: BuiltInRule<Scalars>? { get }
     /// Throws when these options do not allow a sparse gradient.
     static func validateSparse(_ options: Options) throws
-    /// The value a state slot starts at where a sparse update creates it (the dense rules
-    /// initialize their state in their first update instead).
+    /// The value a state slot starts at when the engine creates it, from the options the
+    /// optimizer was built with (torch fills Adagrad's sum from its constructor's value whatever
+    /// the group says). Rules whose first update initializes their state say so by flags instead.
     static func initialValue(slot: Int, _ options: Options) -> Double
+    /// Whether the optimizer creates the state of the parameters it is built with at once, as
+    /// torch's Adagrad does, rather than at each parameter's first update.
+    static var createsStateWhenBuilt: Bool { get }
     /// Whether torch keeps a `step` count in a parameter's state (all but SGD do).
     static var keepsStepCount: Bool { get }
     /// Whether the step count and the scalar state belong to the parameter group and advance at
@@ -70,6 +74,7 @@ extension ElementwiseAlgorithm {
     static var sparseRule: BuiltInRule<Scalars>? { nil }
     static func validateSparse(_ options: Options) throws {}
     static func initialValue(slot: Int, _ options: Options) -> Double { 0 }
+    static var createsStateWhenBuilt: Bool { false }
 }
 
 /// How an optimizer takes row-sparse gradients.
@@ -171,6 +176,9 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         for spec in specs {
             try addGroup(spec, defaults: defaults, seen: &seen)
         }
+        if Algorithm.createsStateWhenBuilt {
+            for (slot, tensor) in try makeState(for: Array(parameters.indices)) { slots[slot] = tensor }
+        }
     }
 
     private func addGroup(_ spec: ParameterGroupSpec<Algorithm.Options>, defaults: Algorithm.Options,
@@ -216,8 +224,13 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         launchIsCurrent = false
     }
 
+    /// Whether parameter `index` has state: it was updated, or its state was made before that.
+    func holdsState(_ index: Int) -> Bool {
+        stepCounts[index] > 0 || (0..<slotCount).contains { slots[index * slotCount + $0] != nil }
+    }
+
     func state(for parameter: Tensor) -> ParameterState? {
-        guard let index = parameters.firstIndex(where: { $0 === parameter }), stepCounts[index] > 0 else { return nil }
+        guard let index = parameters.firstIndex(where: { $0 === parameter }), holdsState(index) else { return nil }
         var tensors: [String: Tensor] = [:]
         for slot in 0..<slotCount {
             if let tensor = slots[index * slotCount + slot] { tensors[Algorithm.stateNames[slot]] = tensor }
@@ -442,17 +455,21 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     private var coalescedSparse: [(rows: [Int], grad: Tensor)] = []
 
     private func allocateMissingState() throws -> [Int: Tensor] {
+        try makeState(for: active + sparseActive)
+    }
+
+    /// The state tensors the parameters at `indices` lack under their groups' options, at their
+    /// initial values, by slot position.
+    private func makeState(for indices: [Int]) throws -> [Int: Tensor] {
         var fresh: [Int: Tensor] = [:]
-        for (indices, sparse) in [(active, false), (sparseActive, true)] {
-            for index in indices {
-                let options = groups[groupOf[index]].options
-                let parameter = parameters[index]
-                for slot in 0..<slotCount where slots[index * slotCount + slot] == nil && Algorithm.usesSlot(slot, options) {
-                    let tensor = try Tensor.zeros(parameter.shape, dtype: parameter.dtype)
-                    let value = sparse ? Algorithm.initialValue(slot: slot, options) : 0
-                    if value != 0 { try Foreach.add([tensor], scalar: value, execution: execution) }
-                    fresh[index * slotCount + slot] = tensor
-                }
+        for index in indices {
+            let options = groups[groupOf[index]].options
+            let parameter = parameters[index]
+            for slot in 0..<slotCount where slots[index * slotCount + slot] == nil && Algorithm.usesSlot(slot, options) {
+                let tensor = try Tensor.zeros(parameter.shape, dtype: parameter.dtype)
+                let value = Algorithm.initialValue(slot: slot, defaults)
+                if value != 0 { try Foreach.add([tensor], scalar: value, execution: execution) }
+                fresh[index * slotCount + slot] = tensor
             }
         }
         return fresh

@@ -69,7 +69,6 @@ enum RuleFlags {
     static let decoupled = UInt32(OPTIM_RULE_DECOUPLED)
     static let rmspropMomentum = UInt32(OPTIM_RMSPROP_MOMENTUM)
     static let rmspropCentered = UInt32(OPTIM_RMSPROP_CENTERED)
-    static let adagradInitialize = UInt32(OPTIM_ADAGRAD_INITIALIZE)
     static let asgdCopyAverage = UInt32(OPTIM_ASGD_COPY_AVERAGE)
     static let radamRectify = UInt32(OPTIM_RADAM_RECTIFY)
     static let rpropInitialize = UInt32(OPTIM_RPROP_INITIALIZE)
@@ -167,6 +166,12 @@ enum Kernels {
 
     static func hash(_ bytes: UnsafeRawPointer, byteCount: Int, seed: UInt64) -> UInt64 {
         optim_hash_bytes(bytes, Int64(byteCount), seed)
+    }
+
+    /// x · y of two float32 vectors in the order of torch's BLAS, rounded to float.
+    static func torchOrderDotFloat32(_ x: Tensor, _ y: Tensor) -> Double {
+        optim_torch_order_dot_float32(x.storage.base.assumingMemoryBound(to: Float.self),
+                                      y.storage.base.assumingMemoryBound(to: Float.self), Int64(x.count))
     }
 
     /// Σ|xᵢ| of a float32 or float64 tensor in torch's order of a sum, on the calling thread.

@@ -7,9 +7,11 @@
 ///     s ← s + g²                                        (s starts at initialAccumulatorValue)
 ///     p ← p − (lr / (1 + (t − 1) · lrDecay)) · g / (√s + ε)
 ///
-/// State: `sum` (s) and `step`. torch creates the state when it builds the optimizer; here it
-/// is created at a parameter's first update, from the options of that moment. Defaults are
-/// torch 2.15's.
+/// State: `sum` (s) and `step`. As torch, the optimizer creates the state of every parameter it
+/// is built with (`step` 0, `sum` filled), so a parameter that never gets a gradient has state
+/// too; a parameter of a group added later gets its state at its first update. Every sum starts
+/// at the `initialAccumulatorValue` the optimizer was built with, whatever its group says, as in
+/// torch. Defaults are torch 2.15's.
 public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
     /// Adagrad's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
@@ -55,6 +57,8 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
         }
     }
 
+    static let createsStateWhenBuilt = true
+
     static func initialValue(slot: Int, _ o: Options) -> Double { o.initialAccumulatorValue }
 
     typealias Scalars = AdagradKernelScalars
@@ -69,13 +73,10 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
         try OptionCheck.epsilon(o.eps)
     }
 
-    static func initializationFlags(_ o: Options) -> UInt32 { RuleFlags.adagradInitialize }
-
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         let clr = o.lr / (1 + Double(step - 1) * o.lrDecay)
         return (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
-                Scalars(weight_decay: o.weightDecay, negative_clr: -clr, eps: o.eps,
-                        initial_accumulator_value: o.initialAccumulatorValue))
+                Scalars(weight_decay: o.weightDecay, negative_clr: -clr, eps: o.eps))
     }
 }
 

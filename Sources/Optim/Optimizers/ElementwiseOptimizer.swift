@@ -125,7 +125,8 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     /// The update itself, without hooks: where a subclass adds to a step.
     func performStep() throws { try stepEngine() }
     public func zeroGrad(setToNone: Bool) { lock.withLock { core.zeroGrad(setToNone: setToNone) } }
-    /// The state of `parameter` by torch's names, or nil before its first update.
+    /// The state of `parameter` by torch's names, or nil while it has none: before its first
+    /// update, unless the optimizer makes state when it is built (Adagrad, as torch's).
     public func state(for parameter: Tensor) -> ParameterState? { lock.withLock { core.state(for: parameter) } }
 
     /// The state and options as torch's `optimizer.state_dict()` holds them: per parameter

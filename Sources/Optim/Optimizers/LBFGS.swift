@@ -22,17 +22,22 @@
 ///
 /// The vectors (`d`, the previous gradient, the memory) are flat buffers of the parameters'
 /// element count, in the parameters' dtype, and every vector operation is a multi-tensor
-/// operation of ``Foreach`` on the optimizer's ``execution``: dot products and norms are
-/// accumulated in `Double` with a fixed order, so a step gives the same bits for every
-/// thread count, backend and instruction-set tier. For float64 that order is torch's own on
-/// x86 (the BLAS order of its dot products up to 4,096 elements, the order of its sum for the
-/// first step length 1 / Σ|g|), so that a run follows torch's trajectory to the last bit. Scalars (t, H, ρ, the line search's
-/// values) are `Double`; torch keeps them as tensors of the parameters' dtype, which for
-/// float32 parameters rounds them to float.
+/// operation of ``Foreach`` on the optimizer's ``execution``: norms are accumulated in `Double`
+/// with a fixed order, so a step gives the same bits for every thread count, backend and
+/// instruction-set tier. Dot products and the first step length's 1 / Σ|g| follow torch's own
+/// orders on x86: float64 dot products the BLAS order up to 4,096 elements, float32 ones the
+/// BLAS order (in float) up to 15 elements and to rounding beyond. The scalars (t, H, ρ, the
+/// line search's values) are what torch makes of them: 0-dimensional tensors of the parameters'
+/// dtype where torch computes them from tensors, Python floats elsewhere, mixed by torch's
+/// rules (``TorchNumber``), so that float32 runs round where torch's do and a run follows
+/// torch's trajectory to the last bit, but where torch's float32 square root (one ulp off the
+/// correctly rounded one for about one value in six) meets a cubic interpolation.
 ///
 /// Differences from torch: one parameter group only (as torch, which raises otherwise); all
 /// parameters must share a dtype; options are checked when the optimizer is built (torch lets
-/// any `line_search_fn` through until the first step); ``step()`` without a closure throws.
+/// any `line_search_fn` and a `history_size` below 1 through until the first step fails), and
+/// `max_iter` or `max_eval` below 1 and non-finite numbers are refused, which torch runs;
+/// ``step()`` without a closure throws.
 /// If the closure throws, the step stops there: parameters hold the last iterate (the line
 /// search restores them first) and the state keeps the progress made. So does a gradient that
 /// stops fitting its parameter (sparse, another shape or dtype) at a later call of the closure
@@ -46,8 +51,9 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     public enum LineSearch: String, Sendable, CaseIterable {
         /// A fixed step t = lr (torch: `line_search_fn=None`).
         case none
-        /// A line search satisfying the strong Wolfe conditions, c₁ = 1e-4, c₂ = 0.9, at most
-        /// 25 evaluations (torch: `line_search_fn="strong_wolfe"`).
+        /// A line search satisfying the strong Wolfe conditions, c₁ = 1e-4, c₂ = 0.9: its first
+        /// trial, then at most as many more as the step has left of `maxEval` (torch:
+        /// `line_search_fn="strong_wolfe"`).
         case strongWolfe = "strong_wolfe"
     }
 
@@ -108,8 +114,9 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
             if let maxEval, maxEval < 1 {
                 throw OptimError(.invalidOption, "Invalid max_eval value: \(maxEval) (must be >= 1)")
             }
-            try OptionCheck.nonNegative(toleranceGrad, "tolerance_grad")
-            try OptionCheck.nonNegative(toleranceChange, "tolerance_change")
+            // torch takes any tolerance: a negative one turns its stopping test off.
+            try OptionCheck.finite(toleranceGrad, "tolerance_grad")
+            try OptionCheck.finite(toleranceChange, "tolerance_change")
             guard historySize >= 1 else {
                 throw OptimError(.invalidOption, "Invalid history_size value: \(historySize) (must be >= 1)")
             }
@@ -410,7 +417,7 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
         funcEvals += 1
 
         var flatGrad = gathered.flat
-        if maxAbs(flatGrad) <= options.toleranceGrad { return originalLoss }
+        if isOptimal(flatGrad, options) { return originalLoss }
 
         let d = direction.flat
         var iteration = 0
@@ -434,34 +441,38 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
             copy(prevFlatGrad!, flatGrad)
             prevLoss = loss
 
-            var stepLength = nIter == 1 ? min(1, 1 / sumAbs(flatGrad)) * options.lr : options.lr
-            t = stepLength
+            var stepLength: TorchNumber = nIter == 1
+                ? pythonMin(1.0, 1.0 / .tensor(sumAbs(flatGrad), dtype)) * .float(options.lr)
+                : .float(options.lr)
+            t = stepLength.value
             let gtd = dot(flatGrad, d)
-            if gtd > -options.toleranceChange { break }
+            if gtd > .float(-options.toleranceChange) { break }
 
             var lineSearchEvals = 0
             var optimal = false
             switch options.lineSearch {
             case .strongWolfe:
                 copyParameters(into: lineSearchStart)
+                // The search may spend what is left of the step's evaluations, as torch bounds it.
                 let result = try strongWolfe(closure, sign: sign, t: stepLength, d: d, f: loss, g: flatGrad, gtd: gtd,
-                                             toleranceChange: options.toleranceChange)
+                                             toleranceChange: options.toleranceChange,
+                                             maxSteps: maxEval - currentEvals)
                 loss = result.loss
                 flatGrad = result.grad
                 stepLength = result.t
-                t = stepLength
+                t = stepLength.value
                 lineSearchEvals = result.evaluations
-                addToParameters(stepLength, direction)
-                optimal = maxAbs(flatGrad) <= options.toleranceGrad
+                addToParameters(stepLength.value, direction)
+                optimal = isOptimal(flatGrad, options)
             case .none:
-                addToParameters(stepLength, direction)
+                addToParameters(stepLength.value, direction)
                 if iteration != options.maxIter {
                     // No re-evaluation after the last iteration: in a stochastic setting the
                     // next step evaluates anyway.
                     loss = sign * (try closure())
                     try gatherGradients()
                     flatGrad = gathered.flat
-                    optimal = maxAbs(flatGrad) <= options.toleranceGrad
+                    optimal = isOptimal(flatGrad, options)
                     lineSearchEvals = 1
                 }
             }
@@ -471,10 +482,17 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
             if iteration == options.maxIter { break }
             if currentEvals >= maxEval { break }
             if optimal { break }
-            if maxAbs(d) * abs(stepLength) <= options.toleranceChange { break }
+            // max |t·dᵢ|, a tensor: the product of the largest |dᵢ| and |t| rounded to the dtype.
+            let largestStep = TorchNumber.tensor(maxAbs(d) * abs(dtype.rounded(stepLength.value)), dtype)
+            if largestStep <= .float(options.toleranceChange) { break }
             if abs(loss - prevLoss!) < options.toleranceChange { break }
         }
         return originalLoss
+    }
+
+    /// Whether max |gᵢ| ≤ toleranceGrad, compared as torch compares its tensor with the float.
+    private func isOptimal(_ flatGrad: Tensor, _ options: Options) -> Bool {
+        TorchNumber.tensor(maxAbs(flatGrad), dtype) <= .float(options.toleranceGrad)
     }
 
     // MARK: The direction
@@ -498,8 +516,8 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
         }
         oldDirs.append(y)
         oldSteps.append(s)
-        ro.append(1 / ys)
-        hDiag = ys / dot(y, y)
+        ro.append((1.0 / ys).value)
+        hDiag = (ys / dot(y, y)).value
     }
 
     /// d ← −H̃ g by the two-loop recursion, with q and r in d's buffer.
@@ -509,13 +527,13 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
         copy(d, flatGrad)
         scale(d, -1)
         for i in stride(from: count - 1, through: 0, by: -1) {
-            al[i] = dot(oldSteps[i], d) * ro[i]
+            al[i] = (dot(oldSteps[i], d) * .tensor(ro[i], dtype)).value
             add(d, oldDirs[i], alpha: -al[i])
         }
         scale(d, hDiag!)
         for i in 0..<count {
-            let be = dot(oldDirs[i], d) * ro[i]
-            add(d, oldSteps[i], alpha: al[i] - be)
+            let be = dot(oldDirs[i], d) * .tensor(ro[i], dtype)
+            add(d, oldSteps[i], alpha: (.tensor(al[i], dtype) - be).value)
         }
     }
 
@@ -524,15 +542,16 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     private struct LineSearchResult {
         let loss: Double
         let grad: Tensor
-        let t: Double
+        let t: TorchNumber
         let evaluations: Int
     }
 
     /// The loss and gradient at x + t·d, with the parameters restored to x afterwards.
-    private func evaluate(_ closure: () throws -> Double, sign: Double, t: Double, d: Tensor) throws -> (Double, Tensor) {
-        addToParameters(t, direction)
+    private func evaluate(_ closure: () throws -> Double, sign: Double, t: TorchNumber, d: Tensor) throws
+        -> (TorchNumber, Tensor) {
+        addToParameters(t.value, direction)
         defer { restoreParameters(from: lineSearchStart) }
-        let loss = sign * (try closure())
+        let loss = TorchNumber.float(sign * (try closure()))
         try gatherGradients()
         let grad = try acquireFlat()
         copy(grad, gathered.flat)
@@ -542,11 +561,14 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     /// Finds a step t satisfying the strong Wolfe conditions along d from x (the parameters,
     /// saved in `lineSearchStart`), with loss f, gradient g and slope gtd = g·d at x: bracketing,
     /// then zooming with safeguarded cubic interpolation (Nocedal & Wright, algorithms 3.5 and
-    /// 3.6, as minFunc and torch implement them).
-    private func strongWolfe(_ closure: () throws -> Double, sign: Double, t initialT: Double, d: Tensor,
-                             f: Double, g: Tensor, gtd: Double, toleranceChange: Double) throws -> LineSearchResult {
-        let c1 = 1e-4, c2 = 0.9, maxSteps = 25
-        let dNorm = maxAbs(d)
+    /// 3.6, as minFunc and torch implement them). `maxSteps` bounds the search's iterations
+    /// after its first evaluation: the step's evaluations not spent yet.
+    private func strongWolfe(_ closure: () throws -> Double, sign: Double, t initialT: TorchNumber, d: Tensor,
+                             f: Double, g: Tensor, gtd: TorchNumber, toleranceChange: Double,
+                             maxSteps: Int) throws -> LineSearchResult {
+        let c1: TorchNumber = 1e-4, c2: TorchNumber = 0.9
+        let f = TorchNumber.float(f)
+        let dNorm = TorchNumber.tensor(maxAbs(d), dtype)
         let gStart = try acquireFlat()
         copy(gStart, g)
         var t = initialT
@@ -554,16 +576,17 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
         var evaluations = 1
         var gtdNew = dot(gNew, d)
 
-        var tPrev = 0.0, fPrev = f, gPrev = gStart, gtdPrev = gtd
+        var tPrev: TorchNumber = 0, fPrev = f, gPrev = gStart, gtdPrev = gtd
         var done = false
         var iteration = 0
-        var bracket: [Double] = [], bracketF: [Double] = [], bracketG: [Tensor] = [], bracketGtd: [Double] = []
+        var bracket: [TorchNumber] = [], bracketF: [TorchNumber] = [], bracketG: [Tensor] = []
+        var bracketGtd: [TorchNumber] = []
         while iteration < maxSteps {
             if fNew > f + c1 * t * gtd || (iteration > 1 && fNew >= fPrev) {
                 (bracket, bracketF, bracketG, bracketGtd) = ([tPrev, t], [fPrev, fNew], [gPrev, gNew], [gtdPrev, gtdNew])
                 break
             }
-            if abs(gtdNew) <= -c2 * gtd {
+            if gtdNew.magnitude <= -c2 * gtd {
                 (bracket, bracketF, bracketG) = ([t], [fNew], [gNew])
                 done = true
                 break
@@ -596,17 +619,17 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
         // its loss is NaN, which compares false (torch indexes past the list there).
         var (low, high) = bracket.count == 1 || bracketF[0] <= bracketF[1] ? (0, 1) : (1, 0)
         while !done && iteration < maxSteps {
-            if abs(bracket[1] - bracket[0]) * dNorm < toleranceChange { break }
+            if (bracket[1] - bracket[0]).magnitude * dNorm < .float(toleranceChange) { break }
             t = cubicMinimum(bracket[0], bracketF[0], bracketGtd[0], bracket[1], bracketF[1], bracketGtd[1])
 
             // A trial too close to an end of the bracket (within a tenth of its length) is
             // moved to that distance from the end, when the last trial was too close as well or
             // this one is at or beyond an end.
-            let upper = max(bracket[0], bracket[1]), lower = min(bracket[0], bracket[1])
+            let upper = pythonMax(bracket[0], bracket[1]), lower = pythonMin(bracket[0], bracket[1])
             let margin = 0.1 * (upper - lower)
-            if min(upper - t, t - lower) < margin {
+            if pythonMin(upper - t, t - lower) < margin {
                 if insufficientProgress || t >= upper || t <= lower {
-                    t = abs(t - upper) < abs(t - lower) ? upper - margin : lower + margin
+                    t = (t - upper).magnitude < (t - lower).magnitude ? upper - margin : lower + margin
                     insufficientProgress = false
                 } else {
                     insufficientProgress = true
@@ -628,7 +651,7 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
                 bracketGtd[high] = gtdNew
                 (low, high) = bracketF[0] <= bracketF[1] ? (0, 1) : (1, 0)
             } else {
-                if abs(gtdNew) <= -c2 * gtd {
+                if gtdNew.magnitude <= -c2 * gtd {
                     done = true
                 } else if gtdNew * (bracket[high] - bracket[low]) >= 0 {
                     bracket[high] = bracket[low]
@@ -642,7 +665,7 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
                 bracketGtd[low] = gtdNew
             }
         }
-        return LineSearchResult(loss: bracketF[low], grad: bracketG[low], t: bracket[low], evaluations: evaluations)
+        return LineSearchResult(loss: bracketF[low].value, grad: bracketG[low], t: bracket[low], evaluations: evaluations)
     }
 
     // MARK: Vector operations (flat buffers, already validated)
@@ -656,8 +679,12 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     private func add(_ x: Tensor, _ y: Tensor, alpha: Double) {
         launcher.elementwise(.add, [x], [y], a: alpha, execution: execution)
     }
-    private func dot(_ x: Tensor, _ y: Tensor) -> Double {
-        launcher.reduce(.dot, [x], [y], execution: execution).combined
+    /// x · y as torch's 0-dimensional result: in float32 in the order of torch's BLAS, in
+    /// float64 in the engine's reduction (which is that order), otherwise accumulated in Double
+    /// and rounded to the dtype.
+    private func dot(_ x: Tensor, _ y: Tensor) -> TorchNumber {
+        if x.dtype == .float32 { return .tensor(Kernels.torchOrderDotFloat32(x, y), dtype) }
+        return .tensor(launcher.reduce(.dot, [x], [y], execution: execution).combined, dtype)
     }
     private func maxAbs(_ x: Tensor) -> Double {
         launcher.reduce(.maxAbs, [x], execution: execution).combined
@@ -723,18 +750,18 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
 
 /// The minimizer of the cubic that interpolates (x1, f1, slope g1) and (x2, f2, slope g2),
 /// clamped to `bounds` (default: between x1 and x2); the middle of the bounds when the cubic
-/// has no minimizer.
-func cubicMinimum(_ x1: Double, _ f1: Double, _ g1: Double, _ x2: Double, _ f2: Double, _ g2: Double,
-                  bounds: (Double, Double)? = nil) -> Double {
+/// has no minimizer. Each operation in torch's order, on its mix of tensors and floats.
+func cubicMinimum(_ x1: TorchNumber, _ f1: TorchNumber, _ g1: TorchNumber, _ x2: TorchNumber, _ f2: TorchNumber,
+                  _ g2: TorchNumber, bounds: (TorchNumber, TorchNumber)? = nil) -> TorchNumber {
     let (lower, upper) = bounds ?? (x1 <= x2 ? (x1, x2) : (x2, x1))
     let d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     let d2Square = d1 * d1 - g1 * g2
-    guard d2Square >= 0 else { return (lower + upper) / 2 }
+    guard d2Square >= 0 else { return (lower + upper) / 2.0 }
     let d2 = d2Square.squareRoot()
     let minimizer = x1 <= x2
         ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
         : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-    return min(max(minimizer, lower), upper)
+    return pythonMin(pythonMax(minimizer, lower), upper)
 }
 
 /// A flat 1-D buffer and a view of it per parameter, shaped like the parameter.

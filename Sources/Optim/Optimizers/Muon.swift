@@ -16,7 +16,8 @@
 ///
 /// As torch, the iteration runs on bfloat16 matrices: each product accumulates in `Float`, in
 /// order of the inner index, and is rounded to bfloat16 after torch's `addmm` epilogue
-/// (β·C + α·AB in `Float`); the norm accumulates in `Double`. The momentum and the parameter's
+/// (β·C + α·AB in `Float`, β·C fused into the add: one rounding); the norm accumulates in
+/// `Double`. The momentum and the parameter's
 /// update run in the storage's math type. Results are the same bits for every thread count,
 /// backend and tier; torch's own matrix products (which depend on the BLAS and the sizes) may
 /// differ in rare roundings. Defaults are torch 2.15's. Deviations: torch refuses

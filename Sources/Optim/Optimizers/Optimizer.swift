@@ -94,7 +94,8 @@ public protocol Optimizer: AnyObject, Sendable {
     /// Drops every gradient (`setToNone`, the default, as torch) or fills them with zeros.
     func zeroGrad(setToNone: Bool)
 
-    /// The state of `parameter` by torch's names, or nil before its first update.
+    /// The state of `parameter` by torch's names, or nil while it has none: before its first
+    /// update, unless the optimizer makes state when it is built (Adagrad, as torch's).
     func state(for parameter: Tensor) -> ParameterState?
     /// The state and options as torch's `optimizer.state_dict()` holds them.
     func stateDict() -> OptimizerStateDict

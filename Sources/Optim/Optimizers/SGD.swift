@@ -9,6 +9,10 @@
 ///     g ← nesterov ? g + momentum · b : b               (if momentum ≠ 0)
 ///     p ← p − lr · g
 ///
+/// Each sum with a product in it (`g + weightDecay · p`, `… + (1 − dampening) · g`,
+/// `g + momentum · b`, `p − lr · g`) is rounded once, a fused multiply-add, as torch's for-loop
+/// path and its fused CPU kernel compute it.
+///
 /// Nesterov momentum follows Sutskever et al. (2013), in torch's formulation. State:
 /// `momentum_buffer` (only when momentum ≠ 0). Defaults are torch 2.15's.
 public final class SGD: ElementwiseOptimizer<SGD.Options> {

@@ -52,7 +52,9 @@ enum SparseAdamAlgorithm: BuiltInAlgorithm {
     static let stepIsInteger = true
 
     static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
+        guard o.lr.isFinite, o.lr > 0 else {
+            throw OptimError(.invalidOption, "Invalid learning rate: \(o.lr) (must be finite and > 0)")
+        }
         guard o.eps.isFinite, o.eps > 0 else {
             throw OptimError(.invalidOption, "Invalid epsilon value: \(o.eps) (must be finite and > 0)")
         }

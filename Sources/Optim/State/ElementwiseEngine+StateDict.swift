@@ -2,7 +2,7 @@ extension ElementwiseEngine {
     /// The state and options as torch's `state_dict()` holds them.
     func stateDict(lending: Bool = false) -> OptimizerStateDict {
         var state: [Int: [String: StateValue]] = [:]
-        for index in parameters.indices where stepCounts[index] > 0 {
+        for index in parameters.indices where holdsState(index) {
             var entry: [String: StateValue] = [:]
             if Algorithm.keepsStepCount {
                 entry["step"] = Algorithm.stepIsInteger ? .integer(stepCounts[index])

@@ -12,8 +12,8 @@ them, as torch users write groups; options that torch reads only from its constr
 (Adagrad's initial_accumulator_value, Adafactor's d) are not overridden per group.
 Not in the fixture: halfloop (float16/bfloat16 through torch's for-loop path, whose math
 runs in the half type, where this library computes in float as torch's fused kernels do)
-and lbfgs32 (LBFGS in float32, whose scalars torch keeps in float32 and this library in
-double). Needs torch; the tests do not.
+and lbfgs32 (LBFGS in float32: now and then torch's inexact float32 square root sends it
+elsewhere, see Docs/golden.md). Needs torch; the tests do not.
 """
 import json, random, sys
 
