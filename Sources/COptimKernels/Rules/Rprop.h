@@ -22,10 +22,9 @@ struct RpropRule : OverwritesStateUnder<OPTIM_RPROP_INITIALIZE> {
         }
         const V product = grad * prev;
         const V zero = V(S(0));
-        // A NaN product keeps NaN, as torch's sign does before the replacements.
-        const V factor = choose(product > zero, V(s.eta_plus),
-                                choose(product < zero, V(s.eta_minus),
-                                       choose(product == zero, V(S(1)), product)));
+        // torch's sign of a NaN product is 0, so a NaN gradient keeps the step size (factor 1),
+        // moves nothing (its sign is 0 too) and becomes the previous gradient.
+        const V factor = choose(product > zero, V(s.eta_plus), choose(product < zero, V(s.eta_minus), V(S(1))));
         step_size = minimum(maximum(step_size * factor, V(s.step_size_min)), V(s.step_size_max));
         grad = choose(factor == s.eta_minus, zero, grad);
         param = param + -sign(grad) * step_size;

@@ -7,7 +7,7 @@
 ///     f ← η₊ if g · g′ > 0,  η₋ if g · g′ < 0,  1 otherwise
 ///     s ← clamp(s · f, stepSizes.min, stepSizes.max)    (s starts at lr)
 ///     g ← 0 where f = η₋
-///     p ← p − sign(g) · s
+///     p ← p − sign(g) · s    (sign(NaN) = 0, as torch's)
 ///     g′ ← g
 ///
 /// State: `prev` (g′), `step_size` (s) and `step`. Defaults are torch 2.15's.
