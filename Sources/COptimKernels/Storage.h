@@ -22,14 +22,17 @@ template <class T, class V> struct PlainStorage {
 typedef PlainStorage<float, VFloat> Float32Storage;
 typedef PlainStorage<double, VDouble> Float64Storage;
 
-// IEEE binary16.
-struct Float16Storage {
+// The 16-bit formats: stored as uint16_t, widened to float vectors of 16 lanes for the math.
+struct HalfStorage {
     typedef uint16_t Element;
     typedef float Scalar;
     typedef VFloat Vector;
     static constexpr int width = 16;
     static constexpr bool widened = true;
+};
 
+// IEEE binary16.
+struct Float16Storage : HalfStorage {
     OPTIM_INLINE void widen(Vector &out, const VU32 &h) {
         const VU32 sign = (h & 0x8000u) << 16;
         const VU32 magnitude = (h & 0x7fffu) << 13;
@@ -94,13 +97,7 @@ struct F16CFloat16Storage : Float16Storage {
 };
 
 // bfloat16: the upper half of a float.
-struct BFloat16Storage {
-    typedef uint16_t Element;
-    typedef float Scalar;
-    typedef VFloat Vector;
-    static constexpr int width = 16;
-    static constexpr bool widened = true;
-
+struct BFloat16Storage : HalfStorage {
     OPTIM_INLINE void load(Vector &out, const Element *p) {
         VU16 raw;
         memcpy(&raw, p, sizeof(VU16));

@@ -64,26 +64,17 @@ struct VerifyGolden: ParsableCommand {
         let filter = try only.map { try Regex($0) }
         let replayer = GoldenReplayer(execution: execution, implementation: implementation)
         let known = try knownDifferences.map { try KnownDifferences(contentsOf: URL(fileURLWithPath: $0)) } ?? .none
-        var passed = 0, failed = 0, skipped = 0, unsupported = 0, knownDifferent = 0
+        var counts: [String: Int] = [:]
         func report(_ id: String, _ outcome: ReplayOutcome, caseID: String? = nil, ignored: [String] = []) {
-            let note = ignored.isEmpty ? "" : " (ignored, as the reference ignores them: \(ignored.joined(separator: ", ")))"
-            switch known.judge(caseID ?? id, outcome) {
-            case .pass(let maxError):
-                passed += 1
-                print("PASS \(id) max_err=\(String(format: "%.3g", maxError))\(note)")
-            case .fail(let detail):
-                failed += 1
-                print("FAIL \(id) \(detail)\(note)")
-            case .skip(let reason):
-                skipped += 1
-                print("SKIP \(id) \(reason)")
-            case .unsupported(let reason):
-                unsupported += 1
-                print("UNSUPPORTED \(id) \(reason)")
-            case .knownDifference(let reason):
-                knownDifferent += 1
-                print("KNOWN \(id) \(reason)")
+            let judged = known.judge(caseID ?? id, outcome)
+            counts[judged.label, default: 0] += 1
+            let note: String
+            switch judged {
+            case .pass, .fail:
+                note = ignored.isEmpty ? "" : " (ignored, as the reference ignores them: \(ignored.joined(separator: ", ")))"
+            default: note = ""
             }
+            print("\(judged.label) \(id) \(judged.detail)\(note)")
         }
         func selected(_ id: String) -> Bool {
             guard let filter else { return true }
@@ -112,13 +103,14 @@ struct VerifyGolden: ParsableCommand {
         let launches = tally.counts
         print("# engine: \(launches)")
         if expectThreaded && (launches.threadedLaunches == 0 || launches.boundariesInsideTensors == 0) {
-            failed += 1
+            counts["FAIL", default: 0] += 1
             print("FAIL engine: --expect-threaded, but no launch went to more than one thread or no chunk boundary "
                   + "fell inside a tensor (\(execution), serial threshold \(execution.serialThreshold), "
                   + "chunks of \(execution.chunkElements))")
         }
-        print("\(passed) passed, \(failed) failed, \(skipped) skipped, \(unsupported) unsupported, "
-              + "\(knownDifferent) known differences")
-        if failed > 0 { throw ExitCode(1) }
+        let summary = [("PASS", "passed"), ("FAIL", "failed"), ("SKIP", "skipped"), ("UNSUPPORTED", "unsupported"),
+                       ("KNOWN", "known differences")]
+        print(summary.map { "\(counts[$0.0, default: 0]) \($0.1)" }.joined(separator: ", "))
+        if counts["FAIL", default: 0] > 0 { throw ExitCode(1) }
     }
 }

@@ -13,6 +13,25 @@ public enum ReplayOutcome: Equatable {
     case unsupported(String)
     /// A failure listed as a known difference (``KnownDifferences``), with its reason.
     case knownDifference(String)
+
+    /// The word a report starts the outcome's line with.
+    public var label: String {
+        switch self {
+        case .pass: "PASS"
+        case .fail: "FAIL"
+        case .skip: "SKIP"
+        case .unsupported: "UNSUPPORTED"
+        case .knownDifference: "KNOWN"
+        }
+    }
+
+    /// What a report says after the case's name: the largest error, or the reason.
+    public var detail: String {
+        switch self {
+        case .pass(let maxError): "max_err=\(String(format: "%.3g", maxError))"
+        case .fail(let reason), .skip(let reason), .unsupported(let reason), .knownDifference(let reason): reason
+        }
+    }
 }
 
 /// Replays golden cases on this library.

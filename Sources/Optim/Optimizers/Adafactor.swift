@@ -93,16 +93,13 @@ enum AdafactorAlgorithm: PerTensorAlgorithm {
 
     /// torch's checks, in its wording; NaN and infinities are refused too.
     static func validate(_ o: Options) throws {
-        try OptionCheck.require(o.lr.isFinite && o.lr >= 0, "Learning rate should be >= 0 but is: \(o.lr) (and finite)")
+        try OptionCheck.shouldBeNonNegative(o.lr, "Learning rate")
         try OptionCheck.require(o.beta2Decay.isFinite && o.beta2Decay <= 0,
                                 "beta2_decay should be <= 0 but is: \(o.beta2Decay) (and finite)")
-        if let eps1 = o.eps.0, !(eps1.isFinite && eps1 >= 0) {
-            throw OptimError(.invalidOption, "epsilon1 should be >= 0 but is: \(eps1) (and finite)")
-        }
-        try OptionCheck.require(o.eps.1.isFinite && o.eps.1 >= 0, "epsilon2 should be >= 0 but is: \(o.eps.1) (and finite)")
+        if let eps1 = o.eps.0 { try OptionCheck.shouldBeNonNegative(eps1, "epsilon1") }
+        try OptionCheck.shouldBeNonNegative(o.eps.1, "epsilon2")
         try OptionCheck.require(o.d.isFinite && o.d >= 1, "Clipping threshold d should be >= 1 but is: \(o.d) (and finite)")
-        try OptionCheck.require(o.weightDecay.isFinite && o.weightDecay >= 0,
-                                "weight_decay should be >= 0 but is: \(o.weightDecay) (and finite)")
+        try OptionCheck.shouldBeNonNegative(o.weightDecay, "weight_decay")
     }
 
     static func check(parameter: Tensor, index: Int) throws {}

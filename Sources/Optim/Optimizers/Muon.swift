@@ -103,11 +103,10 @@ enum MuonAlgorithm: PerTensorAlgorithm {
     ]
 
     static func validate(_ o: Options) throws {
-        try OptionCheck.require(o.lr.isFinite && o.lr >= 0, "Learning rate should be >= 0 but is: \(o.lr) (and finite)")
-        try OptionCheck.require(o.momentum.isFinite && o.momentum >= 0, "momentum should be >= 0 but is: \(o.momentum) (and finite)")
-        try OptionCheck.require(o.weightDecay.isFinite && o.weightDecay >= 0,
-                                "weight decay should be >= 0 but is: \(o.weightDecay) (and finite)")
-        try OptionCheck.require(o.eps.isFinite && o.eps >= 0, "Invalid epsilon value: \(o.eps) (must be finite and >= 0)")
+        try OptionCheck.shouldBeNonNegative(o.lr, "Learning rate")
+        try OptionCheck.shouldBeNonNegative(o.momentum, "momentum")
+        try OptionCheck.shouldBeNonNegative(o.weightDecay, "weight decay")
+        try OptionCheck.epsilon(o.eps)
         guard (0..<100).contains(o.nsSteps) else {
             throw OptimError(.invalidOption, """
                 Invalid ns_steps value: \(o.nsSteps) (must be in 0..<100: torch refuses 100 or more for \

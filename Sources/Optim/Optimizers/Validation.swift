@@ -19,6 +19,14 @@ public enum OptionCheck {
         }
     }
 
+    /// value ≥ 0 and finite, in the wording of torch's newer optimizers (Adafactor, Muon):
+    /// "`name` should be >= 0 but is: `value`".
+    public static func shouldBeNonNegative(_ value: Double, _ name: String) throws {
+        guard value.isFinite, value >= 0 else {
+            throw OptimError(.invalidOption, "\(name) should be >= 0 but is: \(value) (and finite)")
+        }
+    }
+
     public static func finite(_ value: Double, _ name: String) throws {
         guard value.isFinite else {
             throw OptimError(.invalidOption, "Invalid \(name) value: \(value) (must be finite)")
