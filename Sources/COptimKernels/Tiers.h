@@ -13,22 +13,27 @@
 
 namespace optim {
 
-// `Float16` is the tier's float16 storage: F16C's conversions where the target has them.
-#define OPTIM_DEFINE_TIER(NAME, ATTRIBUTES, FLOAT16)                             \
+// A tier's storages: F16C's conversions for float16 and masked tail loads for float32 and
+// float64 where the target has them.
+#define OPTIM_DEFINE_TIER(NAME, ATTRIBUTES, FLOAT16, FLOAT32, FLOAT64)           \
     struct NAME {                                                                \
         typedef FLOAT16 Float16;                                                 \
+        typedef FLOAT32 Float32;                                                 \
+        typedef FLOAT64 Float64;                                                 \
         template <class Body, class... Arguments>                                \
         ATTRIBUTES static void call(Arguments... arguments) {                    \
             Body::run(arguments...);                                             \
         }                                                                        \
     };
 
-OPTIM_DEFINE_TIER(BaselineTier, , Float16Storage)
+OPTIM_DEFINE_TIER(BaselineTier, , Float16Storage, Float32Storage, Float64Storage)
 #if defined(__x86_64__)
-OPTIM_DEFINE_TIER(AVX2Tier, __attribute__((target("arch=x86-64-v3"))), F16CFloat16Storage)
+OPTIM_DEFINE_TIER(AVX2Tier, __attribute__((target("arch=x86-64-v3"))), F16CFloat16Storage,
+                  MaskedTailFloat32Storage, MaskedTailFloat64Storage)
 // min_vector_width lets the 16-float vectors use zmm registers: the x86-64-v4 tuning
 // otherwise prefers 256-bit operations.
-OPTIM_DEFINE_TIER(AVX512Tier, __attribute__((target("arch=x86-64-v4"), min_vector_width(512))), F16CFloat16Storage)
+OPTIM_DEFINE_TIER(AVX512Tier, __attribute__((target("arch=x86-64-v4"), min_vector_width(512))), F16CFloat16Storage,
+                  MaskedTailFloat32Storage, MaskedTailFloat64Storage)
 #endif
 
 #undef OPTIM_DEFINE_TIER
@@ -50,12 +55,12 @@ template <class Body> inline auto with_tier(optim_isa isa, Body &&body) {
 /// `body(Storage{})` for the storage of `dtype` in code compiled for `Tier`.
 template <class Tier, class Body> inline auto with_storage(optim_dtype dtype, Body &&body) {
     switch (dtype) {
-    case OPTIM_DTYPE_FLOAT64: return body(Float64Storage{});
+    case OPTIM_DTYPE_FLOAT64: return body(typename Tier::Float64{});
     case OPTIM_DTYPE_FLOAT16: return body(typename Tier::Float16{});
     case OPTIM_DTYPE_BFLOAT16: return body(BFloat16Storage{});
     case OPTIM_DTYPE_FLOAT32: break;
     }
-    return body(Float32Storage{});
+    return body(typename Tier::Float32{});
 }
 
 /// The segment function of `Body` (a `run(tensor, begin, end)`) compiled for `Tier`.

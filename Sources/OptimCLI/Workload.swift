@@ -3,6 +3,9 @@ enum Workload: String, CaseIterable {
     /// One tensor of 100 elements: what a step costs beyond its arithmetic.
     case one100
     case tiny10k
+    /// tiny10k's million elements in one tensor: beside tiny10k, what its 10,000 tensors cost
+    /// beyond their elements.
+    case flat1m
     case resnet50
     case gpt2small
     case big64m
@@ -11,6 +14,7 @@ enum Workload: String, CaseIterable {
         switch self {
         case .one100: [[100]]
         case .tiny10k: Array(repeating: [100], count: 10_000)
+        case .flat1m: [[1_000_000]]
         case .big64m: [[67_108_864]]
         case .resnet50: Workload.resnet50Shapes
         case .gpt2small: Workload.gpt2SmallShapes

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Many small tensors against one: float32 Adam at 2 threads over tiny10k (10,000 tensors of 100
+# elements) and flat1m (the same million elements in one tensor), the engine's bandwidth probe
+# over one million elements (Adam's traffic, no arithmetic), and the C floor
+# (peers/tensor_floor.c: a vectorized loop over one array and over 10,000 separate arrays, with
+# nothing else), in alternating rounds in one invocation. Prints every raw line, then the
+# medians over rounds of each contender's median and the ratios the docs quote.
+#
+#   Benchmarks/tiny_tensors.sh [rounds]        (default 5; needs `swift build -c release`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+optim=.build/release/optim
+[ -x "$optim" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+mkdir -p .build-peers
+floor=.build-peers/tensor_floor
+gcc -O3 -march=native -fno-math-errno -fopenmp -std=c11 -Wall -Wextra Benchmarks/peers/tensor_floor.c -o "$floor" -lm
+
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+for round in $(seq "$rounds"); do
+    echo "# round $round" | tee -a "$raw"
+    "$optim" bench --optimizer adam --workload tiny10k,flat1m --threads 2 --backend dispatch,openmp \
+        --implementation foreach --steps 100 --warmup 5 --no-probe --format json | grep '^{' | tee -a "$raw"
+    for backend in dispatch openmp; do
+        "$optim" probe --elements 1000000 --threads 2 --backend "$backend" --repetitions 100 |
+            awk -v b="$backend" 'NR > 1 { printf "{\"probe\":\"%s\",\"us_median\":%s,\"us_min\":%s}\n", b, $5, $6 }' |
+            tee -a "$raw"
+    done
+    OMP_PROC_BIND=false "$floor" --threads 2 --reps 100 | tail -n 2 | tee -a "$raw"
+done
+
+python3 - "$raw" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
+groups = {}
+for r in rows:
+    if "workload" in r:
+        key, ms = f"optim adam {r['workload']} {r['backend']}", r["ms_per_step_median"]
+    elif "probe" in r:
+        key, ms = f"optim probe 1M {r['probe']}", r["us_median"] / 1000
+    else:
+        key, ms = f"C floor, {r['layout']}", r["ms_median"]
+    groups.setdefault(key, []).append(ms)
+median = {k: statistics.median(v) for k, v in groups.items()}
+print("\n| contender | median ms (of per-round medians) | min | max | rounds |")
+print("|---|---|---|---|---|")
+for k, v in groups.items():
+    print(f"| {k} | {median[k]:.3f} | {min(v):.3f} | {max(v):.3f} | {len(v)} |")
+print()
+for backend in ("dispatch", "openmp"):
+    tiny, flat = median.get(f"optim adam tiny10k {backend}"), median.get(f"optim adam flat1m {backend}")
+    probe = median.get(f"optim probe 1M {backend}")
+    if tiny and flat and probe:
+        print(f"{backend}: tiny10k / probe = {tiny / probe:.2f}x, tiny10k / flat1m = {tiny / flat:.2f}x, "
+              f"flat1m / probe = {flat / probe:.2f}x, (tiny10k - flat1m) / 10,000 tensors = "
+              f"{(tiny - flat) * 1e6 / 10000:.0f} ns per tensor")
+one, many = median.get("C floor, one array"), median.get("C floor, tensors")
+if one and many:
+    print(f"C floor: 10,000 arrays / one array = {many / one:.2f}x, "
+          f"{(many - one) * 1e6 / 10000:.0f} ns per tensor beyond the one array")
+EOF
