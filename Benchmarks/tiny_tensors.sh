@@ -3,8 +3,9 @@
 # elements) and flat1m (the same million elements in one tensor), the engine's bandwidth probe
 # over one million elements (Adam's traffic, no arithmetic), and the C floor
 # (peers/tensor_floor.c: a vectorized loop over one array and over 10,000 separate arrays, with
-# nothing else), in alternating rounds in one invocation. Prints every raw line, then the
-# medians over rounds of each contender's median and the ratios the docs quote.
+# nothing else, asking ahead for the next tensors' lines or not), in alternating rounds in one
+# invocation. Prints every raw line, then the medians over rounds of each contender's median
+# and the ratios the docs quote.
 #
 #   Benchmarks/tiny_tensors.sh [rounds]        (default 5; needs `swift build -c release`)
 set -euo pipefail
@@ -27,7 +28,7 @@ for round in $(seq "$rounds"); do
             awk -v b="$backend" 'NR > 1 { printf "{\"probe\":\"%s\",\"us_median\":%s,\"us_min\":%s}\n", b, $5, $6 }' |
             tee -a "$raw"
     done
-    OMP_PROC_BIND=false "$floor" --threads 2 --reps 100 | tail -n 2 | tee -a "$raw"
+    "$floor" --threads 2 --reps 100 | tail -n 6 | tee -a "$raw"
 done
 
 python3 - "$raw" <<'EOF'
@@ -40,7 +41,9 @@ for r in rows:
     elif "probe" in r:
         key, ms = f"optim probe 1M {r['probe']}", r["us_median"] / 1000
     else:
-        key, ms = f"C floor, {r['layout']}", r["ms_median"]
+        ahead = r["prefetch_ahead"]
+        label = f", asking {ahead} ahead for {r['prefetched_bytes']} bytes" if ahead else ""
+        key, ms = f"C floor, {r['layout']}{label}", r["ms_median"]
     groups.setdefault(key, []).append(ms)
 median = {k: statistics.median(v) for k, v in groups.items()}
 print("\n| contender | median ms (of per-round medians) | min | max | rounds |")
@@ -55,8 +58,8 @@ for backend in ("dispatch", "openmp"):
         print(f"{backend}: tiny10k / probe = {tiny / probe:.2f}x, tiny10k / flat1m = {tiny / flat:.2f}x, "
               f"flat1m / probe = {flat / probe:.2f}x, (tiny10k - flat1m) / 10,000 tensors = "
               f"{(tiny - flat) * 1e6 / 10000:.0f} ns per tensor")
-one, many = median.get("C floor, one array"), median.get("C floor, tensors")
-if one and many:
-    print(f"C floor: 10,000 arrays / one array = {many / one:.2f}x, "
-          f"{(many - one) * 1e6 / 10000:.0f} ns per tensor beyond the one array")
+one = median.get("C floor, one array")
+for key, many in median.items():
+    if one and key.startswith("C floor, tensors"):
+        print(f"{key}: / one array = {many / one:.2f}x, {(many - one) * 1e6 / 10000:.0f} ns per tensor beyond it")
 EOF

@@ -6,7 +6,8 @@
  * the compiler vectorizes for this machine (-O3 -march=native), split over threads with an
  * OpenMP static schedule: the tensors' loop has no descriptors, no scheduler, no checks, only
  * what any implementation must do per tensor (reach its four arrays and run a short loop with
- * a tail). The ratio of the two times is the floor under the cost of many small tensors on
+ * a tail). The tensors' arrays are laid out two ways: each tensor's four together, or (as a
+ * program allocates them) every parameter, then every gradient, then each state. The ratio of the two times is the floor under the cost of many small tensors on
  * this machine; an engine that stays within 2.5x of a one-array probe on 10,000 tensors of 100
  * elements cannot do better than this ratio allows.
  *
@@ -99,17 +100,25 @@ static void run(const char *layout, tensor *tensors, long count, long reps, long
     free(times);
 }
 
-static tensor *make(long count, long per_tensor) {
+/* `count` tensors of `per_tensor` elements; `by_kind`: every parameter array first, then every
+ * gradient, then each state, as a program allocates parameters, then gradients, then optimizer
+ * state; otherwise each tensor's four arrays one after another. */
+static tensor *make(long count, long per_tensor, int by_kind) {
     tensor *tensors = malloc(sizeof(tensor) * (size_t)count);
     if (!tensors) exit(1);
-    for (long k = 0; k < count; ++k) {
-        tensors[k].n = per_tensor;
-        tensors[k].p = alloc_floats((size_t)per_tensor);
-        tensors[k].g = alloc_floats((size_t)per_tensor);
-        tensors[k].m = alloc_floats((size_t)per_tensor);
-        tensors[k].v = alloc_floats((size_t)per_tensor);
-        memset(tensors[k].m, 0, sizeof(float) * (size_t)per_tensor);
-        memset(tensors[k].v, 0, sizeof(float) * (size_t)per_tensor);
+    for (int kind = 0; kind < 4; ++kind) {
+        for (long k = 0; k < count; ++k) {
+            tensors[k].n = per_tensor;
+            for (int array = 0; array < 4; ++array) {
+                if (by_kind ? array != kind : kind != 0) continue;
+                float *values = alloc_floats((size_t)per_tensor);
+                if (array >= 2) memset(values, 0, sizeof(float) * (size_t)per_tensor);
+                if (array == 0) tensors[k].p = values;
+                if (array == 1) tensors[k].g = values;
+                if (array == 2) tensors[k].m = values;
+                if (array == 3) tensors[k].v = values;
+            }
+        }
     }
     return tensors;
 }
@@ -133,14 +142,15 @@ int main(int argc, char **argv) {
     }
     omp_set_num_threads((int)threads);
     /* The one array is cut into one piece per thread, so that both layouts are split alike. */
-    tensor *one = make(1, elements);
+    tensor *one = make(1, elements, 0);
     tensor *pieces = malloc(sizeof(tensor) * (size_t)threads);
     if (!pieces) return 1;
     for (long h = 0; h < threads; ++h) {
         long begin = elements * h / threads, end = elements * (h + 1) / threads;
         pieces[h] = (tensor){one->p + begin, one->g + begin, one->m + begin, one->v + begin, end - begin};
     }
-    tensor *many = make(count, elements / count);
+    tensor *many = make(count, elements / count, 0);
+    tensor *by_kind = make(count, elements / count, 1);
     const long bytes = (long)sizeof(float) * (elements / count);
     for (int round = 0; round < 3; ++round) {
         run("one array", pieces, threads, reps, elements, threads, 0, 0);
@@ -149,6 +159,8 @@ int main(int argc, char **argv) {
         run("tensors", many, count, reps, elements, threads, 1, bytes);
         run("tensors", many, count, reps, elements, threads, 2, bytes);
         run("tensors", many, count, reps, elements, threads, 4, bytes);
+        run("tensors by kind", by_kind, count, reps, elements, threads, 0, 0);
+        run("tensors by kind", by_kind, count, reps, elements, threads, 2, bytes);
     }
     return 0;
 }
