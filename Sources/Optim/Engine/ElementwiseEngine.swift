@@ -462,10 +462,12 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     /// initial values, by slot position.
     private func makeState(for indices: [Int]) throws -> [Int: Tensor] {
         var fresh: [Int: Tensor] = [:]
-        for index in indices {
-            let options = groups[groupOf[index]].options
-            let parameter = parameters[index]
-            for slot in 0..<slotCount where slots[index * slotCount + slot] == nil && Algorithm.usesSlot(slot, options) {
+        // Slot by slot: each state's tensors follow one another in memory, a run the hardware
+        // prefetchers follow from one small tensor into the next.
+        for slot in 0..<slotCount {
+            for index in indices where slots[index * slotCount + slot] == nil
+                && Algorithm.usesSlot(slot, groups[groupOf[index]].options) {
+                let parameter = parameters[index]
                 let tensor = try Tensor.zeros(parameter.shape, dtype: parameter.dtype)
                 let value = Algorithm.initialValue(slot: slot, defaults)
                 if value != 0 { try Foreach.add([tensor], scalar: value, execution: execution) }
