@@ -96,7 +96,7 @@ extern "C" void optim_team_serve(optim_team *team, int32_t slot_index) {
         optim_plan *plan = __atomic_load_n(&s.offer, __ATOMIC_ACQUIRE);
         if (plan && __atomic_compare_exchange_n(&s.offer, &plan, nullptr, false, __ATOMIC_ACQ_REL,
                                                 __ATOMIC_ACQUIRE)) {
-            optim_plan_work(plan);
+            optim_plan_work_from_back(plan);
             // The work happens before the launch returns.
             __atomic_fetch_add(&s.finished, 1, __ATOMIC_RELEASE);
             idle_since = now_nanoseconds();

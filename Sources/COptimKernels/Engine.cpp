@@ -1,5 +1,5 @@
-// The chunk scheduler: workers claim chunks of the launch range with an atomic counter and
-// walk the tensors that each chunk overlaps.
+// The chunk scheduler: workers claim chunks of the launch range with atomic counters and walk
+// the tensors that each chunk overlaps.
 #include <algorithm>
 
 #include "COptimKernels.h"
@@ -7,7 +7,11 @@
 extern "C" void optim_plan_reset(optim_plan *plan, int64_t begin, int64_t end) {
     plan->range_begin = begin;
     plan->range_end = end;
-    __atomic_store_n(&plan->next_chunk, 0, __ATOMIC_RELAXED);
+    const int64_t length = end - begin;
+    const int64_t chunk = plan->chunk_elements;
+    __atomic_store_n(&plan->claimed_chunks, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&plan->next_front_chunk, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&plan->next_back_chunk, length / chunk + (length % chunk != 0) - 1, __ATOMIC_RELAXED);
     __atomic_store_n(&plan->claiming_workers, 0, __ATOMIC_RELAXED);
 }
 
@@ -34,10 +38,17 @@ inline void prefetch_start(const optim_tensor *tensor) {
 
 }  // namespace
 
-extern "C" void optim_plan_work(optim_plan *plan) {
+namespace {
+
+// Claims go through one count, so that the two ends never take more chunks than there are and
+// the chunks they take never meet; then each worker takes its end's next chunk. The launching
+// thread works up from the first chunk, the others down from the last: from step to step each
+// keeps the same tensors (all of them at one thread, about half each at two), which on 10,000
+// small tensors kept their lines in its own caches instead of moving them between cores.
+void work(optim_plan *plan, bool from_back) {
     const int64_t chunk = plan->chunk_elements;
     const int64_t *offsets = plan->offsets;
-    const int32_t tensor_count = int32_t(plan->tensor_count);
+    const int32_t tensor_count = plan->tensor_count;
     const int64_t *offsets_end = offsets + tensor_count + 1;
     // Counted so that no sum or product overflows, whatever the chunk size (up to INT64_MAX).
     const int64_t length = plan->range_end - plan->range_begin;
@@ -46,12 +57,13 @@ extern "C" void optim_plan_work(optim_plan *plan) {
     // a launch that threads shared from one that a single thread ran.
     bool claimed = false;
     for (;;) {
-        const int64_t index = __atomic_fetch_add(&plan->next_chunk, 1, __ATOMIC_RELAXED);
-        if (index >= chunk_count) {
+        if (__atomic_fetch_add(&plan->claimed_chunks, 1, __ATOMIC_RELAXED) >= chunk_count) {
             if (claimed) __atomic_fetch_add(&plan->claiming_workers, 1, __ATOMIC_RELAXED);
             return;
         }
         claimed = true;
+        const int64_t index = from_back ? __atomic_fetch_sub(&plan->next_back_chunk, 1, __ATOMIC_RELAXED)
+                                        : __atomic_fetch_add(&plan->next_front_chunk, 1, __ATOMIC_RELAXED);
         int64_t begin = plan->range_begin + index * chunk;
         const int64_t end = begin + std::min(chunk, plan->range_end - begin);
         // The last tensor that starts at or before `begin`; zero-size tensors before it
@@ -71,3 +83,9 @@ extern "C" void optim_plan_work(optim_plan *plan) {
         }
     }
 }
+
+}  // namespace
+
+extern "C" void optim_plan_work(optim_plan *plan) { work(plan, false); }
+
+extern "C" void optim_plan_work_from_back(optim_plan *plan) { work(plan, true); }

@@ -49,11 +49,16 @@ extern "C" void __tsan_release(void *address);
 #endif
 #endif
 
+// Set on the thread that launches, which the runtime makes one of its team: that thread claims
+// chunks from the front, the others from the back (optim_plan_work_from_back).
+static thread_local bool launching = false;
+
 static void optim_openmp_worker(void *plan) {
 #ifdef OPTIM_TSAN_EDGES
     __tsan_acquire(plan);
 #endif
-    optim_plan_work(static_cast<optim_plan *>(plan));
+    if (launching) optim_plan_work(static_cast<optim_plan *>(plan));
+    else optim_plan_work_from_back(static_cast<optim_plan *>(plan));
 #ifdef OPTIM_TSAN_EDGES
     __tsan_release(static_cast<char *>(plan) + 1);
 #endif
@@ -64,7 +69,9 @@ extern "C" void optim_openmp_run(const optim_openmp_runtime *runtime, optim_plan
 #ifdef OPTIM_TSAN_EDGES
     __tsan_release(plan);
 #endif
+    launching = true;
     runtime->parallel(optim_openmp_worker, plan, unsigned(threads), 0);
+    launching = false;
 #ifdef OPTIM_TSAN_EDGES
     __tsan_acquire(reinterpret_cast<char *>(plan) + 1);
 #endif

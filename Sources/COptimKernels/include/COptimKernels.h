@@ -69,7 +69,9 @@ typedef struct optim_plan {
     int64_t chunk_elements;
     int64_t range_begin;
     int64_t range_end;
-    int64_t next_chunk;  // claimed atomically
+    int64_t claimed_chunks;  // how many chunks workers have claimed, counted atomically
+    int64_t next_front_chunk;  // the launching thread's next chunk, from the first up
+    int64_t next_back_chunk;   // the other workers' next chunk, from the last down
 } optim_plan;
 
 /// The highest tier this CPU runs.
@@ -85,6 +87,10 @@ void optim_plan_reset(optim_plan *plan, int64_t begin, int64_t end);
 /// Claims and processes chunks until none is left. Safe to call from many threads at once;
 /// each call that processed a chunk adds one to `claiming_workers`.
 void optim_plan_work(optim_plan *plan);
+/// `optim_plan_work` for a worker other than the launching thread: it claims chunks from the
+/// end of the range, so that each worker keeps updating the same tensors from step to step
+/// (and finds them in its own caches) while the claims still balance the work.
+void optim_plan_work_from_back(optim_plan *plan);
 
 /// An OpenMP runtime reached through its GCC-compatible entry point, loaded at run time so
 /// that no compiler flag is needed to build the package.
