@@ -28,7 +28,7 @@ for round in $(seq "$rounds"); do
             awk -v b="$backend" 'NR > 1 { printf "{\"probe\":\"%s\",\"us_median\":%s,\"us_min\":%s}\n", b, $5, $6 }' |
             tee -a "$raw"
     done
-    "$floor" --threads 2 --reps 100 | tail -n 6 | tee -a "$raw"
+    "$floor" --threads 2 --reps 100 | tail -n 8 | tee -a "$raw"
 done
 
 python3 - "$raw" <<'EOF'
