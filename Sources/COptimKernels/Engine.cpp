@@ -20,10 +20,10 @@ namespace {
 // Each tensor's arrays are allocations of their own, so the hardware prefetchers, which follow
 // runs of addresses, miss at the start of every tensor (on 10,000 tensors of 100 elements, 44%
 // of Adam's samples fell on its first load of a tensor). The first lines of the tensor two
-// ahead are asked for while this one runs: all of a 100-element float32 tensor. (A plain C
-// loop over 10,000 such tensors ran 1.65 ms a step at 2 threads asking two ahead for whole
-// tensors, 1.90 ms asking one ahead for 256 bytes, 2.64 ms asking for nothing;
-// Benchmarks/peers/tensor_floor.c.)
+// ahead are asked for while this one runs: all of a 100-element float32 tensor. (In one run of
+// Benchmarks/peers/tensor_floor.c, a plain C loop over 10,000 such tensors took 1.65 ms a step
+// at 2 threads asking two ahead for whole tensors, 1.90 ms asking one ahead for 256 bytes,
+// 2.64 ms asking for nothing.)
 constexpr int64_t prefetched_bytes = 512;
 constexpr int32_t prefetch_distance = 2;
 
@@ -35,10 +35,6 @@ inline void prefetch_start(const optim_tensor *tensor) {
             if (tensor->state[k]) __builtin_prefetch(static_cast<const char *>(tensor->state[k]) + offset, 1);
     }
 }
-
-}  // namespace
-
-namespace {
 
 // Claims go through one count, so that the two ends never take more chunks than there are and
 // the chunks they take never meet; then each worker takes its end's next chunk. The launching
