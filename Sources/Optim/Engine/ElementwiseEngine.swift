@@ -60,6 +60,10 @@ extension BuiltInAlgorithm {
     }
 }
 
+extension ElementwiseAlgorithm where Options: TorchFieldOptions {
+    static func validate(_ options: Options) throws { try options.validateFields() }
+}
+
 /// The scalar state of a rule that keeps none.
 typealias NoTensorState = NoScalarState
 

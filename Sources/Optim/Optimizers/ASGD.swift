@@ -55,24 +55,12 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
     struct TensorState: RuleScalarState {
         var eta: Float = 0
         var mu: Float = 1
-        static let names = ["eta", "mu"]
-        var values: [String: Double] { ["eta": Double(eta), "mu": Double(mu)] }
-        init() {}
-        init(eta: Float, mu: Float) { (self.eta, self.mu) = (eta, mu) }
-        init(values: [String: Double]) { self.init(eta: Float(values["eta"] ?? 0), mu: Float(values["mu"] ?? 1)) }
+        static let fields: [ScalarStateField<Self>] = [.float("eta", \.eta), .float("mu", \.mu)]
     }
 
     typealias Scalars = ASGDKernelScalars
     static let rule: BuiltInRule<Scalars> = .asgd
     static let stateNames = ["ax"]
-
-    static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
-        try OptionCheck.nonNegative(o.lambd, "lambd")
-        try OptionCheck.nonNegative(o.alpha, "alpha")
-        try OptionCheck.finite(o.t0, "t0")
-    }
 
     static func initialTensorState(_ o: Options, defaults: Options) -> TensorState { TensorState(eta: Float(o.lr), mu: 1) }
 
@@ -91,7 +79,7 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
 
 extension ASGD.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .number("lambd", \.lambd), .number("alpha", \.alpha), .number("t0", \.t0),
-        .number("weight_decay", \.weightDecay), .flag("maximize", \.maximize),
+        .number("lr", \.lr), .number("weight_decay", \.weightDecay, .nonNegative), .number("lambd", \.lambd, .nonNegative),
+        .number("alpha", \.alpha, .nonNegative), .number("t0", \.t0, .finite), .flag("maximize", \.maximize),
     ]
 }

@@ -48,15 +48,6 @@ enum AdadeltaAlgorithm: BuiltInAlgorithm {
     static let rule: BuiltInRule<Scalars> = .adadelta
     static let stateNames = ["square_avg", "acc_delta"]
 
-    static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        guard o.rho >= 0, o.rho <= 1 else {
-            throw OptimError(.invalidOption, "Invalid rho value: \(o.rho) (must be in [0, 1])")
-        }
-        try OptionCheck.epsilon(o.eps)
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
-    }
-
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
          Scalars(rho: o.rho, one_minus_rho: 1 - o.rho, eps: o.eps, weight_decay: o.weightDecay, negative_lr: -o.lr))
@@ -65,7 +56,7 @@ enum AdadeltaAlgorithm: BuiltInAlgorithm {
 
 extension Adadelta.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .number("rho", \.rho), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .flag("maximize", \.maximize),
+        .number("lr", \.lr), .number("rho", \.rho, .unitInterval), .number("eps", \.eps, .epsilon),
+        .number("weight_decay", \.weightDecay, .nonNegative), .flag("maximize", \.maximize),
     ]
 }

@@ -65,14 +65,6 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
     static let rule: BuiltInRule<Scalars> = .adagrad
     static let stateNames = ["sum"]
 
-    static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.nonNegative(o.lrDecay, "lr_decay")
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
-        try OptionCheck.nonNegative(o.initialAccumulatorValue, "initial_accumulator_value")
-        try OptionCheck.epsilon(o.eps)
-    }
-
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         let clr = o.lr / (1 + Double(step - 1) * o.lrDecay)
         return (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
@@ -82,8 +74,9 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
 
 extension Adagrad.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .number("lr_decay", \.lrDecay), .number("weight_decay", \.weightDecay),
-        .number("initial_accumulator_value", \.initialAccumulatorValue), .number("eps", \.eps),
-        .flag("maximize", \.maximize),
+        .number("lr", \.lr), .number("lr_decay", \.lrDecay, .nonNegative),
+        .number("weight_decay", \.weightDecay, .nonNegative),
+        .number("initial_accumulator_value", \.initialAccumulatorValue, .nonNegative),
+        .number("eps", \.eps, .epsilon), .flag("maximize", \.maximize),
     ]
 }

@@ -74,10 +74,6 @@ enum AdamAlgorithm: BuiltInAlgorithm {
     static let rule: BuiltInRule<Scalars> = .adam
     static let stateNames = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
 
-    static func validate(_ o: Options) throws {
-        try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
-    }
-
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { slot < 2 || o.amsgrad }
 
     /// torch's per-tensor scalars, in `Double` as torch computes them in Python.
@@ -124,8 +120,8 @@ enum AdamWAlgorithm: BuiltInAlgorithm {
 
 extension Adam.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .flag("amsgrad", \.amsgrad), .flag("maximize", \.maximize),
+        .number("lr", \.lr), .number("eps", \.eps, .epsilon), .pair("betas", \.betas, .betas),
+        .number("weight_decay", \.weightDecay, .nonNegative), .flag("amsgrad", \.amsgrad), .flag("maximize", \.maximize),
         .flag("decoupled_weight_decay", \.decoupledWeightDecay),
     ]
 }

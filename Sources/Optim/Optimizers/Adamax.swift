@@ -48,10 +48,6 @@ enum AdamaxAlgorithm: BuiltInAlgorithm {
     static let rule: BuiltInRule<Scalars> = .adamax
     static let stateNames = ["exp_avg", "exp_inf"]
 
-    static func validate(_ o: Options) throws {
-        try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
-    }
-
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         let clr = o.lr / (1 - Math.pow(o.betas.first, Double(step)))
         return (RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay),
@@ -62,7 +58,7 @@ enum AdamaxAlgorithm: BuiltInAlgorithm {
 
 extension Adamax.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .flag("maximize", \.maximize),
+        .number("lr", \.lr), .number("eps", \.eps, .epsilon), .pair("betas", \.betas, .betas),
+        .number("weight_decay", \.weightDecay, .nonNegative), .flag("maximize", \.maximize),
     ]
 }

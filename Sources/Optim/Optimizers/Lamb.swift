@@ -165,11 +165,12 @@ public enum LambRule: ElementwiseRule {
         public init() {}
 
         public static let torchFields: [OptionField<Self>] = [
-            .number("lr", \.lr), .pair("betas", \.betas), .number("weight_decay", \.weightDecay),
+            .number("lr", \.lr), .pair("betas", \.betas, .betas), .number("weight_decay", \.weightDecay, .nonNegative),
+            .number("max_grad_norm", \.maxGradNorm, .nonNegative), .number("eps", \.eps, .epsilon),
             .flag("weight_decouple", \.weightDecouple), .flag("fixed_decay", \.fixedDecay),
-            .flag("grad_averaging", \.gradAveraging), .flag("adam", \.adam), .number("eps", \.eps),
+            .flag("grad_averaging", \.gradAveraging), .flag("adam", \.adam),
             .flag("maximize", \.maximize), .flag("rectify", \.rectify), .flag("pre_norm", \.preNorm),
-            .number("max_grad_norm", \.maxGradNorm), .flag("degenerated_to_sgd", \.degeneratedToSGD),
+            .flag("degenerated_to_sgd", \.degeneratedToSGD),
             .integer("n_sma_threshold", \.nSMAThreshold),
         ]
     }
@@ -184,12 +185,7 @@ public enum LambRule: ElementwiseRule {
     public static let stepCounting = RuleStepCounting.perGroup
 
     public static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.beta(o.betas.first, index: 0)
-        try OptionCheck.beta(o.betas.second, index: 1)
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
-        try OptionCheck.nonNegative(o.maxGradNorm, "max_grad_norm")
-        try OptionCheck.epsilon(o.eps)
+        try o.validateFields()
         guard !o.rectify, !o.preNorm else {
             throw OptimError(.invalidOption, "Lamb's rectify and pre_norm are not offered by this library")
         }

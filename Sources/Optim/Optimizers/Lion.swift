@@ -38,7 +38,8 @@ public enum LionRule: ElementwiseRule {
         public init() { self.init(lr: 1e-4) }
 
         public static let torchFields: [OptionField<Self>] = [
-            .number("lr", \.lr), .pair("betas", \.betas), .number("weight_decay", \.weightDecay),
+            .number("lr", \.lr), .pair("betas", \.betas, .eachInUnitInterval("beta1", "beta2")),
+            .number("weight_decay", \.weightDecay, .nonNegative),
             .flag("decoupled_weight_decay", \.decoupledWeightDecay),
         ]
     }
@@ -53,18 +54,14 @@ public enum LionRule: ElementwiseRule {
     public static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
         guard o.lr > 0 else { throw OptimError(.invalidOption, "Invalid learning rate: 0 (Lion needs lr > 0)") }
-        try OptionCheck.unitInterval(o.betas.first, "beta1")
-        try OptionCheck.unitInterval(o.betas.second, "beta2")
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try o.validateFields()
     }
 
     /// lr₀, the learning rate the optimizer was built with.
     public struct ScalarState: RuleScalarState {
         var initialLR = 0.0
         public init() {}
-        public static let names = ["initial_lr"]
-        public var values: [String: Double] { ["initial_lr": initialLR] }
-        public init(values: [String: Double]) { initialLR = values["initial_lr"] ?? 0 }
+        public static let fields: [ScalarStateField<Self>] = [.double("initial_lr", \.initialLR)]
     }
 
     public static func initialScalarState(_ options: Options, defaults: Options) -> ScalarState {

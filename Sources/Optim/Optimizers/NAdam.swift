@@ -59,20 +59,12 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
     /// The running product of the momentum coefficients, rounded to Float as torch keeps it.
     struct TensorState: RuleScalarState {
         var muProduct: Float = 1
-        static let names = ["mu_product"]
-        var values: [String: Double] { ["mu_product": Double(muProduct)] }
-        init() {}
-        init(values: [String: Double]) { muProduct = Float(values["mu_product"] ?? 1) }
+        static let fields: [ScalarStateField<Self>] = [.float("mu_product", \.muProduct)]
     }
 
     typealias Scalars = NAdamKernelScalars
     static let rule: BuiltInRule<Scalars> = .nadam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
-
-    static func validate(_ o: Options) throws {
-        try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
-        try OptionCheck.nonNegative(o.momentumDecay, "momentum_decay")
-    }
 
     static func prepare(_ o: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars) {
         var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)
@@ -94,8 +86,8 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
 
 extension NAdam.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .number("momentum_decay", \.momentumDecay), .flag("decoupled_weight_decay", \.decoupledWeightDecay),
+        .number("lr", \.lr), .number("eps", \.eps, .epsilon), .pair("betas", \.betas, .betas),
+        .number("weight_decay", \.weightDecay, .nonNegative), .number("momentum_decay", \.momentumDecay, .nonNegative), .flag("decoupled_weight_decay", \.decoupledWeightDecay),
         .flag("maximize", \.maximize),
     ]
 }

@@ -57,10 +57,6 @@ enum RAdamAlgorithm: BuiltInAlgorithm {
     static let rule: BuiltInRule<Scalars> = .radam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
 
-    static func validate(_ o: Options) throws {
-        try OptionCheck.adamFamily(lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay)
-    }
-
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
         var flags = RuleFlags.common(maximize: o.maximize, weightDecay: o.weightDecay)
         if o.weightDecay != 0 && o.decoupledWeightDecay { flags |= RuleFlags.decoupled }
@@ -86,7 +82,7 @@ enum RAdamAlgorithm: BuiltInAlgorithm {
 
 extension RAdam.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-        .flag("decoupled_weight_decay", \.decoupledWeightDecay), .flag("maximize", \.maximize),
+        .number("lr", \.lr), .number("eps", \.eps, .epsilon), .pair("betas", \.betas, .betas),
+        .number("weight_decay", \.weightDecay, .nonNegative), .flag("decoupled_weight_decay", \.decoupledWeightDecay), .flag("maximize", \.maximize),
     ]
 }

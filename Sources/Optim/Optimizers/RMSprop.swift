@@ -57,14 +57,6 @@ enum RMSpropAlgorithm: BuiltInAlgorithm {
     static let rule: BuiltInRule<Scalars> = .rmsprop
     static let stateNames = ["square_avg", "momentum_buffer", "grad_avg"]
 
-    static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.epsilon(o.eps)
-        try OptionCheck.nonNegative(o.momentum, "momentum")
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
-        try OptionCheck.nonNegative(o.alpha, "alpha")
-    }
-
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool {
         slot == 0 || (slot == 1 && o.momentum > 0) || (slot == 2 && o.centered)
     }
@@ -80,8 +72,9 @@ enum RMSpropAlgorithm: BuiltInAlgorithm {
 
 extension RMSprop.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .number("alpha", \.alpha), .number("eps", \.eps),
-        .number("weight_decay", \.weightDecay), .number("momentum", \.momentum), .flag("centered", \.centered),
+        .number("lr", \.lr), .number("eps", \.eps, .epsilon), .number("momentum", \.momentum, .nonNegative),
+        .number("weight_decay", \.weightDecay, .nonNegative), .number("alpha", \.alpha, .nonNegative),
+        .flag("centered", \.centered),
         .flag("maximize", \.maximize),
     ]
 }

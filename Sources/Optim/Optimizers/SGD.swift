@@ -58,10 +58,7 @@ enum SGDAlgorithm: BuiltInAlgorithm {
     static let keepsStepCount = false
 
     static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.nonNegative(o.momentum, "momentum")
-        try OptionCheck.finite(o.dampening, "dampening")
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
+        try o.validateFields()
         if o.nesterov && (o.momentum <= 0 || o.dampening != 0) {
             throw OptimError(.invalidOption, "Nesterov momentum requires a momentum and zero dampening")
         }
@@ -86,7 +83,7 @@ enum SGDAlgorithm: BuiltInAlgorithm {
 
 extension SGD.Options: TorchFieldOptions {
     public static let torchFields: [OptionField<Self>] = [
-        .number("lr", \.lr), .number("momentum", \.momentum), .number("dampening", \.dampening),
-        .number("weight_decay", \.weightDecay), .flag("nesterov", \.nesterov), .flag("maximize", \.maximize),
+        .number("lr", \.lr), .number("momentum", \.momentum, .nonNegative), .number("dampening", \.dampening, .finite),
+        .number("weight_decay", \.weightDecay, .nonNegative), .flag("nesterov", \.nesterov), .flag("maximize", \.maximize),
     ]
 }

@@ -90,8 +90,9 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
         public init() {}
 
         public static let torchFields: [OptionField<Self>] = [
-            .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .number("weight_decay", \.weightDecay),
-            .integer("warmup_steps", \.warmupSteps), .number("r", \.r), .number("weight_lr_power", \.weightLRPower),
+            .number("lr", \.lr), .pair("betas", \.betas, .betas), .number("eps", \.eps, .epsilon),
+            .number("weight_decay", \.weightDecay, .nonNegative), .integer("warmup_steps", \.warmupSteps, .nonNegative),
+            .number("r", \.r, .finite), .number("weight_lr_power", \.weightLRPower, .finite),
         ]
     }
 
@@ -99,13 +100,9 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
     public struct ScalarState: RuleScalarState {
         var weightSum = 0.0, lrMax = -1.0, scheduledLR = 0.0
         public init() {}
-        public static let names = ["weight_sum", "lr_max", "scheduled_lr"]
-        public var values: [String: Double] { ["weight_sum": weightSum, "lr_max": lrMax, "scheduled_lr": scheduledLR] }
-        public init(values: [String: Double]) {
-            weightSum = values["weight_sum"] ?? 0
-            lrMax = values["lr_max"] ?? -1
-            scheduledLR = values["scheduled_lr"] ?? 0
-        }
+        public static let fields: [ScalarStateField<Self>] = [
+            .double("weight_sum", \.weightSum), .double("lr_max", \.lrMax), .double("scheduled_lr", \.scheduledLR),
+        ]
     }
 
     public struct Scalars {
@@ -115,17 +112,6 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
     public static let name = "ScheduleFreeAdamW"
     public static let stateNames = ["z", "exp_avg_sq"]
     public static let stepCounting = RuleStepCounting.perGroup
-
-    public static func validate(_ o: Options) throws {
-        try OptionCheck.learningRate(o.lr)
-        try OptionCheck.beta(o.betas.first, index: 0)
-        try OptionCheck.beta(o.betas.second, index: 1)
-        try OptionCheck.epsilon(o.eps)
-        try OptionCheck.nonNegative(o.weightDecay, "weight_decay")
-        try OptionCheck.nonNegative(Double(o.warmupSteps), "warmup_steps")
-        try OptionCheck.finite(o.r, "r")
-        try OptionCheck.finite(o.weightLRPower, "weight_lr_power")
-    }
 
     public static func scalars(_ o: Options, step: Int, state: inout ScalarState) -> Scalars {
         let k = step - 1

@@ -52,13 +52,4 @@ public enum OptionCheck {
             throw OptimError(.invalidOption, "Invalid \(name) value: \(value) (must be in [0, 1])")
         }
     }
-
-    /// The checks of Adam and its relatives: lr and eps ≥ 0, 0 ≤ βᵢ < 1, weight decay ≥ 0.
-    public static func adamFamily(lr: Double, betas: Pair, eps: Double, weightDecay: Double) throws {
-        try learningRate(lr)
-        try epsilon(eps)
-        try beta(betas.first, index: 0)
-        try beta(betas.second, index: 1)
-        try nonNegative(weightDecay, "weight_decay")
-    }
 }

@@ -52,7 +52,8 @@ public protocol ElementwiseRule: ElementwiseRuleSegments {
     static var stateNames: [String] { get }
     /// Whose step count `scalars` sees (default: ``RuleStepCounting/perParameter``).
     static var stepCounting: RuleStepCounting { get }
-    /// Throws when options are out of range; the default checks that `lr` is finite and ≥ 0.
+    /// Throws when options are out of range; the default checks that `lr` is finite and ≥ 0, then
+    /// each field's requirement (``TorchFieldOptions/validateFields()``).
     static func validate(_ options: Options) throws
     /// The scalar state before a parameter's first update, from its group's options and the
     /// optimizer's defaults (the options it was built with). Default: `ScalarState()`.
@@ -84,32 +85,70 @@ extension ElementwiseRule {
 
     public static func initialScalarState(_ options: Options, defaults: Options) -> ScalarState { ScalarState() }
 
-    public static func validate(_ options: Options) throws {
-        guard options.lr >= 0, options.lr.isFinite else {
-            throw OptimError(.invalidOption, "Invalid learning rate: \(options.lr) (it must be finite and >= 0)")
+    public static func validate(_ options: Options) throws { try options.validateFields() }
+}
+
+/// Scalar state a rule keeps per parameter (a running product, a sum of weights): its values
+/// and the names they have in a state dict, from one table of fields.
+///
+///     struct ScalarState: RuleScalarState {
+///         var weightSum = 0.0, lrMax = -1.0
+///         static let fields: [ScalarStateField<Self>] = [.double("weight_sum", \.weightSum), .double("lr_max", \.lrMax)]
+///     }
+public protocol RuleScalarState: Equatable {
+    /// The state before a parameter's first update.
+    init()
+    /// Every value under its state-dict name.
+    static var fields: [ScalarStateField<Self>] { get }
+}
+
+/// One value of a rule's scalar state under its state-dict name. A state dict holds it as a
+/// number; a `Float` value is kept rounded to `Float`, as torch keeps a float32 tensor.
+// Key paths are immutable values, safe to share between threads.
+public enum ScalarStateField<State>: @unchecked Sendable {
+    case double(String, WritableKeyPath<State, Double>)
+    case float(String, WritableKeyPath<State, Float>)
+
+    /// The value's name in a state dict.
+    public var name: String {
+        switch self {
+        case .double(let name, _), .float(let name, _): name
         }
     }
 }
 
-/// Scalar state a rule keeps per parameter (a running product, a sum of weights), with the
-/// names it has in a state dict.
-public protocol RuleScalarState: Equatable {
-    /// The state before a parameter's first update.
-    init()
-    /// The names of `values`, which a state dict must hold.
-    static var names: [String] { get }
+extension RuleScalarState {
+    /// The names of ``values``, which a state dict must hold.
+    public static var names: [String] { fields.map(\.name) }
+
     /// The values by name.
-    var values: [String: Double] { get }
-    /// The state from values by name (every name of `names` is present).
-    init(values: [String: Double])
+    public var values: [String: Double] {
+        var values: [String: Double] = [:]
+        for field in Self.fields {
+            switch field {
+            case .double(let name, let path): values[name] = self[keyPath: path]
+            case .float(let name, let path): values[name] = Double(self[keyPath: path])
+            }
+        }
+        return values
+    }
+
+    /// The state from values by name; a name `values` lacks keeps its value in `init()`.
+    public init(values: [String: Double]) {
+        self.init()
+        for field in Self.fields {
+            switch field {
+            case .double(let name, let path): if let value = values[name] { self[keyPath: path] = value }
+            case .float(let name, let path): if let value = values[name] { self[keyPath: path] = Float(value) }
+            }
+        }
+    }
 }
 
 /// The scalar state of a rule that keeps none.
 public struct NoScalarState: RuleScalarState {
     public init() {}
-    public static var names: [String] { [] }
-    public var values: [String: Double] { [:] }
-    public init(values: [String: Double]) {}
+    public static var fields: [ScalarStateField<Self>] { [] }
 }
 
 /// The state slots of one vector of elements, by slot number (the order of

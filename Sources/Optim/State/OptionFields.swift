@@ -1,13 +1,15 @@
-/// One option of an optimizer under torch's name, for reading and writing state dicts.
+/// One option of an optimizer under torch's name, for reading and writing state dicts, with what
+/// its value must satisfy. A table of fields lists the options in the order torch checks them,
+/// so that the first error is torch's.
 // Key paths are immutable values, safe to share between threads.
 public enum OptionField<Options>: @unchecked Sendable {
     /// A number.
-    case number(String, WritableKeyPath<Options, Double>)
+    case number(String, WritableKeyPath<Options, Double>, OptionRequirement<Double> = .any)
     /// A whole number (a step count, a number of iterations).
-    case integer(String, WritableKeyPath<Options, Int>)
+    case integer(String, WritableKeyPath<Options, Int>, OptionRequirement<Int> = .any)
     case flag(String, WritableKeyPath<Options, Bool>)
     /// Two numbers (torch's `betas`, `etas`, `step_sizes`).
-    case pair(String, WritableKeyPath<Options, Pair>)
+    case pair(String, WritableKeyPath<Options, Pair>, OptionRequirement<Pair> = .any)
     /// A list of numbers of a fixed length (Adan's three betas): a list of another length is
     /// refused.
     case numbers(String, WritableKeyPath<Options, [Double]>)
@@ -15,8 +17,66 @@ public enum OptionField<Options>: @unchecked Sendable {
     /// torch's name of the option.
     public var name: String {
         switch self {
-        case .number(let name, _), .integer(let name, _), .flag(let name, _), .pair(let name, _),
+        case .number(let name, _, _), .integer(let name, _, _), .flag(let name, _), .pair(let name, _, _),
              .numbers(let name, _): name
+        }
+    }
+
+    /// Throws when the option's value in `options` does not satisfy its requirement.
+    func check(_ options: Options) throws {
+        switch self {
+        case .number(let name, let path, let requirement): try requirement.check(options[keyPath: path], name)
+        case .integer(let name, let path, let requirement): try requirement.check(options[keyPath: path], name)
+        case .pair(let name, let path, let requirement): try requirement.check(options[keyPath: path], name)
+        case .flag, .numbers: break
+        }
+    }
+}
+
+/// What an option's value must satisfy, with the error that says why when it does not (in
+/// torch's words where torch has them; NaN and infinities are refused too).
+public struct OptionRequirement<Value>: Sendable {
+    /// Throws when `value`, the option named `name`, is out of range.
+    public let check: @Sendable (_ value: Value, _ name: String) throws -> Void
+
+    public init(_ check: @escaping @Sendable (_ value: Value, _ name: String) throws -> Void) {
+        self.check = check
+    }
+
+    /// Any value.
+    public static var any: Self { Self { _, _ in } }
+}
+
+extension OptionRequirement where Value == Double {
+    /// Finite and ≥ 0: "Invalid `name` value".
+    public static var nonNegative: Self { Self { try OptionCheck.nonNegative($0, $1) } }
+    /// Finite.
+    public static var finite: Self { Self { try OptionCheck.finite($0, $1) } }
+    /// In [0, 1].
+    public static var unitInterval: Self { Self { try OptionCheck.unitInterval($0, $1) } }
+    /// Finite and ≥ 0, as torch words it for `eps`: "Invalid epsilon value".
+    public static var epsilon: Self { Self { value, _ in try OptionCheck.epsilon(value) } }
+}
+
+extension OptionRequirement where Value == Int {
+    /// ≥ 0.
+    public static var nonNegative: Self { Self { try OptionCheck.nonNegative(Double($0), $1) } }
+}
+
+extension OptionRequirement where Value == Pair {
+    /// Both in [0, 1), as torch requires of Adam's betas: "Invalid beta parameter at index i".
+    public static var betas: Self {
+        Self { betas, _ in
+            try OptionCheck.beta(betas.first, index: 0)
+            try OptionCheck.beta(betas.second, index: 1)
+        }
+    }
+
+    /// Both in [0, 1], refused as "Invalid `firstName` value" or "Invalid `secondName` value".
+    public static func eachInUnitInterval(_ firstName: String, _ secondName: String) -> Self {
+        Self { pair, _ in
+            try OptionCheck.unitInterval(pair.first, firstName)
+            try OptionCheck.unitInterval(pair.second, secondName)
         }
     }
 }
@@ -41,10 +101,10 @@ extension Array {
         var values: [String: StateValue] = [:]
         for field in self {
             switch field {
-            case .number(let name, let path): values[name] = .number(options[keyPath: path])
-            case .integer(let name, let path): values[name] = .integer(options[keyPath: path])
+            case .number(let name, let path, _): values[name] = .number(options[keyPath: path])
+            case .integer(let name, let path, _): values[name] = .integer(options[keyPath: path])
             case .flag(let name, let path): values[name] = .bool(options[keyPath: path])
-            case .pair(let name, let path):
+            case .pair(let name, let path, _):
                 let pair = options[keyPath: path]
                 values[name] = .list([.number(pair.first), .number(pair.second)])
             case .numbers(let name, let path): values[name] = .list(options[keyPath: path].map(StateValue.number))
@@ -61,10 +121,10 @@ extension Array {
         for field in self {
             guard let value = values[field.name] else { continue }
             switch field {
-            case .number(let name, let path):
+            case .number(let name, let path, _):
                 guard let number = value.doubleValue else { throw Self.mismatch(name, value, "a number") }
                 options[keyPath: path] = number
-            case .integer(let name, let path):
+            case .integer(let name, let path, _):
                 guard let number = value.doubleValue, let integer = Int(exactly: number) else {
                     throw Self.mismatch(name, value, "a whole number")
                 }
@@ -77,7 +137,7 @@ extension Array {
                 case .integer(1), .number(1): options[keyPath: path] = true
                 default: throw Self.mismatch(name, value, "True or False")
                 }
-            case .pair(let name, let path):
+            case .pair(let name, let path, _):
                 let numbers = try Self.numbers(name, value, count: 2)
                 options[keyPath: path] = Pair(numbers[0], numbers[1])
             case .numbers(let name, let path):
@@ -132,6 +192,14 @@ extension TorchFieldOptions {
 
     public func applying(torchValues values: [String: StateValue]) throws -> Self {
         try Self.torchFields.options(from: values, base: self)
+    }
+
+    /// Throws unless the learning rate is finite and ≥ 0 and every field satisfies its
+    /// requirement, checked in the table's order: the validation of an optimizer whose options
+    /// need nothing more.
+    public func validateFields() throws {
+        try OptionCheck.learningRate(lr)
+        for field in Self.torchFields { try field.check(self) }
     }
 }
 
