@@ -7,12 +7,16 @@
  * OpenMP static schedule: the tensors' loop has no descriptors, no scheduler, no checks, only
  * what any implementation must do per tensor (reach its four arrays and run a short loop with
  * a tail). The tensors' arrays are laid out two ways: each tensor's four together, or (as a
- * program allocates them) every parameter, then every gradient, then each state. The ratio of the two times is the floor under the cost of many small tensors on
- * this machine; an engine that stays within 2.5x of a one-array probe on 10,000 tensors of 100
- * elements cannot do better than this ratio allows.
+ * program allocates them) every parameter, then every gradient, then each state. With
+ * `--spacer B`, a program's other objects are stood in for by an allocation of B bytes before
+ * each parameter and each gradient array of the second layout (a tensor object, its shape,
+ * whatever else the program allocates between them): the arrays spread over more memory, as
+ * they do in a real program. The ratio of the times is the floor under the cost of many small
+ * tensors on this machine; an engine that stays within 2.5x of a one-array probe on 10,000
+ * tensors of 100 elements cannot do better than this ratio allows.
  *
  * Build: gcc -O3 -march=native -fopenmp tensor_floor.c -o tensor_floor -lm
- * Run:   tensor_floor --elements N --tensors T --threads H --reps R
+ * Run:   tensor_floor --elements N --tensors T --threads H --reps R [--spacer B]
  * Prints one JSON line per layout (one array, then T arrays) with the median and minimum
  * milliseconds per step.
  */
@@ -40,6 +44,10 @@ static float *alloc_floats(size_t n) {
     for (size_t i = 0; i < n; ++i) p[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
     return p;
 }
+
+/* Bytes allocated before each parameter and gradient array of the by-kind layout, kept for the
+ * program's life as a program's other objects are. */
+static long spacer_bytes = 0;
 
 typedef struct {
     float *p, *g, *m, *v;
@@ -93,9 +101,10 @@ static void run(const char *layout, tensor *tensors, long count, long reps, long
     double checksum = 0;
     for (long k = 0; k < count; ++k)
         for (long i = 0; i < tensors[k].n; ++i) checksum += tensors[k].p[i];
-    printf("{\"layout\":\"%s\",\"tensors\":%ld,\"elements\":%ld,\"threads\":%ld,\"reps\":%ld,"
+    printf("{\"layout\":\"%s\",\"spacer\":%ld,\"tensors\":%ld,\"elements\":%ld,\"threads\":%ld,\"reps\":%ld,"
            "\"prefetch_ahead\":%ld,\"prefetched_bytes\":%ld,\"ms_median\":%.5f,\"ms_min\":%.5f,\"checksum\":%.6g}\n",
-           layout, count, elements, threads, reps, ahead, prefetched_bytes, 1e3 * times[reps / 2], 1e3 * times[0],
+           layout, strcmp(layout, "tensors by kind") ? 0 : spacer_bytes, count, elements, threads, reps, ahead,
+           prefetched_bytes, 1e3 * times[reps / 2], 1e3 * times[0],
            checksum);
     free(times);
 }
@@ -111,6 +120,7 @@ static tensor *make(long count, long per_tensor, int by_kind) {
             tensors[k].n = per_tensor;
             for (int array = 0; array < 4; ++array) {
                 if (by_kind ? array != kind : kind != 0) continue;
+                if (by_kind && array < 2 && spacer_bytes > 0 && !malloc((size_t)spacer_bytes)) exit(1);
                 float *values = alloc_floats((size_t)per_tensor);
                 if (array >= 2) memset(values, 0, sizeof(float) * (size_t)per_tensor);
                 if (array == 0) tensors[k].p = values;
@@ -131,12 +141,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--tensors")) count = value;
         else if (!strcmp(argv[a], "--threads")) threads = value;
         else if (!strcmp(argv[a], "--reps")) reps = value;
+        else if (!strcmp(argv[a], "--spacer")) spacer_bytes = value;
         else {
-            fprintf(stderr, "usage: tensor_floor [--elements N] [--tensors T] [--threads H] [--reps R]\n");
+            fprintf(stderr, "usage: tensor_floor [--elements N] [--tensors T] [--threads H] [--reps R] [--spacer B]\n");
             return 2;
         }
     }
-    if (elements <= 0 || count <= 0 || threads <= 0 || reps <= 0 || elements % count != 0) {
+    if (elements <= 0 || count <= 0 || threads <= 0 || reps <= 0 || spacer_bytes < 0 || elements % count != 0) {
         fprintf(stderr, "tensor_floor: positive sizes, and elements a multiple of tensors\n");
         return 2;
     }

@@ -5,6 +5,35 @@ import Testing
 /// State dicts: what torch 2.15 writes is read and written back the same, and a run saved and
 /// restored mid-way continues bit for bit as if never interrupted.
 @Suite struct StateDictTests {
+    /// State tensors are cut from one allocation per slot: each must still start on a cache
+    /// line, own its bytes (empty ones too), and outlive the optimizer that made them.
+    @Test func stateTensorsAreAlignedDisjointAndOutliveTheirOptimizer() throws {
+        let counts = [0, 3, 17, 100, 0, 1]
+        let parameters = try counts.map { try Tensor.zeros([$0], dtype: .float32) }
+        for (k, parameter) in parameters.enumerated() {
+            parameter.grad = try Tensor((0..<counts[k]).map { Double($0 + k) * 0.25 - 1 })
+        }
+        var adam: Adam? = try Adam(parameters, options: .init(lr: 0.1))
+        try adam?.step()
+        let states = try parameters.map { try #require(adam?.state(for: $0)) }
+        var ranges: [Range<Int>] = []
+        for state in states {
+            for name in ["exp_avg", "exp_avg_sq"] {
+                let tensor = try #require(state[name])
+                let start = Int(bitPattern: tensor.baseAddress)
+                #expect(start % 64 == 0)
+                ranges.append(start..<(start + max(tensor.byteCount, 1)))
+            }
+        }
+        for (i, a) in ranges.enumerated() {
+            for b in ranges[(i + 1)...] { #expect(!a.overlaps(b)) }
+        }
+        let before = states.map { $0.tensors.mapValues { $0.toArray() } }
+        #expect(before[3]["exp_avg"]?.count == 100 && before[3]["exp_avg"]?.contains { $0 != 0 } == true)
+        adam = nil
+        #expect(states.map { $0.tensors.mapValues { $0.toArray() } } == before)
+    }
+
     struct GoldenFile: Decodable {
         struct Case: Decodable {
             struct Parameter: Decodable { let shape: [Int] }

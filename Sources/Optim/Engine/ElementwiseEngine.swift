@@ -466,17 +466,18 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     /// initial values, by slot position.
     private func makeState(for indices: [Int]) throws -> [Int: Tensor] {
         var fresh: [Int: Tensor] = [:]
-        // Slot by slot: each state's tensors follow one another in memory, a run the hardware
-        // prefetchers follow from one small tensor into the next.
+        // Slot by slot, each slot's tensors cut from one allocation: they follow one another in
+        // memory with nothing between them, a run the hardware prefetchers follow from one small
+        // tensor into the next, in as few pages (huge ones, from 2 MiB) and cache lines as the
+        // elements need. Each tensor keeps its slot's allocation alive.
         for slot in 0..<slotCount {
-            for index in indices where slots[index * slotCount + slot] == nil
-                && Algorithm.usesSlot(slot, groups[groupOf[index]].options) {
-                let parameter = parameters[index]
-                let tensor = try Tensor.zeros(parameter.shape, dtype: parameter.dtype)
-                let value = Algorithm.initialValue(slot: slot, defaults)
-                if value != 0 { try Foreach.add([tensor], scalar: value, execution: execution) }
-                fresh[index * slotCount + slot] = tensor
+            let needing = indices.filter {
+                slots[$0 * slotCount + slot] == nil && Algorithm.usesSlot(slot, groups[groupOf[$0]].options)
             }
+            let tensors = try Tensor.zerosSharingOneAllocation(needing.map { (parameters[$0].shape, parameters[$0].dtype) })
+            let value = Algorithm.initialValue(slot: slot, defaults)
+            if value != 0, !tensors.isEmpty { try Foreach.add(tensors, scalar: value, execution: execution) }
+            for (index, tensor) in zip(needing, tensors) { fresh[index * slotCount + slot] = tensor }
         }
         return fresh
     }

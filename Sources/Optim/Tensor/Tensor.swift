@@ -60,6 +60,33 @@ public final class Tensor: @unchecked Sendable {
         return Tensor(shape: shape, dtype: dtype, storage: storage)
     }
 
+    /// Tensors of zeros with these shapes and dtypes, one after another in one allocation, each
+    /// starting on a 64-byte boundary; the allocation lives as long as any of them. Throws when
+    /// a shape is invalid, the total size overflows, or the memory cannot be allocated.
+    static func zerosSharingOneAllocation(_ specs: [(shape: [Int], dtype: DType)]) throws -> [Tensor] {
+        var offsets: [Int] = []
+        offsets.reserveCapacity(specs.count)
+        var total = 0
+        for spec in specs {
+            // An empty tensor gets a line too, so that every tensor has an address of its own.
+            let bytes = max(try Tensor.byteCount(spec.shape, spec.dtype), 1)
+            let (padded, paddingOverflow) = bytes.addingReportingOverflow(TensorStorage.alignment - 1)
+            let (end, totalOverflow) = total.addingReportingOverflow(padded / TensorStorage.alignment * TensorStorage.alignment)
+            guard !paddingOverflow, !totalOverflow else {
+                throw OptimError(.invalidArgument, "the tensors together exceed the address space")
+            }
+            offsets.append(total)
+            total = end
+        }
+        guard !specs.isEmpty else { return [] }
+        let allocation = try TensorStorage(allocatingBytes: total)
+        allocation.base.initializeMemory(as: UInt8.self, repeating: 0, count: total)
+        return zip(specs, offsets).map { spec, offset in
+            Tensor(shape: spec.shape, dtype: spec.dtype,
+                   storage: TensorStorage(borrowing: allocation.base + offset, onRelease: { withExtendedLifetime(allocation) {} }))
+        }
+    }
+
     /// A tensor holding `values` (row-major) converted to `dtype` by rounding to nearest, ties
     /// to even. `shape` defaults to one dimension of `values.count`.
     public convenience init<Scalar: BinaryFloatingPoint>(_ values: [Scalar], shape: [Int]? = nil,
