@@ -4,7 +4,8 @@
 # over one million elements (Adam's traffic, no arithmetic), and the C floor
 # (peers/tensor_floor.c: a vectorized loop over one array and over 10,000 separate arrays, with
 # nothing else, asking ahead for the next tensors' lines or not), in alternating rounds in one
-# invocation. Prints every raw line, then the medians over rounds of each contender's median
+# invocation; the by-kind layout also with 200 bytes of other allocations before each parameter
+# and gradient array, as a program's objects stand between its tensors. Prints every raw line, then the medians over rounds of each contender's median
 # and the ratios the docs quote.
 #
 #   Benchmarks/tiny_tensors.sh [rounds]        (default 5; needs `swift build -c release`)
@@ -29,6 +30,8 @@ for round in $(seq "$rounds"); do
             tee -a "$raw"
     done
     "$floor" --threads 2 --reps 100 | tail -n 8 | tee -a "$raw"
+    # The by-kind layout again with 200 bytes of other objects before each parameter and gradient.
+    "$floor" --threads 2 --reps 100 --spacer 200 | grep '"tensors by kind"' | tail -n 2 | tee -a "$raw"
 done
 
 python3 - "$raw" <<'EOF'
@@ -43,7 +46,8 @@ for r in rows:
     else:
         ahead = r["prefetch_ahead"]
         label = f", asking {ahead} ahead for {r['prefetched_bytes']} bytes" if ahead else ""
-        key, ms = f"C floor, {r['layout']}{label}", r["ms_median"]
+        spacer = f", {r['spacer']} bytes of other objects before each parameter and gradient" if r.get("spacer") else ""
+        key, ms = f"C floor, {r['layout']}{spacer}{label}", r["ms_median"]
     groups.setdefault(key, []).append(ms)
 median = {k: statistics.median(v) for k, v in groups.items()}
 print("\n| contender | median ms (of per-round medians) | min | max | rounds |")
