@@ -6,7 +6,8 @@ struct OptimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "optim",
         abstract: "Benchmarks and reference checks for the Optim library.",
-        subcommands: [Bench.self, BenchCheckpoint.self, VerifyGolden.self, Probe.self, PlotSchedules.self, Catalog.self],
+        subcommands: [Bench.self, BenchCheckpoint.self, VerifyGolden.self, Probe.self, PlotSchedules.self, Catalog.self,
+                      Train.self],
         defaultSubcommand: Bench.self
     )
 }
