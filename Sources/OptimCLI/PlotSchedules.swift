@@ -115,47 +115,8 @@ struct PlotSchedules: ParsableCommand {
 
     /// A line chart of `rates` (epoch 0 is the rate after the scheduler was built).
     func svg(title: String, subtitle: String, rates: [Double]) -> String {
-        let width = 640.0, height = 360.0
-        let left = 70.0, right = 20.0, top = 56.0, bottom = 44.0
-        let plotWidth = width - left - right, plotHeight = height - top - bottom
-        let highest = max(rates.max() ?? 1, 1e-12) * 1.08
-        func x(_ epoch: Int) -> Double { left + plotWidth * Double(epoch) / Double(max(rates.count - 1, 1)) }
-        func y(_ rate: Double) -> Double { top + plotHeight * (1 - rate / highest) }
-        func format(_ value: Double) -> String { String(format: "%.2f", value) }
-        var lines: [String] = [
-            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(Int(width))" height="\##(Int(height))" viewBox="0 0 \##(Int(width)) \##(Int(height))" font-family="Helvetica, Arial, sans-serif">"##,
-            ##"<rect width="100%" height="100%" fill="white"/>"##,
-            ##"<text x="\##(left)" y="24" font-size="17" font-weight="bold">\##(escape(title))</text>"##,
-            ##"<text x="\##(left)" y="44" font-size="12" fill="#555">\##(escape(subtitle))</text>"##,
-        ]
-        let ticks = 5
-        for index in 0...ticks {
-            let rate = highest * Double(index) / Double(ticks)
-            let position = y(rate)
-            lines.append(##"<line x1="\##(left)" y1="\##(format(position))" x2="\##(width - right)" y2="\##(format(position))" stroke="#e5e5e5"/>"##)
-            lines.append(##"<text x="\##(left - 8)" y="\##(format(position + 4))" font-size="11" text-anchor="end" fill="#333">\##(String(format: "%.3g", rate))</text>"##)
-        }
-        let epochStep = max(1, (rates.count - 1) / 8)
-        for epoch in stride(from: 0, through: rates.count - 1, by: epochStep) {
-            let position = x(epoch)
-            lines.append(##"<line x1="\##(format(position))" y1="\##(top + plotHeight)" x2="\##(format(position))" y2="\##(top + plotHeight + 5)" stroke="#333"/>"##)
-            lines.append(##"<text x="\##(format(position))" y="\##(top + plotHeight + 18)" font-size="11" text-anchor="middle" fill="#333">\##(epoch)</text>"##)
-        }
-        lines.append(##"<line x1="\##(left)" y1="\##(top + plotHeight)" x2="\##(width - right)" y2="\##(top + plotHeight)" stroke="#333"/>"##)
-        lines.append(##"<line x1="\##(left)" y1="\##(top)" x2="\##(left)" y2="\##(top + plotHeight)" stroke="#333"/>"##)
-        lines.append(##"<text x="\##(left + plotWidth / 2)" y="\##(height - 6)" font-size="12" text-anchor="middle">epoch</text>"##)
-        lines.append(##"<text x="16" y="\##(top + plotHeight / 2)" font-size="12" text-anchor="middle" transform="rotate(-90 16 \##(top + plotHeight / 2))">learning rate</text>"##)
-        let points = rates.enumerated().map { "\(format(x($0.offset))),\(format(y($0.element)))" }.joined(separator: " ")
-        lines.append(##"<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="\##(points)"/>"##)
-        for (epoch, rate) in rates.enumerated() {
-            lines.append(##"<circle cx="\##(format(x(epoch)))" cy="\##(format(y(rate)))" r="2.2" fill="#1f6feb"/>"##)
-        }
-        lines.append("</svg>")
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    private func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;")
+        let points = rates.enumerated().map { (x: Double($0.offset), y: $0.element) }
+        return LineChart(title: title, subtitle: subtitle, xLabel: "epoch", yLabel: "learning rate",
+                         series: [.init(name: title, points: points, marked: true)]).svg()
     }
 }

@@ -21,6 +21,10 @@ struct Train: ParsableCommand {
     @Option(help: "The learning rate (default: the optimizer's).")
     var lr: Double?
 
+    @Option(help: ArgumentHelp("An option by its torch name, as name=JSON value (momentum=0.9, betas=[0.9,0.99], nesterov=true); repeatable.",
+                               valueName: "name=value"))
+    var option: [String] = []
+
     @Option(help: "Passes over the training images.")
     var epochs = 30
 
@@ -36,34 +40,94 @@ struct Train: ParsableCommand {
     @Option(help: "The digits file (64 pixel values 0-16 and a label 0-9 per line, after a header).")
     var data = "Benchmarks/data/digits/digits.csv"
 
+    @Flag(help: "Train with every optimizer of the catalog at its defaults (same seed) and write a table and a plot of loss against epoch.")
+    var compare = false
+
+    @Option(help: "Folder for --compare's table and plot.")
+    var output = ".build/reports/digits"
+
+    @Option(help: "Progress: table (one line per epoch) or json (one object per epoch, full precision).")
+    var format: Bench.Format = .table
+
     func validate() throws {
         guard epochs > 0, epochs <= 100_000 else { throw ValidationError("--epochs must be in 1...100000") }
         guard batchSize > 0, batchSize <= 1_000_000 else { throw ValidationError("--batch-size must be in 1...1000000") }
         guard hidden > 0, hidden <= 4096 else { throw ValidationError("--hidden must be in 1...4096") }
         if let lr, !(lr.isFinite && lr >= 0) { throw ValidationError("--lr must be finite and >= 0") }
+        if compare, lr != nil || !option.isEmpty {
+            throw ValidationError("--compare trains each optimizer at its own defaults; drop --lr and --option")
+        }
+        _ = try torchOptions()
+    }
+
+    /// `--lr` and every `--option`, by torch's names.
+    private func torchOptions() throws -> [String: StateValue] {
+        var options: [String: StateValue] = [:]
+        for item in option {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw ValidationError("--option \(item): expected name=value")
+            }
+            let name = String(item[..<equals]), text = String(item[item.index(after: equals)...])
+            guard let value = try? JSONDecoder().decode(StateValue.self, from: Data(text.utf8)) else {
+                throw ValidationError("--option \(item): \(text) is not a JSON value (a number, true, false or a list)")
+            }
+            options[name] = value
+        }
+        if let lr { options["lr"] = .number(lr) }
+        return options
+    }
+
+    /// One epoch of a run.
+    struct Epoch {
+        let loss: Double, trainAccuracy: Double, testAccuracy: Double, seconds: Double
     }
 
     func run() throws {
+        let digits = try Digits(contentsOf: data)
+        if compare { return try compareAll(digits) }
         guard let entry = OptimizerCatalog.entry(named: optimizer) else {
             throw ValidationError("no optimizer named \(optimizer); `optim catalog` lists them")
         }
-        guard entry.sparseGradients != .required else {
-            throw ValidationError("\(entry.name) takes sparse gradients only; this network's are dense")
+        if format == .table {
+            print("\(entry.name) on \(digits.count - digits.count / 5) digits (\(digits.count / 5) held out), "
+                  + "\(Digits.pixels)-\(hidden)-\(Digits.classes) perceptron, batches of \(batchSize), \(epochs) epochs")
         }
-        let digits = try Digits(contentsOf: data)
+        let (_, correct, tested) = try train(entry, digits, options: try torchOptions()) { number, epoch in
+            switch format {
+            case .table:
+                print("epoch \(number)/\(self.epochs)  loss \(Self.format(epoch.loss, 4))  "
+                      + "train \(Self.percent(epoch.trainAccuracy))  test \(Self.percent(epoch.testAccuracy))  "
+                      + "\(Self.format(epoch.seconds, 2)) s")
+            case .json:
+                print(#"{"epoch":\#(number),"loss":\#(epoch.loss),"train_accuracy":\#(epoch.trainAccuracy),"#
+                      + #""test_accuracy":\#(epoch.testAccuracy),"seconds":\#(epoch.seconds)}"#)
+            }
+        }
+        print("test accuracy \(Self.percent(Double(correct) / Double(tested))) (\(correct) of \(tested))")
+    }
+
+    /// Trains a fresh network with `entry`; reports each epoch; returns them and the test score.
+    private func train(_ entry: OptimizerEntry, _ digits: Digits, options: [String: StateValue],
+                       progress: (Int, Epoch) -> Void) throws -> (epochs: [Epoch], correct: Int, tested: Int) {
+        guard entry.sparseGradients != .required else {
+            throw TrainingError("\(entry.name) takes sparse gradients only; this network's are dense")
+        }
+        if let unknown = options.keys.sorted().first(where: { entry.defaults[$0] == nil }) {
+            throw TrainingError("\(entry.name) has no option \(unknown); its options: "
+                                + entry.defaults.keys.sorted().joined(separator: ", "))
+        }
         var generator = SplitMix64(seed: seed)
-        let order = digits.shuffledIndices(&generator)
+        var order = Array(0..<digits.count)
+        order.shuffle(&generator)
         let testCount = digits.count / 5
         let trainIndices = Array(order[testCount...]), testIndices = Array(order[..<testCount])
         let network = try Perceptron(inputs: Digits.pixels, hidden: hidden, outputs: Digits.classes, &generator)
-        let options: [String: StateValue] = lr.map { ["lr": .number($0)] } ?? [:]
         let optimizer = try entry.make(network.parameters, options: options)
-        print("\(entry.name) on \(trainIndices.count) digits (\(testIndices.count) held out), "
-              + "\(Digits.pixels)-\(hidden)-\(Digits.classes) perceptron, batches of \(batchSize), \(epochs) epochs")
         let start = Date()
         var shuffled = trainIndices
-        for epoch in 1...epochs {
-            shuffled.shuffle(using: &generator)
+        var record: [Epoch] = []
+        for number in 1...epochs {
+            shuffled.shuffle(&generator)
             var lossSum = 0.0, batches = 0
             for batchStart in stride(from: 0, to: shuffled.count, by: batchSize) {
                 let batch = Array(shuffled[batchStart..<min(batchStart + batchSize, shuffled.count)])
@@ -75,23 +139,69 @@ struct Train: ParsableCommand {
                     try optimizer.step()
                 }
                 guard loss.isFinite else {
-                    throw TrainingError("the loss became \(loss) at epoch \(epoch): lower the learning rate")
+                    throw TrainingError("the loss became \(loss) at epoch \(number): lower the learning rate")
                 }
                 lossSum += loss
                 batches += 1
             }
-            let seconds = Date().timeIntervalSince(start)
-            print("epoch \(epoch)/\(epochs)  loss \(format(lossSum / Double(batches), 4))  "
-                  + "train \(percent(network.accuracy(digits, trainIndices)))  "
-                  + "test \(percent(network.accuracy(digits, testIndices)))  \(format(seconds, 2)) s")
+            let epoch = Epoch(loss: lossSum / Double(batches), trainAccuracy: network.accuracy(digits, trainIndices),
+                              testAccuracy: network.accuracy(digits, testIndices),
+                              seconds: Date().timeIntervalSince(start))
+            record.append(epoch)
+            progress(number, epoch)
         }
-        let correct = network.correctCount(digits, testIndices)
-        print("test accuracy \(percent(Double(correct) / Double(testIndices.count))) "
-              + "(\(correct) of \(testIndices.count))")
+        return (record, network.correctCount(digits, testIndices), testIndices.count)
     }
 
-    private func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
-    private func percent(_ fraction: Double) -> String { String(format: "%.1f%%", 100 * fraction) }
+    /// Every catalog optimizer at its defaults: a table and a plot of the mean training loss.
+    private func compareAll(_ digits: Digits) throws {
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        var rows: [String] = [], series: [LineChart.Series] = []
+        let entries = OptimizerCatalog.entries
+        for (number, entry) in entries.enumerated() {
+            let label = "[\(number + 1)/\(entries.count)] \(entry.name)"
+            if entry.sparseGradients == .required || entry.needsMatrices {
+                let reason = entry.needsMatrices ? "takes matrices only; the biases need another optimizer"
+                                                 : "takes sparse gradients only"
+                print("\(label): skipped, \(reason)")
+                rows.append("| \(entry.name) | skipped: \(reason) | | | |")
+                continue
+            }
+            do {
+                let run = try train(entry, digits, options: [:]) { _, _ in }
+                let last = run.epochs[run.epochs.count - 1]
+                let accuracy = Double(run.correct) / Double(run.tested)
+                print("\(label): loss \(Self.format(last.loss, 4)), test \(Self.percent(accuracy)), \(Self.format(last.seconds, 2)) s")
+                rows.append("| \(entry.name) | \(Self.format(last.loss, 4)) | \(Self.percent(last.trainAccuracy)) | "
+                            + "\(Self.percent(accuracy)) | \(Self.format(last.seconds, 2)) |")
+                series.append(.init(name: entry.name, points: run.epochs.enumerated().map { (x: Double($0.offset + 1), y: $0.element.loss) }))
+            } catch let error as TrainingError {
+                print("\(label): \(error)")
+                rows.append("| \(entry.name) | \(error) | | | |")
+            }
+        }
+        let subtitle = "\(Digits.pixels)-\(hidden)-\(Digits.classes) perceptron, batches of \(batchSize), seed \(seed), each optimizer at its defaults"
+        let table = """
+            # Every optimizer on the digits
+
+            \(subtitle); \(epochs) epochs; `optim train --compare`.
+
+            | optimizer | final loss | train accuracy | test accuracy | seconds |
+            |---|---|---|---|---|
+            \(rows.joined(separator: "\n"))
+
+            """
+        let tablePath = (output as NSString).appendingPathComponent("compare.md")
+        try table.write(toFile: tablePath, atomically: true, encoding: .utf8)
+        let chart = LineChart(title: "Training loss on the digits", subtitle: subtitle, xLabel: "epoch",
+                              yLabel: "mean cross-entropy (log scale)", series: series, logarithmicY: true)
+        let plotPath = (output as NSString).appendingPathComponent("loss.svg")
+        try chart.svg().write(toFile: plotPath, atomically: true, encoding: .utf8)
+        print("wrote \(tablePath) and \(plotPath)")
+    }
+
+    private static func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+    private static func percent(_ fraction: Double) -> String { String(format: "%.1f%%", 100 * fraction) }
 }
 
 /// A training run that cannot go on: its data, or a loss that stopped being a number.
@@ -138,16 +248,19 @@ struct Digits {
         self.labels = labels
     }
 
-    func shuffledIndices(_ generator: inout SplitMix64) -> [Int] {
-        var indices = Array(0..<count)
-        indices.shuffle(using: &generator)
-        return indices
-    }
-
     func pixel(_ image: Int, _ k: Int) -> Float { images[image * Digits.pixels + k] }
 }
 
-extension SplitMix64: RandomNumberGenerator {}
+extension Array {
+    /// Fisher-Yates from the last element down, drawing `next() % (i + 1)`: simple enough that
+    /// a script in another language repeats it (Benchmarks/peers/train_digits_torch.py).
+    mutating func shuffle(_ generator: inout SplitMix64) {
+        guard count > 1 else { return }
+        for i in stride(from: count - 1, to: 0, by: -1) {
+            swapAt(i, Int(generator.next() % UInt64(i + 1)))
+        }
+    }
+}
 
 /// One hidden layer: `z = W₂ · relu(W₁ · x + b₁) + b₂`, softmax cross-entropy, in float32.
 /// Weights and biases start uniform in ±1/√fan_in, as torch's `nn.Linear` starts them.
