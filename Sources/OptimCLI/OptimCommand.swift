@@ -7,7 +7,7 @@ struct OptimCommand: ParsableCommand {
         commandName: "optim",
         abstract: "Benchmarks and reference checks for the Optim library.",
         subcommands: [Bench.self, BenchCheckpoint.self, VerifyGolden.self, Probe.self, PlotSchedules.self, Catalog.self,
-                      Train.self],
+                      Train.self, Trajectories.self],
         defaultSubcommand: Bench.self
     )
 }
