@@ -107,7 +107,7 @@ struct Bench: ParsableCommand {
         if format == .table { print(BenchRow.table(rows)) }
     }
 
-    private func measure(_ entry: OptimizerEntry, workload: Workload, dtype: DType, execution: Execution,
+    func measure(_ entry: OptimizerEntry, workload: Workload, dtype: DType, execution: Execution,
                          implementation: Implementation) throws -> BenchRow {
         // An optimizer of matrices (Muon) steps the workload's tensors of two or more dimensions.
         let shapes = entry.needsMatrices ? workload.shapes.filter { $0.count >= 2 } : workload.shapes

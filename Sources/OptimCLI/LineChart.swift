@@ -33,9 +33,11 @@ struct LineChart {
         func scaled(_ y: Double) -> Double { logarithmicY ? log10(y) : y }
         var yLow = logarithmicY ? floor(points.map { scaled($0.y) }.min() ?? 0) : min(0, points.map(\.y).min() ?? 0)
         var yHigh = points.map { scaled($0.y) }.max() ?? 1
-        if logarithmicY { yHigh = ceil(yHigh) } else { yHigh *= 1.08 }
         if yHigh <= yLow { yHigh = yLow + 1 }
-        if !logarithmicY, yLow < 0 { yLow *= 1.08 }
+        // Linear axes end on a round tick: 1, 2 or 5 times a power of ten.
+        let yStep = logarithmicY ? 1 : Self.niceStep((yHigh - yLow) / 5)
+        yHigh = (yHigh / yStep).rounded(.up) * yStep
+        yLow = (yLow / yStep).rounded(.down) * yStep
         func x(_ value: Double) -> Double { left + plotWidth * (value - xLow) / (xHigh - xLow) }
         func y(_ value: Double) -> Double { top + plotHeight * (1 - (scaled(value) - yLow) / (yHigh - yLow)) }
         func format(_ value: Double) -> String { String(format: "%.2f", value) }
@@ -46,7 +48,7 @@ struct LineChart {
             ##"<text x="\##(left)" y="24" font-size="17" font-weight="bold">\##(Self.escape(title))</text>"##,
             ##"<text x="\##(left)" y="44" font-size="12" fill="#555">\##(Self.escape(subtitle))</text>"##,
         ]
-        let yTicks = logarithmicY ? Array(stride(from: yLow, through: yHigh, by: 1)) : (0...5).map { yLow + (yHigh - yLow) * Double($0) / 5 }
+        let yTicks = Array(stride(from: yLow, through: yHigh + yStep * 1e-9, by: yStep))
         for tick in yTicks {
             let value = logarithmicY ? pow(10, tick) : tick
             let position = y(value)
@@ -54,7 +56,9 @@ struct LineChart {
             lines.append(##"<text x="\##(left - 8)" y="\##(format(position + 4))" font-size="11" text-anchor="end" fill="#333">\##(String(format: "%.3g", value))</text>"##)
         }
         let xTickCount = 8
-        let xStep = Self.niceStep((xHigh - xLow) / Double(xTickCount))
+        // Whole numbers on the x axis (threads, epochs) get whole ticks.
+        let wholeX = points.allSatisfy { $0.x == $0.x.rounded() }
+        let xStep = max(Self.niceStep((xHigh - xLow) / Double(xTickCount)), wholeX ? 1 : 0)
         for tick in stride(from: (xLow / xStep).rounded(.up) * xStep, through: xHigh + xStep * 1e-9, by: xStep) {
             let position = x(tick)
             lines.append(##"<line x1="\##(format(position))" y1="\##(top + plotHeight)" x2="\##(format(position))" y2="\##(top + plotHeight + 5)" stroke="#333"/>"##)

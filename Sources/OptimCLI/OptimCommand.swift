@@ -6,9 +6,9 @@ struct OptimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "optim",
         abstract: "Benchmarks and reference checks for the Optim library.",
-        subcommands: [Bench.self, BenchCheckpoint.self, VerifyGolden.self, Probe.self, PlotSchedules.self, Catalog.self,
+        subcommands: [Study.self, Bench.self, BenchCheckpoint.self, VerifyGolden.self, Probe.self, PlotSchedules.self, Catalog.self,
                       Train.self, Trajectories.self],
-        defaultSubcommand: Bench.self
+        defaultSubcommand: Study.self
     )
 }
 
