@@ -8,6 +8,9 @@ let package = Package(
     name: "swift-optim",
     products: [
         .library(name: "Optim", targets: ["Optim"]),
+        // The benchmark workloads (parameter shapes, fixed-seed parameters and gradients), shared by
+        // the command-line tool and the step benchmarks in Benchmarks/StepBenchmarks; not part of Optim.
+        .library(name: "OptimWorkloads", targets: ["OptimWorkloads"]),
         .executable(name: "optim", targets: ["OptimCLI"]),
     ],
     dependencies: [
@@ -26,6 +29,10 @@ let package = Package(
             dependencies: ["COptimKernels", "COptimLanes"]
         ),
         .target(
+            name: "OptimWorkloads",
+            dependencies: ["Optim"]
+        ),
+        .target(
             name: "OptimGolden",
             dependencies: ["Optim", "COptimKernels"]
         ),
@@ -34,6 +41,7 @@ let package = Package(
             dependencies: [
                 "Optim",
                 "OptimGolden",
+                "OptimWorkloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

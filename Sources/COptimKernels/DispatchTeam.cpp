@@ -3,10 +3,17 @@
 // threads (Dispatch's own, started with `async`) while the calling thread works on it; a helper
 // that is awake takes the offer, one that is not yet running never sees it, because the caller
 // withdraws every offer still untaken once its own work is done. A helper spins for a short
-// while after each plan, so that back-to-back launches find it awake, then returns its thread
-// to Dispatch: nothing spins between steps.
+// while after each plan, so that back-to-back launches find it awake, then sleeps on a futex for
+// up to the team's park time, so that the next step wakes it with one system call instead of
+// starting it again through Dispatch (which allocates its queue items: two mallocs a step), and
+// only then returns its thread to Dispatch. Nothing spins between steps.
 #include <sched.h>
 #include <time.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <new>
 
@@ -14,10 +21,10 @@
 
 namespace {
 
-enum : int32_t { HELPER_ABSENT = 0, HELPER_PRESENT = 1 };
+enum : int32_t { HELPER_ABSENT = 0, HELPER_PRESENT = 1, HELPER_PARKED = 2 };
 
 struct alignas(64) HelperSlot {
-    int32_t presence;      // HELPER_ABSENT or HELPER_PRESENT: whether a helper serves this slot
+    int32_t presence;      // whether a helper serves this slot, and whether it sleeps
     int32_t claimed;       // 1 while a launch owns this slot's offer
     optim_plan *offer;     // a plan the helper may take, or null
     uint64_t finished;     // plans this slot's helper finished
@@ -28,6 +35,16 @@ int64_t now_nanoseconds() {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec;
 }
+
+#if defined(__linux__)
+// Sleeps while `*word` holds `expected`, at most `nanoseconds`; returns early when woken.
+void futex_wait(int32_t *word, int32_t expected, int64_t nanoseconds) {
+    timespec timeout{time_t(nanoseconds / 1000000000), long(nanoseconds % 1000000000)};
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout, nullptr, 0);
+}
+
+void futex_wake(int32_t *word) { syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0); }
+#endif
 
 inline void pause_briefly() {
 #if defined(__x86_64__)
@@ -41,12 +58,16 @@ inline void pause_briefly() {
 
 struct optim_team {
     int64_t spin_nanoseconds;
+    int64_t park_nanoseconds;
     HelperSlot slots[OPTIM_TEAM_MAX_HELPERS];
 };
 
-extern "C" optim_team *optim_team_create(int64_t spin_nanoseconds) {
+extern "C" optim_team *optim_team_create(int64_t spin_nanoseconds, int64_t park_nanoseconds) {
     optim_team *team = new (std::nothrow) optim_team();
-    if (team) team->spin_nanoseconds = spin_nanoseconds;
+    if (team) {
+        team->spin_nanoseconds = spin_nanoseconds;
+        team->park_nanoseconds = park_nanoseconds;
+    }
     return team;
 }
 
@@ -65,10 +86,22 @@ extern "C" void optim_team_run(optim_team *team, optim_plan *plan, int32_t threa
         finished_before[offers] = __atomic_load_n(&s.finished, __ATOMIC_RELAXED);
         // The plan, reset by the caller, happens before the helper's work on it.
         __atomic_store_n(&s.offer, plan, __ATOMIC_RELEASE);
-        int32_t absent = HELPER_ABSENT;
-        if (__atomic_compare_exchange_n(&s.presence, &absent, HELPER_PRESENT, false, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED))
-            start_helper(team, slot);
+        int32_t presence = __atomic_load_n(&s.presence, __ATOMIC_ACQUIRE);
+        // A helper present takes the offer as it is; a sleeping one is woken; an absent one is
+        // started. Either change may lose to the helper's own (it went to sleep, or left): then
+        // this launch goes without it, and its offer is withdrawn below.
+        if (presence == HELPER_ABSENT) {
+            if (__atomic_compare_exchange_n(&s.presence, &presence, HELPER_PRESENT, false, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_RELAXED))
+                start_helper(team, slot);
+        }
+#if defined(__linux__)
+        else if (presence == HELPER_PARKED) {
+            if (__atomic_compare_exchange_n(&s.presence, &presence, HELPER_PRESENT, false, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_RELAXED))
+                futex_wake(&s.presence);
+        }
+#endif
         offered[offers++] = slot;
     }
     optim_plan_work(plan);
@@ -105,11 +138,32 @@ extern "C" void optim_team_serve(optim_team *team, int32_t slot_index) {
         pause_briefly();
         // The clock is read every 64 spins (about 2 us): often enough for a window of tens of us.
         if (spins % 64 == 0 && now_nanoseconds() - idle_since > team->spin_nanoseconds) {
-            __atomic_store_n(&s.presence, HELPER_ABSENT, __ATOMIC_RELEASE);
             // An offer made while this helper was still present is withdrawn by its launch
-            // (never taken from here after this point), or taken by the helper the next launch
-            // starts.
+            // (never taken from here after this point, unless a launch wakes the helper), or
+            // taken by the helper the next launch wakes or starts.
+            int32_t present = HELPER_PRESENT;
+#if defined(__linux__)
+            if (!__atomic_compare_exchange_n(&s.presence, &present, HELPER_PARKED, false, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE))
+                continue;  // not possible: only this helper leaves the present state
+            const int64_t parked_at = now_nanoseconds();
+            for (;;) {
+                const int64_t left = team->park_nanoseconds - (now_nanoseconds() - parked_at);
+                if (left > 0) futex_wait(&s.presence, HELPER_PARKED, left);
+                if (__atomic_load_n(&s.presence, __ATOMIC_ACQUIRE) == HELPER_PRESENT) break;  // woken
+                int32_t parked = HELPER_PARKED;
+                if (left <= 0 && __atomic_compare_exchange_n(&s.presence, &parked, HELPER_ABSENT, false,
+                                                             __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                    return;  // slept its whole park time: the thread goes back to Dispatch
+            }
+            idle_since = now_nanoseconds();
+            spins = 0;
+            continue;
+#else
+            __atomic_store_n(&s.presence, HELPER_ABSENT, __ATOMIC_RELEASE);
+            (void)present;
             return;
+#endif
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Optim
+import OptimWorkloads
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -109,23 +110,10 @@ struct Bench: ParsableCommand {
 
     func measure(_ entry: OptimizerEntry, workload: Workload, dtype: DType, execution: Execution,
                          implementation: Implementation) throws -> BenchRow {
-        // An optimizer of matrices (Muon) steps the workload's tensors of two or more dimensions.
-        let shapes = entry.needsMatrices ? workload.shapes.filter { $0.count >= 2 } : workload.shapes
-        var generator = SplitMix64(seed: 0x5EED)
-        let parameters = try shapes.map { try randomTensor($0, dtype: dtype, scale: 1, &generator) }
-        for parameter in parameters {
-            parameter.grad = try randomTensor(parameter.shape, dtype: dtype, scale: 1e-2, &generator)
-        }
+        let parameters = try Workload.makeParameters(shapes: workload.shapes(steppedBy: entry), dtype: dtype)
         let optimizer = try entry.make(parameters, options: entry.benchmarkOptions, execution: execution,
                                        implementation: implementation)
-        if entry.sparseGradients == .required {
-            for parameter in parameters {
-                // The dense gradient, read as one value row per parameter row.
-                parameter.sparseGrad = try RowSparseGradient(indices: Array(0..<(parameter.shape.first ?? 0)),
-                                                             values: parameter.grad!)
-                parameter.grad = nil
-            }
-        }
+        if entry.sparseGradients == .required { try Workload.moveGradientsToRowSparse(parameters) }
         let stepper: () throws -> Void = entry.engine == .closure
             ? { _ = try optimizer.step { 1 } }
             : { try optimizer.step() }
@@ -202,32 +190,6 @@ struct BenchRow {
         }
         return ([line(header)] + cells.map(line)).joined(separator: "\n")
     }
-}
-
-/// A fixed-seed generator (SplitMix64), so that every run sees the same gradients.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    mutating func nextSigned() -> Double { Double(Int64(bitPattern: next()) >> 11) * 0x1p-52 }
-}
-
-func randomTensor(_ shape: [Int], dtype: DType, scale: Double, _ generator: inout SplitMix64) throws -> Tensor {
-    let tensor = try Tensor.zeros(shape, dtype: dtype)
-    if dtype == .float32 {
-        let values = tensor.baseAddress.bindMemory(to: Float.self, capacity: tensor.count)
-        for index in 0..<tensor.count { values[index] = Float(generator.nextSigned() * scale) }
-        return tensor
-    }
-    let values = (0..<tensor.count).map { _ in generator.nextSigned() * scale }
-    return try Tensor(values, shape: shape, dtype: dtype)
 }
 
 /// An optimizer of the catalog by its name (any case), or `all`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Optim
+import OptimWorkloads
 
 struct BenchCheckpoint: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,20 +45,9 @@ struct BenchCheckpoint: ParsableCommand {
         print("optimizer  workload   dtype     state MB  operation    ms median  ms min     GB/s    peak MB")
         for entry in optimizer.values.flatMap(\.entries) {
             for workload in workload.values {
-                let shapes = entry.needsMatrices ? workload.shapes.filter { $0.count >= 2 } : workload.shapes
-                var generator = SplitMix64(seed: 0x5EED)
-                let parameters = try shapes.map { try randomTensor($0, dtype: dtype, scale: 1, &generator) }
-                for parameter in parameters {
-                    parameter.grad = try randomTensor(parameter.shape, dtype: dtype, scale: 1e-2, &generator)
-                }
+                let parameters = try Workload.makeParameters(shapes: workload.shapes(steppedBy: entry), dtype: dtype)
                 let optimizer = try entry.make(parameters, options: entry.benchmarkOptions)
-                if entry.sparseGradients == .required {
-                    for parameter in parameters {
-                        parameter.sparseGrad = try RowSparseGradient(indices: Array(0..<(parameter.shape.first ?? 0)),
-                                                                     values: parameter.grad!)
-                        parameter.grad = nil
-                    }
-                }
+                if entry.sparseGradients == .required { try Workload.moveGradientsToRowSparse(parameters) }
                 if entry.engine == .closure { _ = try optimizer.step { 1 } } else { try optimizer.step() }
                 let stateBytes = stateByteCount(optimizer.stateDict())
 

@@ -1,8 +1,8 @@
 import Foundation
 
 /// A line chart written as SVG: one or more series over a shared x axis, a legend when there
-/// is more than one, and a linear or logarithmic y axis. The plots of every command come from
-/// here.
+/// is more than one, a linear or logarithmic y axis, a linear or base-2 logarithmic x axis, and
+/// caption lines under the plot. The plots of every command come from here.
 struct LineChart {
     struct Series {
         let name: String
@@ -11,25 +11,37 @@ struct LineChart {
         var dashed = false
         /// Each point marked with a dot.
         var marked = false
+        /// The palette's color of another series (a model beside its measurements); by default
+        /// the series' own position.
+        var colorIndex: Int? = nil
     }
 
     let title: String
     let subtitle: String
-    let xLabel: String
+    var xLabel: String
     let yLabel: String
     var series: [Series]
     var logarithmicY = false
+    /// A base-2 logarithmic x axis, with a tick at each power of two (threads, cores).
+    var logarithmicX = false
+    /// Lines of text under the plot.
+    var caption: [String] = []
 
     private static let palette = ["#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#0a7d8c",
                                   "#bf3989", "#6e7781", "#9a6700", "#0550ae", "#a40e26", "#116329"]
 
     func svg() -> String {
         let legendWidth = series.count > 1 ? 150.0 : 0
-        let width = 640.0 + legendWidth, height = 360.0
-        let left = 70.0, right = 20.0 + legendWidth, top = 56.0, bottom = 44.0
+        let captionHeight = caption.isEmpty ? 0 : 8 + 15 * Double(caption.count)
+        let width = 640.0 + legendWidth, height = 360.0 + captionHeight
+        let left = 70.0, right = 20.0 + legendWidth, top = 56.0, bottom = 44.0 + captionHeight
         let plotWidth = width - left - right, plotHeight = height - top - bottom
-        let points = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite && (!logarithmicY || $0.y > 0) }
-        let xLow = points.map(\.x).min() ?? 0, xHigh = max(points.map(\.x).max() ?? 1, xLow + 1e-12)
+        func drawable(_ point: (x: Double, y: Double)) -> Bool {
+            point.x.isFinite && point.y.isFinite && (!logarithmicY || point.y > 0) && (!logarithmicX || point.x > 0)
+        }
+        let points = series.flatMap(\.points).filter(drawable)
+        func scaledX(_ x: Double) -> Double { logarithmicX ? log2(x) : x }
+        let xLow = points.map { scaledX($0.x) }.min() ?? 0, xHigh = max(points.map { scaledX($0.x) }.max() ?? 1, xLow + 1e-12)
         func scaled(_ y: Double) -> Double { logarithmicY ? log10(y) : y }
         var yLow = logarithmicY ? floor(points.map { scaled($0.y) }.min() ?? 0) : min(0, points.map(\.y).min() ?? 0)
         var yHigh = points.map { scaled($0.y) }.max() ?? 1
@@ -38,7 +50,7 @@ struct LineChart {
         let yStep = logarithmicY ? 1 : Self.niceStep((yHigh - yLow) / 5)
         yHigh = (yHigh / yStep).rounded(.up) * yStep
         yLow = (yLow / yStep).rounded(.down) * yStep
-        func x(_ value: Double) -> Double { left + plotWidth * (value - xLow) / (xHigh - xLow) }
+        func x(_ value: Double) -> Double { left + plotWidth * (scaledX(value) - xLow) / (xHigh - xLow) }
         func y(_ value: Double) -> Double { top + plotHeight * (1 - (scaled(value) - yLow) / (yHigh - yLow)) }
         func format(_ value: Double) -> String { String(format: "%.2f", value) }
 
@@ -56,21 +68,26 @@ struct LineChart {
             lines.append(##"<text x="\##(left - 8)" y="\##(format(position + 4))" font-size="11" text-anchor="end" fill="#333">\##(String(format: "%.3g", value))</text>"##)
         }
         let xTickCount = 8
-        // Whole numbers on the x axis (threads, epochs) get whole ticks.
+        // Whole numbers on the x axis (threads, epochs) get whole ticks; a logarithmic axis one
+        // at each power of two.
         let wholeX = points.allSatisfy { $0.x == $0.x.rounded() }
-        let xStep = max(Self.niceStep((xHigh - xLow) / Double(xTickCount)), wholeX ? 1 : 0)
-        for tick in stride(from: (xLow / xStep).rounded(.up) * xStep, through: xHigh + xStep * 1e-9, by: xStep) {
+        let xStep = logarithmicX ? 1 : max(Self.niceStep((xHigh - xLow) / Double(xTickCount)), wholeX ? 1 : 0)
+        for scaledTick in stride(from: (xLow / xStep).rounded(.up) * xStep, through: xHigh + xStep * 1e-9, by: xStep) {
+            let tick = logarithmicX ? pow(2, scaledTick) : scaledTick
             let position = x(tick)
             lines.append(##"<line x1="\##(format(position))" y1="\##(top + plotHeight)" x2="\##(format(position))" y2="\##(top + plotHeight + 5)" stroke="#333"/>"##)
             lines.append(##"<text x="\##(format(position))" y="\##(top + plotHeight + 18)" font-size="11" text-anchor="middle" fill="#333">\##(String(format: "%g", tick))</text>"##)
         }
         lines.append(##"<line x1="\##(left)" y1="\##(top + plotHeight)" x2="\##(left + plotWidth)" y2="\##(top + plotHeight)" stroke="#333"/>"##)
         lines.append(##"<line x1="\##(left)" y1="\##(top)" x2="\##(left)" y2="\##(top + plotHeight)" stroke="#333"/>"##)
-        lines.append(##"<text x="\##(left + plotWidth / 2)" y="\##(height - 6)" font-size="12" text-anchor="middle">\##(Self.escape(xLabel))</text>"##)
+        lines.append(##"<text x="\##(left + plotWidth / 2)" y="\##(top + plotHeight + 38)" font-size="12" text-anchor="middle">\##(Self.escape(xLabel))</text>"##)
+        for (number, line) in caption.enumerated() {
+            lines.append(##"<text x="\##(left)" y="\##(format(top + plotHeight + 62 + 15 * Double(number)))" font-size="11" fill="#555">\##(Self.escape(line))</text>"##)
+        }
         lines.append(##"<text x="16" y="\##(top + plotHeight / 2)" font-size="12" text-anchor="middle" transform="rotate(-90 16 \##(top + plotHeight / 2))">\##(Self.escape(yLabel))</text>"##)
         for (number, line) in series.enumerated() {
-            let color = Self.palette[number % Self.palette.count]
-            let drawn = line.points.filter { $0.x.isFinite && $0.y.isFinite && (!logarithmicY || $0.y > 0) }
+            let color = Self.palette[(line.colorIndex ?? number) % Self.palette.count]
+            let drawn = line.points.filter(drawable)
             let coordinates = drawn.map { "\(format(x($0.x))),\(format(y($0.y)))" }.joined(separator: " ")
             // Past the palette, colors come again dotted, so that no two lines look the same.
             let dash = line.dashed ? #" stroke-dasharray="6 4""#

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Optim
+import OptimWorkloads
 
 @main
 struct OptimCommand: ParsableCommand {

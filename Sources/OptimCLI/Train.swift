@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Optim
+import OptimWorkloads
 
 /// `optim train`: a small multilayer perceptron fitted to the 8x8 handwritten digits, with any
 /// optimizer of the catalog: a real training run on shipped data.

@@ -110,15 +110,17 @@ void optim_openmp_run(const optim_openmp_runtime *runtime, optim_plan *plan, int
 /// beside the calling thread.
 enum { OPTIM_TEAM_MAX_HELPERS = 63 };
 typedef struct optim_team optim_team;
-/// A team whose helpers wait `spin_nanoseconds` for another plan before they return their
-/// thread; null when the memory cannot be allocated.
-optim_team *optim_team_create(int64_t spin_nanoseconds);
+/// A team whose helpers spin `spin_nanoseconds` for another plan, then sleep up to
+/// `park_nanoseconds` (on Linux) until a launch wakes them, before they return their thread;
+/// null when the memory cannot be allocated.
+optim_team *optim_team_create(int64_t spin_nanoseconds, int64_t park_nanoseconds);
 /// Runs `plan` on the calling thread and on up to `threads - 1` helpers that are awake;
 /// `start_helper(team, slot)` must arrange for `optim_team_serve(team, slot)` to run on another
 /// thread soon (it is called for a slot whose helper is absent). Returns once the plan is done.
 void optim_team_run(optim_team *team, optim_plan *plan, int32_t threads,
                     void (*start_helper)(optim_team *team, int32_t slot));
-/// A helper's loop: takes the plans offered to `slot` until none comes for the team's spin time.
+/// A helper's loop: takes the plans offered to `slot` until none comes for the team's spin and
+/// park times.
 void optim_team_serve(optim_team *team, int32_t slot);
 
 /// Converts `count` values between storage and double (round to nearest, ties to even).

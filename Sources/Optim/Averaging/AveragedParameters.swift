@@ -22,9 +22,11 @@ public final class AveragedParameters {
 
     /// The averages, one per parameter, of its shape and dtype.
     public let averages: [Tensor]
+    /// How the average weighs the updates (default ``Strategy/swa``).
     public let strategy: Strategy
     /// Updates so far (torch's `n_averaged`).
     public private(set) var count = 0
+    /// Threads, backend and instruction set of the updates (default: the environment's).
     public var execution: Execution
 
     /// Averages of `parameters`, zero until the first update.

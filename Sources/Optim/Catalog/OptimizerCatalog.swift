@@ -16,6 +16,7 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
 
     /// The name torch (or the reference implementation) gives the optimizer: `Adam`, `Lion`.
     public let name: String
+    /// How the optimizer runs: a built-in rule, a Swift rule, per tensor or by closure.
     public let engine: Engine
     /// The options of a group built without changes (torch's defaults, or the reference's), by
     /// torch's names.
@@ -40,9 +41,13 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
 
     /// The implementation an optimizer's reference trajectories were made with.
     public enum Reference: String, Sendable {
+        /// `torch.optim` of PyTorch 2.15.
         case torch = "PyTorch 2.15"
+        /// lion-pytorch 0.2.5 (Lion).
         case lionPytorch = "lion-pytorch"
+        /// pytorch-optimizer 4.1.0 (Adan, LAMB).
         case pytorchOptimizer = "pytorch-optimizer"
+        /// schedulefree 1.4.1 (schedule-free AdamW).
         case scheduleFree = "schedulefree"
     }
     /// Options under which it reaches the minimum of the Rosenbrock function from (−1.2, 1)
@@ -73,6 +78,7 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
         try build([(parameters, options)], execution, implementation)
     }
 
+    /// The optimizer's name.
     public var description: String { name }
 
     init<O: GroupConstructible>(_ type: O.Type, name: String, engine: Engine,
@@ -115,72 +121,73 @@ public struct OptimizerEntry: Sendable, CustomStringConvertible {
 /// Every optimizer of the library, one entry each: the one list that tests, `bench`,
 /// `verify-golden` and the documentation read.
 public enum OptimizerCatalog {
+    /// Every optimizer, in the order of the README's table: torch.optim's, then the others.
     public static let entries: [OptimizerEntry] = [
         OptimizerEntry(SGD.self, name: "SGD", engine: .builtInRule,
-                       stateNames: keys(SGDAlgorithm.self),
+                       stateNames: keys(SGD.self),
                        benchmark: ["momentum": 0.9], arrayAccesses: 5, converges: ["lr": 1e-3, "momentum": 0.9],
                        samples: [["momentum": 0.9], ["momentum": 0.9, "nesterov": true, "weight_decay": 0.1],
                                  ["momentum": 0.5, "dampening": 0.3, "maximize": true]],
                        invalid: [["lr": -1], ["momentum": -0.1], ["nesterov": true]]),
         OptimizerEntry(Adam.self, name: "Adam", engine: .builtInRule,
-                       stateNames: keys(AdamAlgorithm.self),
+                       stateNames: keys(Adam.self),
                        arrayAccesses: 7, converges: ["lr": 0.02],
                        samples: [["amsgrad": true, "weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]],
                                  ["decoupled_weight_decay": true, "weight_decay": 0.3, "eps": 1e-3]],
                        invalid: [["lr": -1], ["betas": [1, 0.999]], ["eps": -1], ["weight_decay": -1]]),
         OptimizerEntry(AdamW.self, name: "AdamW", engine: .builtInRule,
-                       stateNames: keys(AdamAlgorithm.self),
+                       stateNames: keys(Adam.self),
                        arrayAccesses: 7, converges: ["lr": 0.02, "weight_decay": 1e-4],
                        samples: [["amsgrad": true], ["maximize": true, "weight_decay": 0.5]],
                        invalid: [["lr": -1], ["betas": [0.9, 1]], ["decoupled_weight_decay": false]]),
         OptimizerEntry(RMSprop.self, name: "RMSprop", engine: .builtInRule,
-                       stateNames: keys(RMSpropAlgorithm.self),
+                       stateNames: keys(RMSprop.self),
                        arrayAccesses: 5, converges: ["lr": 2e-3],
                        samples: [["momentum": 0.9, "centered": true], ["weight_decay": 0.1, "maximize": true],
                                  ["alpha": 0.5, "eps": 1e-3]],
                        invalid: [["lr": -1], ["alpha": -0.5], ["momentum": -0.1], ["eps": -1], ["weight_decay": -1]]),
         OptimizerEntry(Adagrad.self, name: "Adagrad", engine: .builtInRule,
-                       stateNames: keys(AdagradAlgorithm.self), sparseGradients: .accepted,
+                       stateNames: keys(Adagrad.self), sparseGradients: .accepted,
                        arrayAccesses: 5, converges: ["lr": 0.1],
                        samples: [["lr_decay": 0.1, "initial_accumulator_value": 0.5],
                                  ["weight_decay": 0.1, "maximize": true]],
                        invalid: [["lr": -1], ["lr_decay": -1], ["initial_accumulator_value": -1], ["eps": -1]]),
         OptimizerEntry(Adadelta.self, name: "Adadelta", engine: .builtInRule,
-                       stateNames: keys(AdadeltaAlgorithm.self),
+                       stateNames: keys(Adadelta.self),
                        arrayAccesses: 7, converges: ["lr": 2e-3, "eps": 1e-2],
                        samples: [["rho": 0.5, "weight_decay": 0.1], ["maximize": true, "eps": 1e-3]],
                        invalid: [["lr": -1], ["rho": 1.5], ["rho": -0.1], ["eps": -1]]),
         OptimizerEntry(Adamax.self, name: "Adamax", engine: .builtInRule,
-                       stateNames: keys(AdamaxAlgorithm.self),
+                       stateNames: keys(Adamax.self),
                        arrayAccesses: 7, converges: ["lr": 2e-3],
                        samples: [["weight_decay": 0.1], ["maximize": true, "betas": [0.5, 0.9]]],
                        invalid: [["lr": -1], ["betas": [1, 0.9]], ["eps": -1]]),
         OptimizerEntry(ASGD.self, name: "ASGD", engine: .builtInRule,
-                       stateNames: keys(ASGDAlgorithm.self),
+                       stateNames: keys(ASGD.self),
                        // With the default t0 the average is a copy of the parameter: written, not read.
                        arrayAccesses: 4, converges: ["lr": 1e-3],
                        samples: [["t0": 1, "lambd": 0.1], ["weight_decay": 0.1, "maximize": true, "alpha": 0.5]],
                        invalid: [["lr": -1], ["weight_decay": -1], ["t0": .number(.nan)], ["lambd": -0.5], ["alpha": -0.5]]),
         OptimizerEntry(NAdam.self, name: "NAdam", engine: .builtInRule,
-                       stateNames: keys(NAdamAlgorithm.self),
+                       stateNames: keys(NAdam.self),
                        arrayAccesses: 7, converges: ["lr": 2e-3],
                        samples: [["decoupled_weight_decay": true, "weight_decay": 0.1],
                                  ["momentum_decay": 0.1, "maximize": true]],
                        invalid: [["lr": -1], ["betas": [0.9, 1]], ["momentum_decay": -1]]),
         OptimizerEntry(RAdam.self, name: "RAdam", engine: .builtInRule,
-                       stateNames: keys(RAdamAlgorithm.self),
+                       stateNames: keys(RAdam.self),
                        arrayAccesses: 7, converges: ["lr": 5e-3],
                        samples: [["betas": [0.9, 0.8]], ["decoupled_weight_decay": true, "weight_decay": 0.1],
                                  ["maximize": true, "weight_decay": 0.1]],
                        invalid: [["lr": -1], ["betas": [-0.1, 0.999]], ["eps": -1]]),
         OptimizerEntry(Rprop.self, name: "Rprop", engine: .builtInRule,
-                       stateNames: keys(RpropAlgorithm.self),
+                       stateNames: keys(Rprop.self),
                        arrayAccesses: 7, converges: ["lr": 1e-3],
                        samples: [["etas": [0.3, 1.5], "step_sizes": [1e-3, 1]], ["maximize": true]],
                        invalid: [["lr": -1], ["etas": [1.5, 1.2]], ["etas": [0, 1.2]], ["etas": [0.5, 0.9]],
                                  ["step_sizes": [.number(.nan), 1]]]),
         OptimizerEntry(SparseAdam.self, name: "SparseAdam", engine: .builtInRule,
-                       stateNames: keys(SparseAdamAlgorithm.self), sparseGradients: .required,
+                       stateNames: keys(SparseAdam.self), sparseGradients: .required,
                        // Every row in the sparse gradient: a dense step's traffic plus the summing of rows.
                        arrayAccesses: 8, converges: ["lr": 2e-3],
                        samples: [["betas": [0.5, 0.9]], ["maximize": true, "eps": 1e-3]],

@@ -33,10 +33,12 @@ public enum Checkpoint {
     public struct Contents: Sendable {
         /// The Swift type of the optimizer that saved it (`Adam`, `RuleOptimizer<LionRule>`).
         public var optimizer: String
+        /// The optimizer's state dict, its tensors read from the file's entries.
         public var stateDict: OptimizerStateDict
         /// The model's tensors saved beside the optimizer, by name.
         public var tensors: [String: Tensor]
 
+        /// Contents for ``Checkpoint/write(_:to:)``: `optimizer` names the type that is to load it.
         public init(optimizer: String, stateDict: OptimizerStateDict, tensors: [String: Tensor] = [:]) {
             self.optimizer = optimizer
             self.stateDict = stateDict

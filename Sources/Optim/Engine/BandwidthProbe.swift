@@ -16,15 +16,19 @@ public struct BandwidthProbe {
     /// Bytes Adam moves per float32 element at least: 4 reads and 3 writes of 4 bytes.
     public static let bytesPerElement = 28
 
+    /// One measurement: the elements of a pass and its times.
     public struct Result: Sendable {
+        /// Elements of each array.
         public let elements: Int
         /// Median and fastest time of one pass, in milliseconds.
         public let medianMilliseconds: Double
+        /// The fastest pass, in milliseconds.
         public let minimumMilliseconds: Double
         /// `bytesPerElement * elements` over the median time.
         public var gigabytesPerSecond: Double {
             Double(BandwidthProbe.bytesPerElement * elements) / (medianMilliseconds * 1e6)
         }
+        /// The median pass's time per element, in nanoseconds.
         public var nanosecondsPerElement: Double { medianMilliseconds * 1e6 / Double(elements) }
     }
 
@@ -50,7 +54,7 @@ public struct BandwidthProbe {
         descriptor.pointee.state.1 = arrays[3].base
         descriptor.pointee.count = Int64(elements)
         descriptor.pointee.scalars = UnsafeRawPointer(buffers.scalars)
-        descriptor.pointee.kernel = BuiltInRule.bandwidthProbe.table(dtype: .float32, isa: execution.instructionSet)[0]
+        descriptor.pointee.kernel = KernelRule.bandwidthProbe.table(.float32, execution.instructionSet)[0]
         buffers.offsets[0] = 0
         buffers.offsets[1] = Int64(elements)
         buffers.preparePlan(count: 1, chunkElements: execution.chunkElements)

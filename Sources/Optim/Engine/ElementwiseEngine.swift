@@ -8,8 +8,8 @@ protocol ElementwiseAlgorithm {
     /// momentum coefficients), kept per parameter as torch keeps it, under torch's names.
     associatedtype TensorState: RuleScalarState = NoScalarState
 
-    /// The loops of the rule for one dtype and tier, indexed by flags.
-    static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?>
+    /// The rule's loops; `Scalars` follow from it.
+    static var rule: KernelRule<Scalars> { get }
     /// torch's names of the state slots, in slot order.
     static var stateNames: [String] { get }
     static func validate(_ options: Options) throws
@@ -30,7 +30,7 @@ protocol ElementwiseAlgorithm {
     /// Whether the optimizer takes row-sparse gradients (``Tensor/sparseGrad``).
     static var sparseGradients: SparseGradientSupport { get }
     /// The rule of a sparse update; its flags are the dense rule's maximize flag.
-    static var sparseRule: BuiltInRule<Scalars>? { get }
+    static var sparseRule: KernelRule<Scalars>? { get }
     /// Throws when these options do not allow a sparse gradient.
     static func validateSparse(_ options: Options) throws
     /// The value a state slot starts at when the engine creates it, from the options the
@@ -49,23 +49,17 @@ protocol ElementwiseAlgorithm {
     static var countsStepsPerGroup: Bool { get }
 }
 
-/// An algorithm whose rule is built into the kernel target, with a loop per instruction-set tier.
-protocol BuiltInAlgorithm: ElementwiseAlgorithm {
-    static var rule: BuiltInRule<Scalars> { get }
-}
-
-extension BuiltInAlgorithm {
-    static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
-        rule.table(dtype: dtype, isa: isa)
-    }
-}
-
 extension ElementwiseAlgorithm where Options: TorchFieldOptions {
     static func validate(_ options: Options) throws { try options.validateFields() }
 }
 
 /// The scalar state of a rule that keeps none.
 typealias NoTensorState = NoScalarState
+
+extension ElementwiseAlgorithm where Self: AnyObject {
+    /// A built-in optimizer is its own algorithm; torch names it as its class is named.
+    static var name: String { String(describing: self) }
+}
 
 extension ElementwiseAlgorithm {
     static func initialTensorState(_ options: Options, defaults: Options) -> TensorState { TensorState() }
@@ -75,7 +69,7 @@ extension ElementwiseAlgorithm {
     static var keepsStepCount: Bool { true }
     static var sparseGradients: SparseGradientSupport { .refused }
     static var stepIsInteger: Bool { false }
-    static var sparseRule: BuiltInRule<Scalars>? { nil }
+    static var sparseRule: KernelRule<Scalars>? { nil }
     static func validateSparse(_ options: Options) throws {}
     static func initialValue(slot: Int, _ options: Options) -> Double { 0 }
     static var createsStateWhenBuilt: Bool { false }
@@ -102,6 +96,7 @@ public struct ParameterState: @unchecked Sendable {
     /// Scalar state by torch's names (for example ASGD's `eta` and `mu`, NAdam's `mu_product`).
     public let values: [String: Double]
 
+    /// A state of `step` updates with these tensors and scalar values, by torch's names.
     public init(step: Int, tensors: [String: Tensor], values: [String: Double] = [:]) {
         self.step = step
         self.tensors = tensors
@@ -459,7 +454,9 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     private var coalescedSparse: [(rows: [Int], grad: Tensor)] = []
 
     private func allocateMissingState() throws -> [Int: Tensor] {
-        try makeState(for: active + sparseActive)
+        // Joining the lists would allocate at every rebuild, and a launch is rebuilt at every
+        // step of a sparse gradient or of steps counted per group.
+        try makeState(for: sparseActive.isEmpty ? active : active.isEmpty ? sparseActive : active + sparseActive)
     }
 
     /// The state tensors the parameters at `indices` lack under their groups' options, at their
@@ -484,21 +481,28 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
 
     /// Each sparse gradient with its rows distinct and increasing, summing repeated rows.
     private func coalesceSparseGradients() throws -> [(rows: [Int], grad: Tensor)] {
-        try sparseActive.map { index in
-            let parameter = parameters[index]
-            guard let sparse = parameter.sparseGrad else { return ([], try Tensor.zeros([0], dtype: parameter.dtype)) }
-            // Distinct rows in increasing order are already coalesced.
-            if zip(sparse.indices, sparse.indices.dropFirst()).allSatisfy({ $0 < $1 }) {
-                return (sparse.indices, sparse.values)
-            }
-            let plan = sparse.coalescingPlan()
-            let width = parameter.shape.dropFirst().reduce(1, *)
-            let grad = try Tensor.zeros([plan.rows.count] + Array(parameter.shape.dropFirst()), dtype: parameter.dtype)
-            if !plan.rows.isEmpty {
-                Kernels.sumRows(sparse.values, order: plan.order, starts: plan.starts, width: width, into: grad)
-            }
-            return (plan.rows, grad)
+        // Refilled in place: a new array at every step would allocate.
+        var coalesced = coalescedSparse
+        coalescedSparse = []
+        coalesced.removeAll(keepingCapacity: true)
+        for index in sparseActive { coalesced.append(try coalesce(index)) }
+        return coalesced
+    }
+
+    private func coalesce(_ index: Int) throws -> (rows: [Int], grad: Tensor) {
+        let parameter = parameters[index]
+        guard let sparse = parameter.sparseGrad else { return ([], try Tensor.zeros([0], dtype: parameter.dtype)) }
+        // Distinct rows in increasing order are already coalesced.
+        if zip(sparse.indices, sparse.indices.dropFirst()).allSatisfy({ $0 < $1 }) {
+            return (sparse.indices, sparse.values)
         }
+        let plan = sparse.coalescingPlan()
+        let width = parameter.shape.dropFirst().reduce(1, *)
+        let grad = try Tensor.zeros([plan.rows.count] + Array(parameter.shape.dropFirst()), dtype: parameter.dtype)
+        if !plan.rows.isEmpty {
+            Kernels.sumRows(sparse.values, order: plan.order, starts: plan.starts, width: width, into: grad)
+        }
+        return (plan.rows, grad)
     }
 
     /// Applies the row-sparse gradients of `sparseActive` (already checked): creates missing
@@ -507,16 +511,17 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     /// rows spread over threads like the chunks of a dense launch.
     private func runSparseUpdates() {
         guard let rule = Algorithm.sparseRule else { return }
-        let coalesced = coalescedSparse
-        coalescedSparse = []
-        let rowCount = coalesced.reduce(0) { $0 + $1.rows.count }
+        let rowCount = coalescedSparse.reduce(0) { $0 + $1.rows.count }
         let stride = MemoryLayout<Algorithm.Scalars>.stride
         sparseBuffers.reserve(tensors: max(rowCount, sparseActive.count), scalarStride: stride)
-        let sparseTables = DType.allCases.map { rule.table(dtype: $0, isa: execution.instructionSet) }
+        if sparseTablesISA != execution.instructionSet {
+            sparseTables = DType.allCases.map { rule.table($0, execution.instructionSet) }
+            sparseTablesISA = execution.instructionSet
+        }
         let offsets = sparseBuffers.offsets
         offsets[0] = 0
         var position = 0
-        var parameterStarts: [Int] = []
+        parameterStarts.removeAll(keepingCapacity: true)
         for (number, index) in sparseActive.enumerated() {
             let options = groups[groupOf[index]].options
             let parameter = parameters[index]
@@ -531,7 +536,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             let scalars = sparseBuffers.scalars + number * stride
             scalars.bindMemory(to: Algorithm.Scalars.self, capacity: 1).initialize(to: prepared.scalars)
             let kernel = sparseTables[parameter.dtype.ordinal][Int(prepared.flags & RuleFlags.maximize)]
-            let (rows, grad) = coalesced[number]
+            let (rows, grad) = coalescedSparse[number]
             let rowBytes = parameter.shape.dropFirst().reduce(1, *) * parameter.dtype.byteWidth
             parameterStarts.append(position)
             let width = Int64(rowBytes / parameter.dtype.byteWidth)
@@ -560,22 +565,28 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
         parameterStarts.append(position)
         sparseBuffers.preparePlan(count: position, chunkElements: execution.chunkElements)
-        withExtendedLifetime(coalesced) {
-            switch implementation {
-            case .multiTensor:
-                sparseBuffers.run(range: 0..<Int(offsets[position]), execution: execution)
-            case .forLoop:
-                for number in sparseActive.indices {
-                    let range = Int(offsets[parameterStarts[number]])..<Int(offsets[parameterStarts[number + 1]])
-                    if !range.isEmpty { sparseBuffers.run(range: range, execution: execution) }
-                }
+        // The summed gradients stay alive in `coalescedSparse` until the launch is done.
+        switch implementation {
+        case .multiTensor:
+            sparseBuffers.run(range: 0..<Int(offsets[position]), execution: execution)
+        case .forLoop:
+            for number in sparseActive.indices {
+                let range = Int(offsets[parameterStarts[number]])..<Int(offsets[parameterStarts[number + 1]])
+                if !range.isEmpty { sparseBuffers.run(range: range, execution: execution) }
             }
         }
+        // Emptied with its capacity kept, and the gradients it held released.
+        coalescedSparse.removeAll(keepingCapacity: true)
     }
+
+    // Kept from step to step, since a sparse update rebuilds its launch at every step.
+    private var sparseTables: [UnsafeBufferPointer<SegmentFunction?>] = []
+    private var sparseTablesISA: InstructionSet?
+    private var parameterStarts: [Int] = []
 
     private func refreshTables() {
         guard tablesISA != execution.instructionSet else { return }
-        tables = DType.allCases.map { Algorithm.kernels(dtype: $0, isa: execution.instructionSet) }
+        tables = DType.allCases.map { Algorithm.rule.table($0, execution.instructionSet) }
         tablesISA = execution.instructionSet
     }
 }

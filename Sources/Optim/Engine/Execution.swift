@@ -18,6 +18,7 @@ public enum Backend: String, CaseIterable, Sendable, CustomStringConvertible {
     /// An OpenMP runtime (libomp, or GCC's libgomp), loaded at run time.
     case openMP = "openmp"
 
+    /// The name `OPTIM_BACKEND` takes: `serial`, `dispatch` or `openmp`.
     public var description: String { rawValue }
 }
 
@@ -40,10 +41,12 @@ public enum InstructionSet: String, CaseIterable, Sendable, Comparable, CustomSt
         return allCases.filter { $0 <= best }
     }
 
+    /// Whether `a` is a lower tier than `b` (baseline < avx2 < avx512).
     public static func < (a: InstructionSet, b: InstructionSet) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 
+    /// The name `OPTIM_ISA` takes: `baseline`, `avx2` or `avx512`.
     public var description: String { rawValue }
 }
 
@@ -180,6 +183,7 @@ public struct Execution: Sendable, Equatable, CustomStringConvertible {
         return try Execution(threads: threads, backend: backend, instructionSet: isa)
     }
 
+    /// Threads, backend and tier, as in `2 threads, dispatch, avx512`.
     public var description: String {
         "\(threads) thread\(threads == 1 ? "" : "s"), \(backend), \(instructionSet)"
     }

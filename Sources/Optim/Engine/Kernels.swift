@@ -10,56 +10,48 @@ typealias AdafactorJob = optim_adafactor_job
 typealias MuonJob = optim_muon_job
 typealias ScratchPool = optim_scratch_pool
 
-/// A built-in rule of the kernel target, typed by its scalars: an algorithm names its rule as a
-/// `BuiltInRule<Scalars>`, so a rule paired with another rule's scalars does not compile.
-struct BuiltInRule<Scalars> {
-    let kernels: @convention(c) (optim_dtype, optim_isa, UnsafeMutablePointer<UInt32>?)
-        -> UnsafePointer<SegmentFunction?>?
+/// A rule's loops, one table per dtype and instruction-set tier, indexed by flags, and typed by
+/// the rule's scalars: an algorithm names its rule (`static let rule = KernelRule.adadelta`), its
+/// `Scalars` follow from it, and a rule paired with another rule's scalars does not compile.
+struct KernelRule<Scalars>: Sendable {
+    /// The rule's loops for one dtype and tier.
+    let table: @Sendable (_ dtype: DType, _ isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?>
 
-    /// The rule's loops for one dtype and tier, indexed by flags.
-    func table(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
-        var bits: UInt32 = 0
-        let base = kernels(dtype.cValue, isa.cValue, &bits)!
-        return UnsafeBufferPointer(start: base, count: 1 << Int(bits))
+    /// A rule of the kernel target, with a loop per tier.
+    init(builtIn kernels: @escaping @convention(c) (optim_dtype, optim_isa, UnsafeMutablePointer<UInt32>?)
+            -> UnsafePointer<SegmentFunction?>?) {
+        table = { dtype, isa in
+            var bits: UInt32 = 0
+            let base = kernels(dtype.cValue, isa.cValue, &bits)!
+            return UnsafeBufferPointer(start: base, count: 1 << Int(bits))
+        }
+    }
+
+    /// A rule written in Swift: one table per dtype, at whatever the build compiled for.
+    init(swiftRuleOf: Scalars.Type) {
+        table = { dtype, _ in Kernels.swiftRuleTable(dtype: dtype) }
     }
 }
 
-// Each rule's binding: its scalars (declared by its header's list) and its table.
-typealias SGDKernelScalars = optim_sgd_scalars
-typealias AdamKernelScalars = optim_adam_scalars
-typealias ProbeKernelScalars = optim_bandwidth_probe_scalars
-typealias RMSpropKernelScalars = optim_rmsprop_scalars
-typealias AdagradKernelScalars = optim_adagrad_scalars
-typealias AdadeltaKernelScalars = optim_adadelta_scalars
-typealias AdamaxKernelScalars = optim_adamax_scalars
-typealias ASGDKernelScalars = optim_asgd_scalars
-typealias NAdamKernelScalars = optim_nadam_scalars
-typealias RAdamKernelScalars = optim_radam_scalars
-typealias RpropKernelScalars = optim_rprop_scalars
-typealias SparseAdamKernelScalars = optim_sparse_adam_scalars
+// Each built-in rule's binding: its table, typed by the scalars its header declares.
+extension KernelRule where Scalars == optim_sgd_scalars { static var sgd: Self { Self(builtIn: optim_sgd_kernels) } }
+extension KernelRule where Scalars == optim_adam_scalars { static var adam: Self { Self(builtIn: optim_adam_kernels) } }
+extension KernelRule where Scalars == optim_rmsprop_scalars { static var rmsprop: Self { Self(builtIn: optim_rmsprop_kernels) } }
+extension KernelRule where Scalars == optim_adagrad_scalars {
+    static var adagrad: Self { Self(builtIn: optim_adagrad_kernels) }
+    static var sparseAdagrad: Self { Self(builtIn: optim_sparse_adagrad_kernels) }
+}
+extension KernelRule where Scalars == optim_adadelta_scalars { static var adadelta: Self { Self(builtIn: optim_adadelta_kernels) } }
+extension KernelRule where Scalars == optim_adamax_scalars { static var adamax: Self { Self(builtIn: optim_adamax_kernels) } }
+extension KernelRule where Scalars == optim_asgd_scalars { static var asgd: Self { Self(builtIn: optim_asgd_kernels) } }
+extension KernelRule where Scalars == optim_nadam_scalars { static var nadam: Self { Self(builtIn: optim_nadam_kernels) } }
+extension KernelRule where Scalars == optim_radam_scalars { static var radam: Self { Self(builtIn: optim_radam_kernels) } }
+extension KernelRule where Scalars == optim_rprop_scalars { static var rprop: Self { Self(builtIn: optim_rprop_kernels) } }
+extension KernelRule where Scalars == optim_sparse_adam_scalars { static var sparseAdam: Self { Self(builtIn: optim_sparse_adam_kernels) } }
 
-extension BuiltInRule where Scalars == SGDKernelScalars { static var sgd: Self { Self(kernels: optim_sgd_kernels) } }
-extension BuiltInRule where Scalars == AdamKernelScalars { static var adam: Self { Self(kernels: optim_adam_kernels) } }
-extension BuiltInRule where Scalars == ProbeKernelScalars {
-    static var bandwidthProbe: Self { Self(kernels: optim_bandwidth_probe_kernels) }
-}
-extension BuiltInRule where Scalars == RMSpropKernelScalars {
-    static var rmsprop: Self { Self(kernels: optim_rmsprop_kernels) }
-}
-extension BuiltInRule where Scalars == AdagradKernelScalars {
-    static var adagrad: Self { Self(kernels: optim_adagrad_kernels) }
-    static var sparseAdagrad: Self { Self(kernels: optim_sparse_adagrad_kernels) }
-}
-extension BuiltInRule where Scalars == AdadeltaKernelScalars {
-    static var adadelta: Self { Self(kernels: optim_adadelta_kernels) }
-}
-extension BuiltInRule where Scalars == AdamaxKernelScalars { static var adamax: Self { Self(kernels: optim_adamax_kernels) } }
-extension BuiltInRule where Scalars == ASGDKernelScalars { static var asgd: Self { Self(kernels: optim_asgd_kernels) } }
-extension BuiltInRule where Scalars == NAdamKernelScalars { static var nadam: Self { Self(kernels: optim_nadam_kernels) } }
-extension BuiltInRule where Scalars == RAdamKernelScalars { static var radam: Self { Self(kernels: optim_radam_kernels) } }
-extension BuiltInRule where Scalars == RpropKernelScalars { static var rprop: Self { Self(kernels: optim_rprop_kernels) } }
-extension BuiltInRule where Scalars == SparseAdamKernelScalars {
-    static var sparseAdam: Self { Self(kernels: optim_sparse_adam_kernels) }
+typealias ProbeKernelScalars = optim_bandwidth_probe_scalars
+extension KernelRule where Scalars == ProbeKernelScalars {
+    static var bandwidthProbe: Self { Self(builtIn: optim_bandwidth_probe_kernels) }
 }
 
 /// Flags of the rules other than SGD and Adam.
@@ -299,22 +291,32 @@ import Musl
 import Darwin
 #endif
 
-/// The Dispatch backend's helpers (DispatchTeam.cpp): threads of Dispatch's global queue that
-/// take part in a launch only if they are awake when it starts, and stay awake for
-/// `spinTime` after each plan, so that the launches of one step find them running.
+/// The Dispatch backend's helpers (DispatchTeam.cpp): threads that Dispatch runs for the
+/// team, which take part in a launch only if they are awake when it starts or asleep in the
+/// team (a launch wakes them), spin for `spinTime` after each plan, so that the launches of
+/// one step find them running, then sleep for up to `parkTime`, so that the next step wakes
+/// them without starting them again.
 struct DispatchTeam: @unchecked Sendable {
-    /// How long a helper waits for the next plan before it returns its thread to Dispatch:
-    /// long enough to bridge the launches of a step, short enough that an idle process spends
-    /// no measurable time (Docs/benchmarks.md, "Launch latency").
+    /// How long a helper spins for the next plan: long enough to bridge the launches of a step,
+    /// short enough that an idle process spends no measurable time (Docs/benchmarks.md,
+    /// "Launch latency").
     static let spinTime: Duration = .microseconds(100)
+    /// How long a helper then sleeps, waiting to be woken, before it returns its thread to
+    /// Dispatch. Starting a helper again goes through Dispatch's queue, which allocates; a
+    /// training loop that steps at least once a second wakes its helpers instead, and a step
+    /// allocates nothing. A sleeping helper takes no processor time.
+    static let parkTime: Duration = .seconds(1)
 
     private let team: OpaquePointer
 
     /// The process's team, or nil when its few kilobytes cannot be allocated (launches then
     /// use `concurrentPerform`).
     static let shared: DispatchTeam? = {
-        let (seconds, attoseconds) = spinTime.components
-        return optim_team_create(seconds * 1_000_000_000 + attoseconds / 1_000_000_000).map(DispatchTeam.init)
+        func nanoseconds(_ duration: Duration) -> Int64 {
+            let (seconds, attoseconds) = duration.components
+            return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        }
+        return optim_team_create(nanoseconds(spinTime), nanoseconds(parkTime)).map(DispatchTeam.init)
     }()
 
     func run(_ plan: UnsafeMutablePointer<KernelPlan>, threads: Int) {
@@ -322,15 +324,24 @@ struct DispatchTeam: @unchecked Sendable {
     }
 }
 
-/// Starts a helper's loop on Dispatch's global queue. A C function pointer cannot capture:
-/// the team and slot come as arguments.
+/// Starts a helper's loop on its slot's queue. A C function pointer cannot capture: the team
+/// and slot come as arguments. Starting allocates Dispatch's queue item; a helper asleep in the
+/// team is woken instead (see `parkTime`), so that steps taken at least once a second allocate
+/// nothing.
 private let startHelper: @convention(c) (OpaquePointer?, Int32) -> Void = { team, slot in
     let helper = HelperSlot(team: team, slot: slot)
-    DispatchQueue.global(qos: .userInitiated).async { optim_team_serve(helper.team, helper.slot) }
+    helperQueues[Int(slot)].async { optim_team_serve(helper.team, helper.slot) }
 }
 
 /// A team and slot handed to the thread that serves it; the team lives as long as the process.
 private struct HelperSlot: @unchecked Sendable {
     let team: OpaquePointer?
     let slot: Int32
+}
+
+/// Per helper slot, a serial queue. Dispatch runs a serial queue's work on a thread of its own
+/// rather than one of the threads of its global queues, which are as many as the cores: a
+/// helper asleep in the team does not take a thread from the application's own Dispatch work.
+private let helperQueues: [DispatchQueue] = (0..<Int(OPTIM_TEAM_MAX_HELPERS)).map { slot in
+    DispatchQueue(label: "swift-optim.team-helper.\(slot)", qos: .userInitiated)
 }

@@ -7,6 +7,7 @@ import Synchronization
 /// boundaries and vector tails rather than assume it. An execution without a tally (the
 /// default) pays one nil check per launch.
 public final class LaunchTally: Sendable {
+    /// What the launches counted so far did.
     public struct Counts: Sendable, Equatable, CustomStringConvertible {
         /// Launches with at least one element (or job).
         public var launches = 0
@@ -25,8 +26,10 @@ public final class LaunchTally: Sendable {
         /// ends in a partial vector at every vector width (8 doubles, 16 floats).
         public var piecesEndingInPartialVectors = 0
 
+        /// Counts of zero.
         public init() {}
 
+        /// Every count in one sentence.
         public var description: String {
             "\(launches) launches, \(threadedLaunches) on more than one thread (\(sharedLaunches) split between "
                 + "threads), \(chunks) chunks, \(boundariesInsideTensors) chunk boundaries inside a tensor, "
@@ -36,6 +39,7 @@ public final class LaunchTally: Sendable {
 
     private let state = Mutex(Counts())
 
+    /// A tally of zero; pass it to ``Execution/init(threads:backend:instructionSet:serialThreshold:chunkElements:launchTally:)``.
     public init() {}
 
     /// The counts so far.

@@ -14,7 +14,7 @@
 /// The average `a` (torch's `ax`) is why ASGD is used: read it with
 /// `state(for: parameter)?["ax"]`. η and μ are kept rounded to Float, as torch keeps them in
 /// float32 tensors. State: `ax`, `eta`, `mu` and `step`. Defaults are torch 2.15's.
-public final class ASGD: ElementwiseOptimizer<ASGD.Options> {
+public final class ASGD: ElementwiseOptimizer<ASGD.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// ASGD's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 1e-2).
@@ -30,6 +30,7 @@ public final class ASGD: ElementwiseOptimizer<ASGD.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-2, lambd: Double = 1e-4, alpha: Double = 0.75, t0: Double = 1e6,
                     weightDecay: Double = 0, maximize: Bool = false) {
             self.lr = lr
@@ -44,12 +45,7 @@ public final class ASGD: ElementwiseOptimizer<ASGD.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(ASGDAlgorithm.self) }
-}
-
-enum ASGDAlgorithm: BuiltInAlgorithm {
-    typealias Options = ASGD.Options
-    static let name = "ASGD"
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
     /// η and μ, rounded to Float as torch keeps them.
     struct TensorState: RuleScalarState {
@@ -58,8 +54,7 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
         static let fields: [ScalarStateField<Self>] = [.float("eta", \.eta), .float("mu", \.mu)]
     }
 
-    typealias Scalars = ASGDKernelScalars
-    static let rule: BuiltInRule<Scalars> = .asgd
+    static let rule = KernelRule.asgd
     static let stateNames = ["ax"]
 
     static func initialTensorState(_ o: Options, defaults: Options) -> TensorState { TensorState(eta: Float(o.lr), mu: 1) }
@@ -78,6 +73,8 @@ enum ASGDAlgorithm: BuiltInAlgorithm {
 }
 
 extension ASGD.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("weight_decay", \.weightDecay, .nonNegative), .number("lambd", \.lambd, .nonNegative),
         .number("alpha", \.alpha, .nonNegative), .number("t0", \.t0, .finite), .flag("maximize", \.maximize),

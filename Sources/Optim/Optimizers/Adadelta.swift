@@ -10,7 +10,7 @@
 ///     p ← p − lr · Δ
 ///
 /// State: `square_avg` (v), `acc_delta` (u) and `step`. Defaults are torch 2.15's.
-public final class Adadelta: ElementwiseOptimizer<Adadelta.Options> {
+public final class Adadelta: ElementwiseOptimizer<Adadelta.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// Adadelta's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Coefficient that scales the update before it is applied (default 1).
@@ -24,6 +24,7 @@ public final class Adadelta: ElementwiseOptimizer<Adadelta.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1, rho: Double = 0.9, eps: Double = 1e-6, weightDecay: Double = 0,
                     maximize: Bool = false) {
             self.lr = lr
@@ -37,15 +38,9 @@ public final class Adadelta: ElementwiseOptimizer<Adadelta.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(AdadeltaAlgorithm.self) }
-}
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
-enum AdadeltaAlgorithm: BuiltInAlgorithm {
-    typealias Options = Adadelta.Options
-    static let name = "Adadelta"
-
-    typealias Scalars = AdadeltaKernelScalars
-    static let rule: BuiltInRule<Scalars> = .adadelta
+    static let rule = KernelRule.adadelta
     static let stateNames = ["square_avg", "acc_delta"]
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
@@ -55,6 +50,8 @@ enum AdadeltaAlgorithm: BuiltInAlgorithm {
 }
 
 extension Adadelta.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("rho", \.rho, .unitInterval), .number("eps", \.eps, .epsilon),
         .number("weight_decay", \.weightDecay, .nonNegative), .flag("maximize", \.maximize),

@@ -31,7 +31,7 @@
 /// the group that has a gradient for the whole group; here each parameter takes its own
 /// dtype's. A parameter with no elements keeps its (empty) state and counts its steps, where
 /// torch fails with a division by zero.
-public final class Adafactor: PerTensorOptimizer<Adafactor.Options> {
+public final class Adafactor: PerTensorOptimizer<Adafactor.Options>, @unchecked Sendable {
     /// Options of Adafactor, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// The largest relative step size ρ, and the weight decay's scale (default 1e-2).
@@ -48,6 +48,7 @@ public final class Adafactor: PerTensorOptimizer<Adafactor.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-2, beta2Decay: Double = -0.8, eps: (Double?, Double) = (nil, 1e-3),
                     d: Double = 1, weightDecay: Double = 0, maximize: Bool = false) {
             self.lr = lr
@@ -58,6 +59,7 @@ public final class Adafactor: PerTensorOptimizer<Adafactor.Options> {
             self.maximize = maximize
         }
 
+        /// Equal when every option is, `eps`'s two items included.
         public static func == (a: Options, b: Options) -> Bool {
             a.lr == b.lr && a.beta2Decay == b.beta2Decay && a.eps.0 == b.eps.0 && a.eps.1 == b.eps.1
                 && a.d == b.d && a.weightDecay == b.weightDecay && a.maximize == b.maximize
@@ -147,6 +149,7 @@ enum AdafactorAlgorithm: PerTensorAlgorithm {
 }
 
 extension Adafactor.Options: TorchNamedOptions {
+    /// The options by torch's names; `eps` is a list whose first item may be `None`.
     public var torchValues: [String: StateValue] {
         var values = AdafactorAlgorithm.optionFields.torchValues(of: self)
         values["eps"] = .list([eps.0.map(StateValue.number) ?? .null, .number(eps.1)])

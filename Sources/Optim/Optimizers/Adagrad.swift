@@ -12,7 +12,7 @@
 /// too; a parameter of a group added later gets its state at its first update. Every sum starts
 /// at the `initialAccumulatorValue` the optimizer was built with, whatever its group says, as in
 /// torch. Defaults are torch 2.15's.
-public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
+public final class Adagrad: ElementwiseOptimizer<Adagrad.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// Adagrad's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 1e-2).
@@ -28,6 +28,7 @@ public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-2, lrDecay: Double = 0, weightDecay: Double = 0,
                     initialAccumulatorValue: Double = 0, eps: Double = 1e-10, maximize: Bool = false) {
             self.lr = lr
@@ -42,14 +43,9 @@ public final class Adagrad: ElementwiseOptimizer<Adagrad.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(AdagradAlgorithm.self) }
-}
-
-enum AdagradAlgorithm: BuiltInAlgorithm {
-    typealias Options = Adagrad.Options
-    static let name = "Adagrad"
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
     static let sparseGradients = SparseGradientSupport.accepted
-    static let sparseRule: BuiltInRule<Scalars>? = .sparseAdagrad
+    static let sparseRule: KernelRule<Scalars>? = .sparseAdagrad
 
     static func validateSparse(_ o: Options) throws {
         guard o.weightDecay == 0 else {
@@ -61,8 +57,7 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
 
     static func initialValue(slot: Int, _ o: Options) -> Double { o.initialAccumulatorValue }
 
-    typealias Scalars = AdagradKernelScalars
-    static let rule: BuiltInRule<Scalars> = .adagrad
+    static let rule = KernelRule.adagrad
     static let stateNames = ["sum"]
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
@@ -73,6 +68,8 @@ enum AdagradAlgorithm: BuiltInAlgorithm {
 }
 
 extension Adagrad.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("lr_decay", \.lrDecay, .nonNegative),
         .number("weight_decay", \.weightDecay, .nonNegative),

@@ -15,7 +15,7 @@
 /// the storage's math type (see ``DType``), operation by operation without fused
 /// multiply-add. State: `exp_avg` (m), `exp_avg_sq` (v), `max_exp_avg_sq` (vmax, with
 /// amsgrad) and the update count `step`. Defaults are torch 2.15's.
-public final class Adam: ElementwiseOptimizer<Adam.Options> {
+public final class Adam: ElementwiseOptimizer<Adam.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// Options of Adam and AdamW, with torch's defaults for Adam.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 1e-3).
@@ -34,6 +34,7 @@ public final class Adam: ElementwiseOptimizer<Adam.Options> {
         /// (default false).
         public var decoupledWeightDecay: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     weightDecay: Double = 0, amsgrad: Bool = false, maximize: Bool = false,
                     decoupledWeightDecay: Bool = false) {
@@ -50,28 +51,9 @@ public final class Adam: ElementwiseOptimizer<Adam.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(AdamAlgorithm.self) }
-}
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
-/// AdamW (Loshchilov & Hutter, 2019), as `torch.optim.AdamW`: ``Adam`` with decoupled weight
-/// decay, whose default is 1e-2.
-///
-///     p ← p · (1 − lr · weightDecay), then the Adam update of ``Adam``.
-public final class AdamW: ElementwiseOptimizer<AdamW.Options> {
-    public typealias Options = Adam.Options
-
-    /// AdamW's defaults: Adam's, with `weightDecay` 1e-2 and `decoupledWeightDecay` true.
-    public static let defaultOptions = Options(weightDecay: 1e-2, decoupledWeightDecay: true)
-
-    override class var recipe: EngineRecipe<Options>? { .elementwise(AdamWAlgorithm.self) }
-}
-
-enum AdamAlgorithm: BuiltInAlgorithm {
-    typealias Options = Adam.Options
-    static let name = "Adam"
-
-    typealias Scalars = AdamKernelScalars
-    static let rule: BuiltInRule<Scalars> = .adam
+    static let rule = KernelRule.adam
     static let stateNames = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool { slot < 2 || o.amsgrad }
@@ -95,30 +77,41 @@ enum AdamAlgorithm: BuiltInAlgorithm {
     }
 }
 
-/// Adam's rule with AdamW's check: every group, at construction, through `setOptions` or from a
-/// state dict, decouples its weight decay.
-enum AdamWAlgorithm: BuiltInAlgorithm {
-    typealias Options = Adam.Options
-    static let name = "AdamW"
-    typealias Scalars = AdamKernelScalars
-    static let rule: BuiltInRule<Scalars> = .adam
-    static let stateNames = AdamAlgorithm.stateNames
+/// AdamW (Loshchilov & Hutter, 2019), as `torch.optim.AdamW`: ``Adam`` with decoupled weight
+/// decay, whose default is 1e-2.
+///
+///     p ← p · (1 − lr · weightDecay), then the Adam update of ``Adam``.
+public final class AdamW: ElementwiseOptimizer<AdamW.Options>, ElementwiseAlgorithm, @unchecked Sendable {
+    /// ``Adam``'s options; ``AdamW`` refuses those whose `decoupledWeightDecay` is false.
+    public typealias Options = Adam.Options
+
+    /// AdamW's defaults: Adam's, with `weightDecay` 1e-2 and `decoupledWeightDecay` true.
+    public static let defaultOptions = Options(weightDecay: 1e-2, decoupledWeightDecay: true)
+
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+
+    // Adam's rule with AdamW's check: every group, at construction, through `setOptions` or from
+    // a state dict, decouples its weight decay.
+    static let rule = KernelRule.adam
+    static let stateNames = Adam.stateNames
 
     static func validate(_ o: Options) throws {
         guard o.decoupledWeightDecay else {
             throw OptimError(.invalidOption, "AdamW always decouples weight decay; use Adam for an L2 penalty")
         }
-        try AdamAlgorithm.validate(o)
+        try Adam.validate(o)
     }
 
-    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { AdamAlgorithm.usesSlot(slot, o) }
+    static func usesSlot(_ slot: Int, _ o: Options) -> Bool { Adam.usesSlot(slot, o) }
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
-        AdamAlgorithm.prepare(o, step: step, state: &state)
+        Adam.prepare(o, step: step, state: &state)
     }
 }
 
 extension Adam.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("eps", \.eps, .epsilon), .pair("betas", \.betas, .betas),
         .number("weight_decay", \.weightDecay, .nonNegative), .flag("amsgrad", \.amsgrad), .flag("maximize", \.maximize),

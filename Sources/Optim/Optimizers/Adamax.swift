@@ -10,7 +10,7 @@
 ///     p ← p − (lr / (1 − β₁ᵗ)) · m / u
 ///
 /// State: `exp_avg` (m), `exp_inf` (u) and `step`. Defaults are torch 2.15's.
-public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
+public final class Adamax: ElementwiseOptimizer<Adamax.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// Adamax's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 2e-3).
@@ -24,6 +24,7 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 2e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     weightDecay: Double = 0, maximize: Bool = false) {
             self.lr = lr
@@ -37,15 +38,9 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(AdamaxAlgorithm.self) }
-}
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
-enum AdamaxAlgorithm: BuiltInAlgorithm {
-    typealias Options = Adamax.Options
-    static let name = "Adamax"
-
-    typealias Scalars = AdamaxKernelScalars
-    static let rule: BuiltInRule<Scalars> = .adamax
+    static let rule = KernelRule.adamax
     static let stateNames = ["exp_avg", "exp_inf"]
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
@@ -57,6 +52,8 @@ enum AdamaxAlgorithm: BuiltInAlgorithm {
 }
 
 extension Adamax.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("eps", \.eps, .epsilon), .pair("betas", \.betas, .betas),
         .number("weight_decay", \.weightDecay, .nonNegative), .flag("maximize", \.maximize),

@@ -23,7 +23,7 @@
 /// belongs to the group and advances at every step. With `maximize` the reference's first
 /// difference is `−2c·g` (it negates after saving the first gradient); this library follows it.
 /// torch has no Adan.
-public final class Adan: ElementwiseOptimizer<AdanRule.Options> {
+public final class Adan: ElementwiseOptimizer<AdanRule.Options>, @unchecked Sendable {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
@@ -62,6 +62,7 @@ public final class Adan: ElementwiseOptimizer<AdanRule.Options> {
 
 /// The rule of ``Adan``.
 public enum AdanRule: ElementwiseRule {
+    /// ``Adan``'s options, with the reference's defaults and names.
     public struct Options: TorchFieldOptions, DefaultOptions, Equatable {
         /// Learning rate (default 1e-3).
         public var lr = 1e-3
@@ -81,8 +82,11 @@ public enum AdanRule: ElementwiseRule {
         /// The step's clipping factor, set by ``Adan/step()``.
         var gradientScale: Float = 1
 
+        /// pytorch-optimizer's defaults: lr 1e-3, betas [0.98, 0.92, 0.99], eps 1e-8, no decay or
+        /// clipping.
         public init() {}
 
+        /// Every option under the reference's name, with what its value must satisfy.
         public static let torchFields: [OptionField<Self>] = [
             .number("lr", \.lr), .numbers("betas", \.betas), .number("weight_decay", \.weightDecay),
             .flag("weight_decouple", \.weightDecouple), .number("max_grad_norm", \.maxGradNorm), .number("eps", \.eps),
@@ -90,6 +94,7 @@ public enum AdanRule: ElementwiseRule {
         ]
     }
 
+    /// The per-step scalars, computed in `Double` by ``scalars(_:step:state:)``.
     public struct Scalars {
         var scale: Float
         var maximize, decouple, decay: Bool
@@ -97,10 +102,15 @@ public enum AdanRule: ElementwiseRule {
         var decayFactor, divisor, negativeStep1, negativeStep2: Double
     }
 
+    /// The optimizer's name, for messages.
     public static let name = "Adan"
+    /// `exp_avg` (m), `exp_avg_sq` (v), `exp_avg_diff` (n) and `previous_grad` (q, negated).
     public static let stateNames = ["exp_avg", "exp_avg_sq", "exp_avg_diff", "previous_grad"]
+    /// The group's: its step count advances at every step, as pytorch-optimizer counts it.
     public static let stepCounting = RuleStepCounting.perGroup
 
+    /// Checks `lr`, the three betas (β₁ and β₂ in [0, 1), β₃ in [0, 1]), `weight_decay`,
+    /// `max_grad_norm` and `eps`.
     public static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
         guard o.betas.count == 3 else {
@@ -114,6 +124,8 @@ public enum AdanRule: ElementwiseRule {
         try OptionCheck.epsilon(o.eps)
     }
 
+    /// The clipping factor, `1 − β`, the bias corrections `1 − β₁ᵗ`, `1 − β₂ᵗ` and
+    /// `√(1 − β₃ᵗ)` and the decay factors of the group's step `t`, in `Double`.
     public static func scalars(_ o: Options, step: Int, state: inout NoScalarState) -> Scalars {
         let t = Double(step)
         let (beta1, beta2, beta3) = (o.betas[0], o.betas[1], o.betas[2])
@@ -125,6 +137,7 @@ public enum AdanRule: ElementwiseRule {
             negativeStep1: -o.lr / (1 - Math.pow(beta1, t)), negativeStep2: -o.lr * beta2 / (1 - Math.pow(beta2, t)))
     }
 
+    /// ``Adan``'s update of one vector: the moments m, n and v, then the parameter, then q ← −g.
     public static func update<V: RuleVector>(parameter p: inout V, gradient: V, state: inout RuleState<V>,
                                              scalars s: Scalars) {
         let scale = V(repeating: V.Scalar(s.scale))

@@ -71,6 +71,7 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     private let stepEngine: () throws -> Void
     /// Every public member runs under it: see ``OptimizerLock``.
     let lock = OptimizerLock()
+    /// Functions run around steps, state dicts and loads (torch's optimizer hooks).
     public let hooks = OptimizerHooks()
     /// The options a group added with ``addParamGroup(_:)`` starts from.
     public let defaults: Options
@@ -100,7 +101,10 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
         self.defaults = defaults
     }
 
+    /// The parameter groups and their options, in order.
     public var paramGroups: [ParameterGroup<Options>] { lock.withLock { core.groups } }
+    /// Replaces the options of group `group`; throws, changing nothing, if they are invalid or the
+    /// group does not exist.
     public func setOptions(_ options: Options, group: Int) throws {
         try lock.withLock { try core.setOptions(options, group: group) }
     }
@@ -109,21 +113,24 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
     public func addParamGroup(_ group: ParameterGroupSpec<Options>) throws {
         try lock.withLock { try core.addGroup(group, defaults: defaults) }
     }
+    /// Threads, backend and instruction set of the next steps.
     public var execution: Execution {
         get { lock.withLock { core.execution } }
         set { lock.withLock { core.execution = newValue } }
     }
+    /// The for-loop or multi-tensor path of the next steps (same bits either way).
     public var implementation: Implementation {
         get { lock.withLock { core.implementation } }
         set { lock.withLock { core.implementation = newValue } }
     }
-    /// Runs the step pre-hooks, the update (``performStep()``), then the post-hooks.
+    /// Runs the step pre-hooks, the update, then the post-hooks.
     public func step() throws {
         try lock.withLock { try hooks.runStep(self) { try performStep() } }
     }
 
     /// The update itself, without hooks: where a subclass adds to a step.
     func performStep() throws { try stepEngine() }
+    /// Drops every gradient (`setToNone`, torch's default) or fills them with zeros.
     public func zeroGrad(setToNone: Bool) { lock.withLock { core.zeroGrad(setToNone: setToNone) } }
     /// The state of `parameter` by torch's names, or nil while it has none: before its first
     /// update, unless the optimizer makes state when it is built (Adagrad, as torch's).

@@ -29,7 +29,7 @@
 /// BLAS order (in float) up to 15 elements and to rounding beyond. The scalars (t, H, ρ, the
 /// line search's values) are what torch makes of them: 0-dimensional tensors of the parameters'
 /// dtype where torch computes them from tensors, Python floats elsewhere, mixed by torch's
-/// rules (``TorchNumber``), so that float32 runs round where torch's do and a run follows
+/// rules (`TorchNumber`), so that float32 runs round where torch's do and a run follows
 /// torch's trajectory to the last bit, but where torch's float32 square root (one ulp off the
 /// correctly rounded one for about one value in six) meets a cubic interpolation.
 ///
@@ -78,6 +78,7 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1, maxIter: Int = 20, maxEval: Int? = nil, toleranceGrad: Double = 1e-7,
                     toleranceChange: Double = 1e-9, historySize: Int = 100, lineSearch: LineSearch = .none,
                     maximize: Bool = false) {
@@ -140,6 +141,7 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
     private let launcher = ForeachLauncher()
     /// Every public member runs under it: see ``OptimizerLock``.
     private let lock = OptimizerLock()
+    /// Functions run around steps, state dicts and loads (torch's optimizer hooks).
     public let hooks = OptimizerHooks()
     // Flat buffers with per-parameter views, for moving data between them and the parameters.
     private let gathered: FlatBuffer
@@ -204,6 +206,7 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
         lineSearchStart = try FlatBuffer(shapes: parameters.map(\.shape), dtype: dtype)
     }
 
+    /// The one parameter group LBFGS has, as torch's.
     public var paramGroups: [ParameterGroup<Options>] { [group] }
 
     /// Replaces the options of group 0 (the only one); `maxEval` nil becomes `maxIter * 5 / 4`.
@@ -226,6 +229,7 @@ public final class LBFGS: Optimizer, @unchecked Sendable {
             """)
     }
 
+    /// Drops every gradient (`setToNone`) or fills them with zeros.
     public func zeroGrad(setToNone: Bool) {
         lock.withLock {
             for parameter in parameters { parameter.zeroGradient(setToNone: setToNone) }

@@ -16,7 +16,7 @@
 /// `exp_avg_sq` (v), and the last step's `weight_norm`, `adam_norm` and `trust_ratio`; the step
 /// count belongs to the group. `rectify` and `pre_norm` are not offered (refused when true).
 /// torch has no LAMB.
-public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
+public final class Lamb: ElementwiseOptimizer<LambRule.Options>, @unchecked Sendable {
     private let engine: ElementwiseEngine<SwiftRuleAlgorithm<LambRule>>
     /// The last step's norms and trust ratio of each parameter, by torch-style name.
     private var ratios: [ObjectIdentifier: [String: Double]] = [:]
@@ -75,6 +75,8 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
         dtype == .float64 ? value : Double(Float(value))
     }
 
+    /// The state of `parameter`: `exp_avg`, `exp_avg_sq`, and the last step's `weight_norm`,
+    /// `adam_norm` and `trust_ratio` among its values; nil before its first update.
     public override func state(for parameter: Tensor) -> ParameterState? {
         lock.withLock {
             guard let state = super.state(for: parameter) else { return nil }
@@ -132,6 +134,7 @@ public final class Lamb: ElementwiseOptimizer<LambRule.Options> {
 /// The element-wise pass of ``Lamb``: the moments, the decay and the direction `u`, kept in a
 /// third slot for the per-tensor pass.
 public enum LambRule: ElementwiseRule {
+    /// ``Lamb``'s options, with the reference's defaults and names.
     public struct Options: TorchFieldOptions, DefaultOptions, Equatable {
         /// Learning rate (default 1e-3).
         public var lr = 1e-3
@@ -162,8 +165,10 @@ public enum LambRule: ElementwiseRule {
         /// Read with `rectify` only (default 5).
         public var nSMAThreshold = 5
 
+        /// pytorch-optimizer's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-6, decoupled decay of 0.
         public init() {}
 
+        /// Every option under the reference's name, with what its value must satisfy.
         public static let torchFields: [OptionField<Self>] = [
             .number("lr", \.lr), .pair("betas", \.betas, .betas), .number("weight_decay", \.weightDecay, .nonNegative),
             .number("max_grad_norm", \.maxGradNorm, .nonNegative), .number("eps", \.eps, .epsilon),
@@ -175,15 +180,21 @@ public enum LambRule: ElementwiseRule {
         ]
     }
 
+    /// The per-step scalars, computed in `Double` by ``scalars(_:step:state:)``.
     public struct Scalars {
         var maximize, decouple: Bool
         var beta1, gradientWeight, beta2, oneMinusBeta2, eps, decayFactor, weightDecay: Double
     }
 
+    /// The optimizer's name, for messages.
     public static let name = "Lamb"
+    /// `exp_avg` (m), `exp_avg_sq` (v) and `update` (u, read by the per-tensor pass; not in
+    /// state dicts).
     public static let stateNames = ["exp_avg", "exp_avg_sq", "update"]
+    /// The group's: its step count advances at every step, as pytorch-optimizer counts it.
     public static let stepCounting = RuleStepCounting.perGroup
 
+    /// Checks the fields, then refuses `rectify` and `preNorm`, which are not offered.
     public static func validate(_ o: Options) throws {
         try o.validateFields()
         guard !o.rectify, !o.preNorm else {
@@ -191,6 +202,7 @@ public enum LambRule: ElementwiseRule {
         }
     }
 
+    /// β₁ and the gradient's weight, β₂ and `1 − β₂`, `eps` and the decay factors, in `Double`.
     public static func scalars(_ o: Options, step: Int, state: inout NoScalarState) -> Scalars {
         let decoupled = o.weightDecouple && o.weightDecay != 0
         return Scalars(maximize: o.maximize, decouple: decoupled, beta1: o.betas.first,
@@ -200,6 +212,8 @@ public enum LambRule: ElementwiseRule {
                        weightDecay: o.weightDecouple ? 0 : o.weightDecay)
     }
 
+    /// m ← β₁ · m + w · g (w = 1 − β₁ with `gradAveraging`, else 1); v ← β₂ · v + (1 − β₂) · g²;
+    /// the decoupled decay of p; u ← m / (√v + ε) (+ weightDecay · p), kept in slot 2.
     public static func update<V: RuleVector>(parameter p: inout V, gradient: V, state: inout RuleState<V>,
                                              scalars s: Scalars) {
         let g = s.maximize ? -gradient : gradient

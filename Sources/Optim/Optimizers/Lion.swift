@@ -16,6 +16,7 @@ public typealias Lion = RuleOptimizer<LionRule>
 
 /// The rule of ``Lion``.
 public enum LionRule: ElementwiseRule {
+    /// ``Lion``'s options, with the reference's defaults and names.
     public struct Options: TorchFieldOptions, DefaultOptions, Equatable {
         /// Learning rate (default 1e-4).
         public var lr: Double
@@ -27,6 +28,7 @@ public enum LionRule: ElementwiseRule {
         /// learning rate's size (default false).
         public var decoupledWeightDecay: Bool
 
+        /// Options with lion-pytorch's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-4, betas: Pair = Pair(0.9, 0.99), weightDecay: Double = 0,
                     decoupledWeightDecay: Bool = false) {
             self.lr = lr
@@ -35,8 +37,10 @@ public enum LionRule: ElementwiseRule {
             self.decoupledWeightDecay = decoupledWeightDecay
         }
 
+        /// lion-pytorch's defaults: lr 1e-4, betas (0.9, 0.99), no weight decay.
         public init() { self.init(lr: 1e-4) }
 
+        /// Every option under the reference's name, with what its value must satisfy.
         public static let torchFields: [OptionField<Self>] = [
             .number("lr", \.lr), .pair("betas", \.betas, .eachInUnitInterval("beta1", "beta2")),
             .number("weight_decay", \.weightDecay, .nonNegative),
@@ -44,13 +48,18 @@ public enum LionRule: ElementwiseRule {
         ]
     }
 
+    /// The per-step scalars, computed in `Double` by ``scalars(_:step:state:)``.
     public struct Scalars {
         var decay, negativeLR, beta1, oneMinusBeta1, beta2, oneMinusBeta2: Double
     }
 
+    /// The optimizer's name, for messages.
     public static let name = "Lion"
+    /// `exp_avg`, the momentum m.
     public static let stateNames = ["exp_avg"]
 
+    /// Refuses a learning rate that is not finite and > 0 (lion-pytorch refuses 0), then checks
+    /// the fields.
     public static func validate(_ o: Options) throws {
         try OptionCheck.learningRate(o.lr)
         guard o.lr > 0 else { throw OptimError(.invalidOption, "Invalid learning rate: 0 (Lion needs lr > 0)") }
@@ -60,22 +69,29 @@ public enum LionRule: ElementwiseRule {
     /// lr₀, the learning rate the optimizer was built with.
     public struct ScalarState: RuleScalarState {
         var initialLR = 0.0
+        /// lr₀ of 0, set by ``LionRule/initialScalarState(_:defaults:)``.
         public init() {}
+        /// `initial_lr` in a state dict.
         public static let fields: [ScalarStateField<Self>] = [.double("initial_lr", \.initialLR)]
     }
 
+    /// lr₀ = the learning rate the optimizer was built with (`defaults.lr`), in every group.
     public static func initialScalarState(_ options: Options, defaults: Options) -> ScalarState {
         var state = ScalarState()
         state.initialLR = defaults.lr
         return state
     }
 
+    /// `1 − lr · weightDecay` (with `weightDecay / lr₀` when decoupled), `−lr`, the betas and
+    /// `1 − β`, in `Double`.
     public static func scalars(_ o: Options, step: Int, state: inout ScalarState) -> Scalars {
         let weightDecay = o.decoupledWeightDecay ? o.weightDecay / state.initialLR : o.weightDecay
         return Scalars(decay: 1 - o.lr * weightDecay, negativeLR: -o.lr, beta1: o.betas.first,
                 oneMinusBeta1: 1 - o.betas.first, beta2: o.betas.second, oneMinusBeta2: 1 - o.betas.second)
     }
 
+    /// p ← p · (1 − lr · weightDecay); p ← p − lr · sign(β₁ · m + (1 − β₁) · g);
+    /// m ← β₂ · m + (1 − β₂) · g.
     public static func update<V: RuleVector>(parameter p: inout V, gradient g: V, state: inout RuleState<V>,
                                              scalars s: Scalars) {
         p = p * V(s.decay)

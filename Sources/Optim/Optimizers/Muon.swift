@@ -23,7 +23,7 @@
 /// differ in rare roundings. Defaults are torch 2.15's. Deviations: torch refuses
 /// `nsSteps >= 100` only when it steps, and accepts a negative count or eps; both are refused
 /// here at construction.
-public final class Muon: PerTensorOptimizer<Muon.Options> {
+public final class Muon: PerTensorOptimizer<Muon.Options>, @unchecked Sendable {
     /// How the learning rate scales with the shape A × B of a parameter (torch's `adjust_lr_fn`).
     public enum LRAdjustment: String, CaseIterable, Sendable {
         /// √max(1, A/B), Keller Jordan's original scaling (torch's default, `None`).
@@ -65,6 +65,7 @@ public final class Muon: PerTensorOptimizer<Muon.Options> {
         /// (default nil).
         public var adjustLR: LRAdjustment?
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-3, weightDecay: Double = 0.1, momentum: Double = 0.95, nesterov: Bool = true,
                     nsCoefficients: (Double, Double, Double) = (3.4445, -4.775, 2.0315), eps: Double = 1e-7,
                     nsSteps: Int = 5, adjustLR: LRAdjustment? = nil) {
@@ -78,6 +79,7 @@ public final class Muon: PerTensorOptimizer<Muon.Options> {
             self.adjustLR = adjustLR
         }
 
+        /// Equal when every option is, the three Newton–Schulz coefficients included.
         public static func == (a: Options, b: Options) -> Bool {
             a.lr == b.lr && a.weightDecay == b.weightDecay && a.momentum == b.momentum && a.nesterov == b.nesterov
                 && a.nsCoefficients == b.nsCoefficients && a.eps == b.eps && a.nsSteps == b.nsSteps
@@ -154,6 +156,8 @@ enum MuonAlgorithm: PerTensorAlgorithm {
 }
 
 extension Muon.Options: TorchNamedOptions {
+    /// The options by torch's names: `ns_coefficients` a list of three numbers, `adjust_lr_fn` a
+    /// name or `None`.
     public var torchValues: [String: StateValue] {
         var values = MuonAlgorithm.optionFields.torchValues(of: self)
         values["ns_coefficients"] = .list([.number(nsCoefficients.0), .number(nsCoefficients.1),

@@ -14,7 +14,7 @@
 ///
 /// Π (torch's `mu_product`) is kept rounded to Float, as torch keeps it in a float32 tensor.
 /// State: `exp_avg` (m), `exp_avg_sq` (v), `mu_product` and `step`. Defaults are torch 2.15's.
-public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
+public final class NAdam: ElementwiseOptimizer<NAdam.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// NAdam's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 2e-3).
@@ -33,6 +33,7 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 2e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     weightDecay: Double = 0, momentumDecay: Double = 4e-3, decoupledWeightDecay: Bool = false,
                     maximize: Bool = false) {
@@ -49,12 +50,7 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(NAdamAlgorithm.self) }
-}
-
-enum NAdamAlgorithm: BuiltInAlgorithm {
-    typealias Options = NAdam.Options
-    static let name = "NAdam"
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
     /// The running product of the momentum coefficients, rounded to Float as torch keeps it.
     struct TensorState: RuleScalarState {
@@ -62,8 +58,7 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
         static let fields: [ScalarStateField<Self>] = [.float("mu_product", \.muProduct)]
     }
 
-    typealias Scalars = NAdamKernelScalars
-    static let rule: BuiltInRule<Scalars> = .nadam
+    static let rule = KernelRule.nadam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
 
     static func prepare(_ o: Options, step: Int, state: inout TensorState) -> (flags: UInt32, scalars: Scalars) {
@@ -85,6 +80,8 @@ enum NAdamAlgorithm: BuiltInAlgorithm {
 }
 
 extension NAdam.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("eps", \.eps, .epsilon), .pair("betas", \.betas, .betas),
         .number("weight_decay", \.weightDecay, .nonNegative), .number("momentum_decay", \.momentumDecay, .nonNegative), .flag("decoupled_weight_decay", \.decoupledWeightDecay),

@@ -12,9 +12,13 @@ public protocol OptimizerOptions: Sendable {
 ///   pass over each element (torch's foreach path makes several), so torch's `fused=True`
 ///   maps to it too.
 public enum Implementation: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// One launch per parameter tensor, in order (torch's `foreach=False`).
     case forLoop = "forloop"
+    /// One launch for every parameter, cut into chunks spread over threads (torch's
+    /// `foreach=True` and `fused=True`).
     case multiTensor = "foreach"
 
+    /// The name the command-line tool takes: `forloop` or `foreach`.
     public var description: String { rawValue }
 }
 
@@ -42,11 +46,14 @@ public struct ParameterGroup<Options: OptimizerOptions>: @unchecked Sendable {
 ///         .init(head) { $0.lr = 1e-3 },
 ///     ], defaults: .init(lr: 1e-2))
 public struct ParameterGroupSpec<Options: OptimizerOptions> {
+    /// The group's parameters, in order.
     public let parameters: [Tensor]
     /// The parameters' names (torch's `param_names`), or nil.
     public let names: [String]?
+    /// Changes to the optimizer's default options for this group.
     public let configure: (inout Options) -> Void
 
+    /// A group of `parameters` whose options are the defaults changed by `configure`.
     public init(_ parameters: [Tensor], _ configure: @escaping (inout Options) -> Void = { _ in }) {
         self.parameters = parameters
         self.names = nil
@@ -71,6 +78,7 @@ public struct ParameterGroupSpec<Options: OptimizerOptions> {
 /// and optimizers over disjoint parameters step concurrently. The tensors it updates are not
 /// synchronized: a parameter or gradient must not be changed on another thread during a step.
 public protocol Optimizer: AnyObject, Sendable {
+    /// The options of a parameter group.
     associatedtype Options: OptimizerOptions
 
     /// The parameter groups and their options.
@@ -133,8 +141,11 @@ extension GroupConstructible {
 }
 
 extension Optimizer {
+    /// Drops every parameter's gradient (sets `grad` to nil), as torch's default.
     public func zeroGrad() { zeroGrad(setToNone: true) }
 
+    /// Calls `closure`, which computes the loss and sets the gradients, then ``step()``; returns
+    /// the closure's loss.
     @discardableResult
     public func step(_ closure: () throws -> Double) throws -> Double {
         let loss = try closure()

@@ -15,7 +15,7 @@
 /// with rₜ = √((ρₜ − 4)(ρₜ − 2) ρ∞ / ((ρ∞ − 4)(ρ∞ − 2) ρₜ)). While ρₜ ≤ 5 the variance of the
 /// adaptive rate is intractable and the step is plain momentum SGD. State: `exp_avg` (m),
 /// `exp_avg_sq` (v) and `step`. Defaults are torch 2.15's.
-public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
+public final class RAdam: ElementwiseOptimizer<RAdam.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// RAdam's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 1e-3).
@@ -32,6 +32,7 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     weightDecay: Double = 0, decoupledWeightDecay: Bool = false, maximize: Bool = false) {
             self.lr = lr
@@ -46,15 +47,9 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(RAdamAlgorithm.self) }
-}
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
-enum RAdamAlgorithm: BuiltInAlgorithm {
-    typealias Options = RAdam.Options
-    static let name = "RAdam"
-
-    typealias Scalars = RAdamKernelScalars
-    static let rule: BuiltInRule<Scalars> = .radam
+    static let rule = KernelRule.radam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
 
     static func prepare(_ o: Options, step: Int, state: inout NoTensorState) -> (flags: UInt32, scalars: Scalars) {
@@ -81,6 +76,8 @@ enum RAdamAlgorithm: BuiltInAlgorithm {
 }
 
 extension RAdam.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("eps", \.eps, .epsilon), .pair("betas", \.betas, .betas),
         .number("weight_decay", \.weightDecay, .nonNegative), .flag("decoupled_weight_decay", \.decoupledWeightDecay), .flag("maximize", \.maximize),

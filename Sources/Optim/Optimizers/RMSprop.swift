@@ -12,7 +12,7 @@
 ///
 /// State: `square_avg` (v), `momentum_buffer` (b, with momentum), `grad_avg` (ḡ, centered),
 /// and `step`. Defaults are torch 2.15's.
-public final class RMSprop: ElementwiseOptimizer<RMSprop.Options> {
+public final class RMSprop: ElementwiseOptimizer<RMSprop.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// RMSprop's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 1e-2).
@@ -31,6 +31,7 @@ public final class RMSprop: ElementwiseOptimizer<RMSprop.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-2, alpha: Double = 0.99, eps: Double = 1e-8, weightDecay: Double = 0,
                     momentum: Double = 0, centered: Bool = false, maximize: Bool = false) {
             self.lr = lr
@@ -46,15 +47,9 @@ public final class RMSprop: ElementwiseOptimizer<RMSprop.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(RMSpropAlgorithm.self) }
-}
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
-enum RMSpropAlgorithm: BuiltInAlgorithm {
-    typealias Options = RMSprop.Options
-    static let name = "RMSprop"
-
-    typealias Scalars = RMSpropKernelScalars
-    static let rule: BuiltInRule<Scalars> = .rmsprop
+    static let rule = KernelRule.rmsprop
     static let stateNames = ["square_avg", "momentum_buffer", "grad_avg"]
 
     static func usesSlot(_ slot: Int, _ o: Options) -> Bool {
@@ -71,6 +66,8 @@ enum RMSpropAlgorithm: BuiltInAlgorithm {
 }
 
 extension RMSprop.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("eps", \.eps, .epsilon), .number("momentum", \.momentum, .nonNegative),
         .number("weight_decay", \.weightDecay, .nonNegative), .number("alpha", \.alpha, .nonNegative),

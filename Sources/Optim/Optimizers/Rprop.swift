@@ -11,7 +11,7 @@
 ///     g′ ← g
 ///
 /// State: `prev` (g′), `step_size` (s) and `step`. Defaults are torch 2.15's.
-public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
+public final class Rprop: ElementwiseOptimizer<Rprop.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// Rprop's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// The initial step size of every element (default 1e-2).
@@ -24,6 +24,7 @@ public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-2, etas: Pair = Pair(0.5, 1.2), stepSizes: Pair = Pair(1e-6, 50),
                     maximize: Bool = false) {
             self.lr = lr
@@ -36,15 +37,9 @@ public final class Rprop: ElementwiseOptimizer<Rprop.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(RpropAlgorithm.self) }
-}
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
-enum RpropAlgorithm: BuiltInAlgorithm {
-    typealias Options = Rprop.Options
-    static let name = "Rprop"
-
-    typealias Scalars = RpropKernelScalars
-    static let rule: BuiltInRule<Scalars> = .rprop
+    static let rule = KernelRule.rprop
     static let stateNames = ["prev", "step_size"]
 
     static func validate(_ o: Options) throws {
@@ -70,6 +65,8 @@ enum RpropAlgorithm: BuiltInAlgorithm {
 }
 
 extension Rprop.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .pair("etas", \.etas), .pair("step_sizes", \.stepSizes), .flag("maximize", \.maximize),
     ]

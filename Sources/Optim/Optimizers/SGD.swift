@@ -15,7 +15,7 @@
 ///
 /// Nesterov momentum follows Sutskever et al. (2013), in torch's formulation. State:
 /// `momentum_buffer` (only when momentum ≠ 0). Defaults are torch 2.15's.
-public final class SGD: ElementwiseOptimizer<SGD.Options> {
+public final class SGD: ElementwiseOptimizer<SGD.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// SGD's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (torch: `lr`, default 1e-3).
@@ -31,6 +31,7 @@ public final class SGD: ElementwiseOptimizer<SGD.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-3, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0,
                     nesterov: Bool = false, maximize: Bool = false) {
             self.lr = lr
@@ -45,15 +46,9 @@ public final class SGD: ElementwiseOptimizer<SGD.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(SGDAlgorithm.self) }
-}
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
-enum SGDAlgorithm: BuiltInAlgorithm {
-    typealias Options = SGD.Options
-    static let name = "SGD"
-
-    typealias Scalars = SGDKernelScalars
-    static let rule: BuiltInRule<Scalars> = .sgd
+    static let rule = KernelRule.sgd
     static let stateNames = ["momentum_buffer"]
     static let keepsStepCount = false
 
@@ -82,6 +77,8 @@ enum SGDAlgorithm: BuiltInAlgorithm {
 }
 
 extension SGD.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .number("momentum", \.momentum, .nonNegative), .number("dampening", \.dampening, .finite),
         .number("weight_decay", \.weightDecay, .nonNegative), .flag("nesterov", \.nesterov), .flag("maximize", \.maximize),

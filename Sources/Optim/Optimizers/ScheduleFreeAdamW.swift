@@ -20,7 +20,7 @@
 /// evaluation, ``trainingParameters()`` back to `y`, as the reference's `eval()` and
 /// `train()`. The reference checks no option; this library refuses negative rates and
 /// decays and betas outside [0, 1). torch has no schedule-free optimizer.
-public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule.Options> {
+public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule.Options>, @unchecked Sendable {
     /// Whether the parameters hold `y` (training) rather than `x` (evaluation).
     public private(set) var isTraining = true
 
@@ -71,6 +71,7 @@ public final class ScheduleFreeAdamW: ElementwiseOptimizer<ScheduleFreeAdamWRule
 
 /// The rule of ``ScheduleFreeAdamW``.
 public enum ScheduleFreeAdamWRule: ElementwiseRule {
+    /// ``ScheduleFreeAdamW``'s options, with the reference's defaults and names.
     public struct Options: TorchFieldOptions, DefaultOptions, Equatable {
         /// Learning rate (default 0.0025).
         public var lr = 0.0025
@@ -87,8 +88,11 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
         /// The average's weights grow as lrMax^weightLRPower (default 2).
         public var weightLRPower = 2.0
 
+        /// schedulefree's defaults: lr 0.0025, betas (0.9, 0.999), eps 1e-8, no decay or warm-up,
+        /// r 0, weightLRPower 2.
         public init() {}
 
+        /// Every option under the reference's name, with what its value must satisfy.
         public static let torchFields: [OptionField<Self>] = [
             .number("lr", \.lr), .pair("betas", \.betas, .betas), .number("eps", \.eps, .epsilon),
             .number("weight_decay", \.weightDecay, .nonNegative), .integer("warmup_steps", \.warmupSteps, .nonNegative),
@@ -99,20 +103,28 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
     /// The group's running sums.
     public struct ScalarState: RuleScalarState {
         var weightSum = 0.0, lrMax = -1.0, scheduledLR = 0.0
+        /// The state before the first step: `weight_sum` 0, `lr_max` −1, `scheduled_lr` 0.
         public init() {}
+        /// `weight_sum`, `lr_max` and `scheduled_lr`, by schedulefree's names.
         public static let fields: [ScalarStateField<Self>] = [
             .double("weight_sum", \.weightSum), .double("lr_max", \.lrMax), .double("scheduled_lr", \.scheduledLR),
         ]
     }
 
+    /// The per-step scalars, computed in `Double` by ``scalars(_:step:state:)``.
     public struct Scalars {
         var oneMinusBeta2, beta2, biasCorrection2, eps, weightDecay, average, yStep, negativeLR: Double
     }
 
+    /// The optimizer's name, for messages.
     public static let name = "ScheduleFreeAdamW"
+    /// `z`, the base sequence (a copy of `y` at the first update), and `exp_avg_sq` (v).
     public static let stateNames = ["z", "exp_avg_sq"]
+    /// The group's: its step count advances at every step, as schedulefree counts it.
     public static let stepCounting = RuleStepCounting.perGroup
 
+    /// Advances the group's warm-up rate, `lr_max` and `weight_sum`, and returns the average's
+    /// weight c, the steps of `y` and `z` and the bias correction `1 − β₂ᵗ`, in `Double`.
     public static func scalars(_ o: Options, step: Int, state: inout ScalarState) -> Scalars {
         let k = step - 1
         let schedule = k < o.warmupSteps ? Double(k + 1) / Double(o.warmupSteps) : 1
@@ -128,6 +140,8 @@ public enum ScheduleFreeAdamWRule: ElementwiseRule {
                        yStep: lr * (o.betas.first * (1 - average) - 1), negativeLR: -lr)
     }
 
+    /// v ← β₂ · v + (1 − β₂) · g²; u ← g / (√(v / (1 − β₂ᵗ)) + ε) + weightDecay · y;
+    /// y ← y + c · (z − y); y ← y + lrₜ · (β₁ · (1 − c) − 1) · u; z ← z − lrₜ · u.
     public static func update<V: RuleVector>(parameter y: inout V, gradient g: V, state: inout RuleState<V>,
                                              scalars s: Scalars) {
         if state.isFirstUpdate { state[0] = y }

@@ -12,7 +12,7 @@
 /// Dense gradients are refused (use ``Adam``). The rows of a step spread over threads like the
 /// chunks of a dense step. State: `exp_avg` (m), `exp_avg_sq` (v) and `step`, which torch keeps
 /// as a plain integer. Defaults are torch 2.15's.
-public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
+public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options>, ElementwiseAlgorithm, @unchecked Sendable {
     /// SparseAdam's options, with torch's defaults.
     public struct Options: OptimizerOptions, Equatable {
         /// Learning rate (default 1e-3).
@@ -24,6 +24,7 @@ public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
         /// Maximize the objective instead of minimizing it (default false).
         public var maximize: Bool
 
+        /// Options with torch 2.15's defaults; each argument sets the property of its name.
         public init(lr: Double = 1e-3, betas: Pair = Pair(0.9, 0.999), eps: Double = 1e-8,
                     maximize: Bool = false) {
             self.lr = lr
@@ -36,18 +37,12 @@ public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options> {
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(SparseAdamAlgorithm.self) }
-}
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
 
-enum SparseAdamAlgorithm: BuiltInAlgorithm {
-    typealias Options = SparseAdam.Options
-
-    static let name = "SparseAdam"
     // The dense rule is never run: every gradient must be sparse.
-    typealias Scalars = SparseAdamKernelScalars
-    static let rule: BuiltInRule<Scalars> = .sparseAdam
+    static let rule = KernelRule.sparseAdam
     static let sparseGradients = SparseGradientSupport.required
-    static let sparseRule: BuiltInRule<Scalars>? = .sparseAdam
+    static let sparseRule: KernelRule<Scalars>? = .sparseAdam
     static let stateNames = ["exp_avg", "exp_avg_sq"]
     static let stepIsInteger = true
 
@@ -74,6 +69,8 @@ enum SparseAdamAlgorithm: BuiltInAlgorithm {
 }
 
 extension SparseAdam.Options: TorchFieldOptions {
+    /// Every option under torch's name, with what its value must satisfy, in the order torch
+    /// checks them.
     public static let torchFields: [OptionField<Self>] = [
         .number("lr", \.lr), .pair("betas", \.betas), .number("eps", \.eps), .flag("maximize", \.maximize),
     ]

@@ -7,12 +7,14 @@ public enum OptionCheck {
         guard condition else { throw OptimError(.invalidOption, message()) }
     }
 
+    /// Throws "Invalid learning rate" unless `lr` is finite and ≥ 0.
     public static func learningRate(_ lr: Double) throws {
         guard lr.isFinite, lr >= 0 else {
             throw OptimError(.invalidOption, "Invalid learning rate: \(lr) (must be finite and >= 0)")
         }
     }
 
+    /// Throws "Invalid `name` value" unless `value` is finite and ≥ 0.
     public static func nonNegative(_ value: Double, _ name: String) throws {
         guard value.isFinite, value >= 0 else {
             throw OptimError(.invalidOption, "Invalid \(name) value: \(value) (must be finite and >= 0)")
@@ -27,12 +29,14 @@ public enum OptionCheck {
         }
     }
 
+    /// Throws "Invalid `name` value" unless `value` is finite.
     public static func finite(_ value: Double, _ name: String) throws {
         guard value.isFinite else {
             throw OptimError(.invalidOption, "Invalid \(name) value: \(value) (must be finite)")
         }
     }
 
+    /// Throws "Invalid epsilon value" unless `eps` is finite and ≥ 0.
     public static func epsilon(_ eps: Double) throws {
         guard eps.isFinite, eps >= 0 else {
             throw OptimError(.invalidOption, "Invalid epsilon value: \(eps) (must be finite and >= 0)")

@@ -79,12 +79,17 @@ public enum RuleStepCounting: Sendable {
 }
 
 extension ElementwiseRule {
+    /// Each parameter counts its own steps, as torch's optimizers do.
     public static var stepCounting: RuleStepCounting { .perParameter }
 
+    /// Every slot is kept.
     public static func usesSlot(_ slot: Int, _ options: Options) -> Bool { true }
 
+    /// `ScalarState()`, whatever the options.
     public static func initialScalarState(_ options: Options, defaults: Options) -> ScalarState { ScalarState() }
 
+    /// Checks that `lr` is finite and ≥ 0, then each field's requirement in the table's order
+    /// (``TorchFieldOptions/validateFields()``).
     public static func validate(_ options: Options) throws { try options.validateFields() }
 }
 
@@ -106,7 +111,9 @@ public protocol RuleScalarState: Equatable {
 /// number; a `Float` value is kept rounded to `Float`, as torch keeps a float32 tensor.
 // Key paths are immutable values, safe to share between threads.
 public enum ScalarStateField<State>: @unchecked Sendable {
+    /// A `Double` value under a name.
     case double(String, WritableKeyPath<State, Double>)
+    /// A `Float` value under a name (kept rounded to `Float`, as a float32 tensor of torch).
     case float(String, WritableKeyPath<State, Float>)
 
     /// The value's name in a state dict.
@@ -147,7 +154,9 @@ extension RuleScalarState {
 
 /// The scalar state of a rule that keeps none.
 public struct NoScalarState: RuleScalarState {
+    /// The empty state.
     public init() {}
+    /// No fields.
     public static var fields: [ScalarStateField<Self>] { [] }
 }
 
@@ -161,6 +170,8 @@ public struct RuleState<V: RuleVector> {
 
     @inlinable @inline(__always) init(isFirstUpdate: Bool) { self.isFirstUpdate = isFirstUpdate }
 
+    /// The vector of slot `slot` (``ElementwiseRule/stateNames``' order): zeros for a slot that
+    /// is not kept.
     @inlinable public subscript(slot: Int) -> V {
         @inline(__always) get {
             switch slot {
@@ -260,6 +271,8 @@ public struct RuleSegment {
 @usableFromInline let ruleHalfBlock = 256
 
 extension ElementwiseRule {
+    /// Loads each vector of the segment (widening half types to `Float`), runs
+    /// ``ElementwiseRule/update(parameter:gradient:state:scalars:)`` and stores the results.
     @inlinable
     public static func runSegment(_ segment: RuleSegment) {
         let scalars = segment.scalars.load(as: Scalars.self)

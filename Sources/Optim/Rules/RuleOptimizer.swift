@@ -3,7 +3,7 @@
 /// `step`, `zeroGrad`, `state(for:)`, state dicts in torch's layout (the rule's state names,
 /// `step` as a float32 tensor, its options under ``TorchFieldOptions``'s names), schedulers
 /// (its `lr`), threads on either backend and both code paths with the same bits.
-public final class RuleOptimizer<Rule: ElementwiseRule>: ElementwiseOptimizer<Rule.Options> {
+public final class RuleOptimizer<Rule: ElementwiseRule>: ElementwiseOptimizer<Rule.Options>, @unchecked Sendable {
     /// The options of a group built without changes.
     public static var defaultOptions: Rule.Options { Rule.Options() }
 
@@ -36,9 +36,7 @@ enum SwiftRuleAlgorithm<Rule: ElementwiseRule>: ElementwiseAlgorithm {
     static var name: String { Rule.name }
     static var stateNames: [String] { Rule.stateNames }
 
-    static func kernels(dtype: DType, isa: InstructionSet) -> UnsafeBufferPointer<SegmentFunction?> {
-        Kernels.swiftRuleTable(dtype: dtype)
-    }
+    static var rule: KernelRule<Scalars> { KernelRule(swiftRuleOf: Scalars.self) }
 
     static var countsStepsPerGroup: Bool { Rule.stepCounting == .perGroup }
     static func initializationFlags(_ options: Options) -> UInt32 { 1 }

@@ -27,15 +27,21 @@ public protocol RuleVector: SIMD where Scalar: BinaryFloatingPoint {
 }
 
 extension SIMD16: RuleVector where Scalar == Float {
+    /// √x, lane by lane, correctly rounded.
     @inlinable @inline(__always) public static func sqrt(_ x: Self) -> Self { optim_lanes_sqrt_f32x16(x) }
+    /// The larger of each pair of lanes; NaN where either is NaN.
     @inlinable @inline(__always) public static func maximum(_ a: Self, _ b: Self) -> Self {
         optim_lanes_maximum_f32x16(a, b)
     }
+    /// The smaller of each pair of lanes; NaN where either is NaN.
     @inlinable @inline(__always) public static func minimum(_ a: Self, _ b: Self) -> Self {
         optim_lanes_minimum_f32x16(a, b)
     }
+    /// |x|, lane by lane.
     @inlinable @inline(__always) public static func abs(_ x: Self) -> Self { optim_lanes_abs_f32x16(x) }
+    /// 1, −1 or 0 (also for NaN), lane by lane.
     @inlinable @inline(__always) public static func sign(_ x: Self) -> Self { optim_lanes_sign_f32x16(x) }
+    /// `ifPositive` where `condition > 0`, `otherwise` elsewhere.
     @inlinable @inline(__always)
     public static func select(_ condition: Self, ifPositive: Self, otherwise: Self) -> Self {
         optim_lanes_select_positive_f32x16(condition, ifPositive, otherwise)
@@ -43,15 +49,21 @@ extension SIMD16: RuleVector where Scalar == Float {
 }
 
 extension SIMD8: RuleVector where Scalar == Double {
+    /// √x, lane by lane, correctly rounded.
     @inlinable @inline(__always) public static func sqrt(_ x: Self) -> Self { optim_lanes_sqrt_f64x8(x) }
+    /// The larger of each pair of lanes; NaN where either is NaN.
     @inlinable @inline(__always) public static func maximum(_ a: Self, _ b: Self) -> Self {
         optim_lanes_maximum_f64x8(a, b)
     }
+    /// The smaller of each pair of lanes; NaN where either is NaN.
     @inlinable @inline(__always) public static func minimum(_ a: Self, _ b: Self) -> Self {
         optim_lanes_minimum_f64x8(a, b)
     }
+    /// |x|, lane by lane.
     @inlinable @inline(__always) public static func abs(_ x: Self) -> Self { optim_lanes_abs_f64x8(x) }
+    /// 1, −1 or 0 (also for NaN), lane by lane.
     @inlinable @inline(__always) public static func sign(_ x: Self) -> Self { optim_lanes_sign_f64x8(x) }
+    /// `ifPositive` where `condition > 0`, `otherwise` elsewhere.
     @inlinable @inline(__always)
     public static func select(_ condition: Self, ifPositive: Self, otherwise: Self) -> Self {
         optim_lanes_select_positive_f64x8(condition, ifPositive, otherwise)

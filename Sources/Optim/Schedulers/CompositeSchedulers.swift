@@ -2,9 +2,13 @@
 /// epochs from `milestones[i - 1]` on, and each one after the first starts from its epoch 0
 /// (its closed form where it has one) at its milestone.
 public final class SequentialLR: LRScheduler {
+    /// The schedulers, in the order they take over.
     public let schedulers: [LRScheduler]
+    /// The epochs at which the next scheduler takes over: one fewer than `schedulers`.
     public let milestones: [Int]
 
+    /// Runs `schedulers`, all of `optimizer`, one after another, switching at `milestones`
+    /// (increasing, one fewer than the schedulers).
     public init<O: Optimizer>(_ optimizer: O, schedulers: [LRScheduler], milestones: [Int]) throws {
         guard !schedulers.isEmpty else {
             throw OptimError(.invalidOption, "SequentialLR expects at least one scheduler")
@@ -21,7 +25,7 @@ public final class SequentialLR: LRScheduler {
         }
         self.schedulers = schedulers
         self.milestones = milestones
-        super.init(groups: ScheduledGroups(optimizer))
+        super.init(composing: ScheduledGroups(optimizer))
         lastEpoch = 0
         let first = schedulers[milestones.prefix { $0 <= 0 }.count]
         // The schedulers given are changed here: a refusal puts back their progress, and the
@@ -49,6 +53,8 @@ public final class SequentialLR: LRScheduler {
         }
     }
 
+    /// Advances one epoch: steps the scheduler whose turn it is, or starts the next one at its
+    /// milestone.
     public override func step() throws {
         lastEpoch += 1
         let index = milestones.prefix { $0 <= lastEpoch }.count
@@ -79,8 +85,10 @@ public final class SequentialLR: LRScheduler {
 /// Steps several schedulers together at every epoch, so that their factors multiply, as torch's
 /// `ChainedScheduler`.
 public final class ChainedScheduler: LRScheduler {
+    /// The schedulers stepped together, in order.
     public let schedulers: [LRScheduler]
 
+    /// Chains `schedulers`, at least one, all of the same optimizer.
     public init(_ schedulers: [LRScheduler]) throws {
         guard let first = schedulers.first else {
             throw OptimError(.invalidOption, "ChainedScheduler expects at least one scheduler to be chained")
@@ -89,12 +97,13 @@ public final class ChainedScheduler: LRScheduler {
             throw OptimError(.invalidOption, "ChainedScheduler expects all schedulers to belong to the same optimizer")
         }
         self.schedulers = schedulers
-        super.init(groups: first.groups)
+        super.init(composing: first.groups)
         lastLearningRates = groups.learningRates
     }
 
     override var children: [LRScheduler] { schedulers }
 
+    /// Steps every scheduler in order; if one throws, every one is restored to where it was.
     public override func step() throws {
         // A scheduler refused after others stepped would leave the chain half-stepped.
         try restoringProgressOnError(of: schedulers) {
@@ -153,23 +162,49 @@ private func restoringProgressOnError(of schedulers: [LRScheduler], _ body: () t
 /// max(lr · factor, minLR) (unless that changes it by no more than `eps`), then `cooldown`
 /// epochs pass before bad epochs count again.
 public final class ReduceLROnPlateau {
-    public enum Mode: String, Sendable { case min, max }
-    public enum ThresholdMode: String, Sendable { case rel, abs }
+    /// Whether the metric should fall or rise.
+    public enum Mode: String, Sendable {
+        /// Lower is better (a loss).
+        case min
+        /// Higher is better (an accuracy).
+        case max
+    }
+    /// How `threshold` measures an improvement.
+    public enum ThresholdMode: String, Sendable {
+        /// Relative to the best: below best · (1 − threshold) in mode min, above
+        /// best · (1 + threshold) in mode max.
+        case rel
+        /// Absolute: below best − threshold in mode min, above best + threshold in mode max.
+        case abs
+    }
 
     let groups: ScheduledGroups
+    /// Whether lower or higher metrics are better.
     public let mode: Mode
+    /// The factor a plateau multiplies the rates by, below 1 (default 0.1).
     public let factor: Double
+    /// Epochs without improvement tolerated before the rates drop (default 10).
     public let patience: Int
+    /// How much better than the best a metric must be to count as an improvement (default 1e-4).
     public let threshold: Double
+    /// Whether `threshold` is relative or absolute (torch: `threshold_mode`, default `rel`).
     public let thresholdMode: ThresholdMode
+    /// Epochs after a drop during which bad epochs are not counted (default 0).
     public let cooldown: Int
+    /// Each group's lowest rate (torch: `min_lr`, default 0).
     public let minLearningRates: [Double]
+    /// A drop smaller than this is not applied (default 1e-8).
     public let eps: Double
 
+    /// The best metric so far (infinity in mode min, −infinity in mode max, before the first).
     public private(set) var best: Double
+    /// Epochs since the last improvement (torch: `num_bad_epochs`).
     public private(set) var badEpochs = 0
+    /// Cooldown epochs left (torch: `cooldown_counter`).
     public private(set) var cooldownCounter = 0
+    /// The number of ``step(metric:)`` calls so far.
     public private(set) var lastEpoch = 0
+    /// Each group's learning rate after the last step (torch's `get_last_lr()`).
     public private(set) var lastLearningRates: [Double]
 
     /// `minLR` takes one value for every group or one per group.
@@ -240,6 +275,8 @@ public final class ReduceLROnPlateau {
         lastLearningRates = groups.learningRates
     }
 
+    /// The scheduler's progress: `best`, `num_bad_epochs`, `cooldown_counter`, `last_epoch` and
+    /// `_last_lr`.
     public func stateDict() -> SchedulerState {
         SchedulerState(values: [
             "best": .number(best), "num_bad_epochs": .integer(badEpochs), "cooldown_counter": .integer(cooldownCounter),
@@ -247,6 +284,8 @@ public final class ReduceLROnPlateau {
         ])
     }
 
+    /// Restores progress saved by ``stateDict()``; throws, changing nothing, when a value is
+    /// missing or of the wrong type.
     public func loadStateDict(_ state: SchedulerState) throws {
         let saved = (try state.number("best"), try state.integer("num_bad_epochs"), try state.integer("cooldown_counter"),
                      try state.integer("last_epoch"), try state.numbers("_last_lr", count: lastLearningRates.count))

@@ -10,16 +10,37 @@
 /// `triangular` keeps scale 1, `triangular2` halves it each cycle, `exp_range` is γ^e; a
 /// custom scale function replaces them.
 public final class CyclicLR: LRScheduler {
-    public enum Mode: String, Sendable, CaseIterable { case triangular, triangular2, expRange = "exp_range" }
-    public enum ScaleMode: String, Sendable { case cycle, iterations }
+    /// The scale policy of the cycles' amplitude.
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Every cycle has the full amplitude (scale 1).
+        case triangular
+        /// The amplitude halves each cycle (scale 1 / 2^(c − 1)).
+        case triangular2
+        /// The amplitude decays as γ^e, e the epoch (torch: `exp_range`).
+        case expRange = "exp_range"
+    }
+    /// What the scale function takes: the cycle number or the epoch.
+    public enum ScaleMode: String, Sendable {
+        /// The cycle number c, counted from 1.
+        case cycle
+        /// The epoch e.
+        case iterations
+    }
 
+    /// Each group's upper rate (torch: `max_lr`).
     public let maxLearningRates: [Double]
+    /// Epochs of one cycle: `stepSizeUp + stepSizeDown`.
     public let totalSize: Double
+    /// The rising part of a cycle: `stepSizeUp / totalSize`.
     public let stepRatio: Double
+    /// The built-in scale policy (ignored when a scale function is given).
     public let mode: Mode
+    /// The base of `expRange`'s scale, γ^e (default 1).
     public let gamma: Double
+    /// Whether the scale is a function of the cycle or of the epoch.
     public let scaleMode: ScaleMode
     let scale: (Double) -> Double
+    /// Whether the momentum (or β₁) cycles inversely to the rate (default true).
     public let cycleMomentum: Bool
     let baseMomentums: [Double]
     let maxMomentums: [Double]
@@ -67,9 +88,7 @@ public final class CyclicLR: LRScheduler {
             for (group, rate) in bases.enumerated() { try groups.setLearningRate(group, rate) }
             for (group, momentum) in momentums.max.enumerated() { try groups.setMomentum!(group, momentum) }
         }
-        super.init(groups: groups)
-        baseLearningRates = bases
-        try finishConstruction()
+        try super.init(groups: groups, baseLearningRates: bases)
     }
 
     override func learningRates() throws -> [Double] {
@@ -92,12 +111,21 @@ public final class CyclicLR: LRScheduler {
 /// from maxLR / divFactor to maxLR over the first `pctStart` of `totalSteps`, then anneals to
 /// maxLR / (divFactor · finalDivFactor) (with `threePhase`, back to the start first); the
 /// momentum (or β₁) moves the opposite way between `maxMomentum` and `baseMomentum`. Phases
-/// anneal by cosine, Math.cos(πp) + 1 halved, or linearly.
+/// anneal by cosine, cos(πp) + 1 halved, or linearly.
 public final class OneCycleLR: LRScheduler {
-    public enum Annealing: String, Sendable { case cos, linear }
+    /// How a phase moves from its start to its end.
+    public enum Annealing: String, Sendable {
+        /// Along half a cosine: end + (start − end) · (1 + cos πp) / 2 at fraction p of the phase.
+        case cos
+        /// Linearly: start + p · (end − start).
+        case linear
+    }
 
+    /// The steps of the whole policy.
     public let totalSteps: Int
+    /// How each phase moves between its ends (torch: `anneal_strategy`, default `cos`).
     public let annealing: Annealing
+    /// Whether the momentum (or β₁) moves opposite to the rate (default true).
     public let cycleMomentum: Bool
     let initialRates: [Double]
     let maxRates: [Double]
@@ -158,8 +186,7 @@ public final class OneCycleLR: LRScheduler {
             for (group, momentum) in momentums.max.enumerated() { try groups.setMomentum!(group, momentum) }
         }
         groups.initialLearningRates = initialRates
-        super.init(groups: groups)
-        try finishConstruction()
+        try super.init(groups: groups)
     }
 
     private func anneal(_ start: Double, _ end: Double, _ fraction: Double) -> Double {

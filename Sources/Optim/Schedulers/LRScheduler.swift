@@ -4,8 +4,10 @@
 /// `MultiplicativeLR` and a custom CyclicLR scale are not saved, as torch does not save them:
 /// the new scheduler must be built with the same ones.
 public struct SchedulerState: Equatable, Sendable, Codable {
+    /// The saved values by torch's key names.
     public var values: [String: StateValue]
 
+    /// A state of these values, for a scheduler's ``LRScheduler/loadStateDict(_:)`` to check.
     public init(values: [String: StateValue]) { self.values = values }
 
     func number(_ key: String) throws -> Double {
@@ -67,10 +69,21 @@ public class LRScheduler {
     /// Schedulers this one drives (SequentialLR, ChainedScheduler).
     var children: [LRScheduler] { [] }
 
-    init(groups: ScheduledGroups) {
+    /// A scheduler that drives others (SequentialLR, ChainedScheduler): it takes no first step of
+    /// its own.
+    init(composing groups: ScheduledGroups) {
         self.groups = groups
         groups.recordInitialRatesIfNeeded()
         baseLearningRates = groups.initialLearningRates
+    }
+
+    /// A scheduler of its own, built with its first step (see ``finishConstruction()``), from
+    /// `baseLearningRates` when given, else from each group's initial rate.
+    init(groups: ScheduledGroups, baseLearningRates bases: [Double]? = nil) throws {
+        self.groups = groups
+        groups.recordInitialRatesIfNeeded()
+        baseLearningRates = bases ?? groups.initialLearningRates
+        try finishConstruction()
     }
 
     /// The first step (torch's `_initial_step`).
@@ -185,10 +198,10 @@ public class LambdaScheduler: LRScheduler {
     public init<O: Optimizer>(_ optimizer: O, lambdas: [(Int) -> Double]) throws {
         let groups = ScheduledGroups(optimizer)
         self.lambdas = try perGroup(lambdas, count: groups.count(), "lr_lambda")
-        super.init(groups: groups)
-        try finishConstruction()
+        try super.init(groups: groups)
     }
 
+    /// One function of the epoch for every group of `optimizer`.
     public convenience init<O: Optimizer>(_ optimizer: O, lambda: @escaping (Int) -> Double) throws {
         try self.init(optimizer, lambdas: [lambda])
     }
@@ -218,16 +231,19 @@ public final class MultiplicativeLR: LambdaScheduler {
 ///
 ///     lr(e) = base · γ^⌊e / stepSize⌋
 public final class StepLR: LRScheduler {
+    /// Epochs between two decays (torch: `step_size`).
     public let stepSize: Int
+    /// The factor of each decay (default 0.1).
     public let gamma: Double
 
+    /// Decays `optimizer`'s rates by `gamma` every `stepSize` epochs; throws unless `stepSize` > 0
+    /// and `gamma` is finite.
     public init<O: Optimizer>(_ optimizer: O, stepSize: Int, gamma: Double = 0.1) throws {
         guard stepSize > 0 else { throw OptimError(.invalidOption, "step_size must be a positive integer, got \(stepSize)") }
         try OptionCheck.finite(gamma, "gamma")
         self.stepSize = stepSize
         self.gamma = gamma
-        super.init(groups: ScheduledGroups(optimizer))
-        try finishConstruction()
+        try super.init(groups: ScheduledGroups(optimizer))
     }
 
     override func learningRates() throws -> [Double] {
@@ -245,15 +261,17 @@ public final class StepLR: LRScheduler {
 ///
 ///     lr(e) = base · γ^(milestones ≤ e)
 public final class MultiStepLR: LRScheduler {
+    /// The epochs at which the rates decay, in increasing order.
     public let milestones: [Int]
+    /// The factor of each decay (default 0.1).
     public let gamma: Double
 
+    /// Decays `optimizer`'s rates by `gamma` at each of `milestones`.
     public init<O: Optimizer>(_ optimizer: O, milestones: [Int], gamma: Double = 0.1) throws {
         try OptionCheck.finite(gamma, "gamma")
         self.milestones = milestones.sorted()
         self.gamma = gamma
-        super.init(groups: ScheduledGroups(optimizer))
-        try finishConstruction()
+        try super.init(groups: ScheduledGroups(optimizer))
     }
 
     override func learningRates() throws -> [Double] {
@@ -272,17 +290,19 @@ public final class MultiStepLR: LRScheduler {
 ///
 ///     lr(e) = base · (e < totalIters ? factor : 1)
 public final class ConstantLR: LRScheduler {
+    /// The factor applied before `totalIters` (default 1/3).
     public let factor: Double
+    /// The epoch from which the rate is the base rate again (torch: `total_iters`, default 5).
     public let totalIters: Int
 
+    /// Multiplies `optimizer`'s rates by `factor` (in [0, 1]) until epoch `totalIters`.
     public init<O: Optimizer>(_ optimizer: O, factor: Double = 1.0 / 3, totalIters: Int = 5) throws {
         guard factor >= 0, factor <= 1 else {
             throw OptimError(.invalidOption, "Constant multiplicative factor expected to be between 0 and 1, got \(factor)")
         }
         self.factor = factor
         self.totalIters = totalIters
-        super.init(groups: ScheduledGroups(optimizer))
-        try finishConstruction()
+        try super.init(groups: ScheduledGroups(optimizer))
     }
 
     override func learningRates() throws -> [Double] {
@@ -301,10 +321,15 @@ public final class ConstantLR: LRScheduler {
 ///
 ///     lr(e) = base · (start + (end − start) · min(e, totalIters) / totalIters)
 public final class LinearLR: LRScheduler {
+    /// The factor at epoch 0, in (0, 1] (torch: `start_factor`, default 1/3).
     public let startFactor: Double
+    /// The factor from epoch `totalIters` on, in [0, 1] (torch: `end_factor`, default 1).
     public let endFactor: Double
+    /// The epochs over which the factor moves (torch: `total_iters`, default 5).
     public let totalIters: Int
 
+    /// Moves `optimizer`'s rates from `startFactor` to `endFactor` times their base over
+    /// `totalIters` epochs.
     public init<O: Optimizer>(_ optimizer: O, startFactor: Double = 1.0 / 3, endFactor: Double = 1,
                               totalIters: Int = 5) throws {
         guard startFactor > 0, startFactor <= 1 else {
@@ -317,8 +342,7 @@ public final class LinearLR: LRScheduler {
         self.startFactor = startFactor
         self.endFactor = endFactor
         self.totalIters = totalIters
-        super.init(groups: ScheduledGroups(optimizer))
-        try finishConstruction()
+        try super.init(groups: ScheduledGroups(optimizer))
     }
 
     override func learningRates() throws -> [Double] {
@@ -340,13 +364,14 @@ public final class LinearLR: LRScheduler {
 ///
 ///     lr(e) = base · γ^e
 public final class ExponentialLR: LRScheduler {
+    /// The factor of each epoch.
     public let gamma: Double
 
+    /// Decays `optimizer`'s rates by `gamma` (finite) every epoch.
     public init<O: Optimizer>(_ optimizer: O, gamma: Double) throws {
         try OptionCheck.finite(gamma, "gamma")
         self.gamma = gamma
-        super.init(groups: ScheduledGroups(optimizer))
-        try finishConstruction()
+        try super.init(groups: ScheduledGroups(optimizer))
     }
 
     override func learningRates() throws -> [Double] {
@@ -364,16 +389,18 @@ public final class ExponentialLR: LRScheduler {
 ///
 ///     lr(e) = base · (1 − min(e, totalIters) / totalIters)^power
 public final class PolynomialLR: LRScheduler {
+    /// The epoch at which the rate reaches zero (torch: `total_iters`, default 5).
     public let totalIters: Int
+    /// The polynomial's power (default 1: linear).
     public let power: Double
 
+    /// Decays `optimizer`'s rates as (1 − e / totalIters)^power to zero at `totalIters`.
     public init<O: Optimizer>(_ optimizer: O, totalIters: Int = 5, power: Double = 1) throws {
         guard totalIters > 0 else { throw OptimError(.invalidOption, "total_iters must be positive, got \(totalIters)") }
         try OptionCheck.finite(power, "power")
         self.totalIters = totalIters
         self.power = power
-        super.init(groups: ScheduledGroups(optimizer))
-        try finishConstruction()
+        try super.init(groups: ScheduledGroups(optimizer))
     }
 
     override func learningRates() throws -> [Double] {
@@ -391,18 +418,20 @@ public final class PolynomialLR: LRScheduler {
 /// Anneals each group's rate along a cosine from its base to `etaMin` over `tMax` epochs (and
 /// back, periodically), as torch's `CosineAnnealingLR` (SGDR without restarts).
 ///
-///     lr(e) = ηmin + (base − ηmin) · (1 + Math.cos(π e / Tmax)) / 2
+///     lr(e) = ηmin + (base − ηmin) · (1 + cos(π e / Tmax)) / 2
 public final class CosineAnnealingLR: LRScheduler {
+    /// Epochs of half a cosine period (torch: `T_max`).
     public let tMax: Int
+    /// The lowest rate (torch: `eta_min`, default 0).
     public let etaMin: Double
 
+    /// Anneals `optimizer`'s rates from their base to `etaMin` over `tMax` epochs.
     public init<O: Optimizer>(_ optimizer: O, tMax: Int, etaMin: Double = 0) throws {
         guard tMax > 0 else { throw OptimError(.invalidOption, "T_max must be a positive integer, got \(tMax)") }
         try OptionCheck.finite(etaMin, "eta_min")
         self.tMax = tMax
         self.etaMin = etaMin
-        super.init(groups: ScheduledGroups(optimizer))
-        try finishConstruction()
+        try super.init(groups: ScheduledGroups(optimizer))
     }
 
     override func learningRates() throws -> [Double] {
@@ -425,15 +454,21 @@ public final class CosineAnnealingLR: LRScheduler {
 /// `CosineAnnealingWarmRestarts`: the first period lasts `t0` epochs, each next one `tMult`
 /// times longer.
 ///
-///     lr = ηmin + (base − ηmin) · (1 + Math.cos(π Tcur / Ti)) / 2
+///     lr = ηmin + (base − ηmin) · (1 + cos(π Tcur / Ti)) / 2
 public final class CosineAnnealingWarmRestarts: LRScheduler {
+    /// Epochs of the first period (torch: `T_0`), at least 1.
     public let t0: Int
+    /// How many times longer each period is than the one before (torch: `T_mult`, default 1).
     public let tMult: Int
+    /// The lowest rate (torch: `eta_min`, default 0).
     public let etaMin: Double
     /// Epochs since the last restart, and the current period.
     public private(set) var tCur: Double
+    /// The length of the current period in epochs (torch: `T_i`).
     public private(set) var tI: Int
 
+    /// Cosine annealing of `optimizer`'s rates over periods of `t0`, `t0 · tMult`, … epochs,
+    /// restarting at the base rate after each.
     public init<O: Optimizer>(_ optimizer: O, t0: Int, tMult: Int = 1, etaMin: Double = 0) throws {
         guard t0 > 0 else { throw OptimError(.invalidOption, "Expected positive integer T_0, but got \(t0)") }
         guard tMult >= 1 else { throw OptimError(.invalidOption, "Expected integer T_mult >= 1, but got \(tMult)") }
@@ -443,10 +478,10 @@ public final class CosineAnnealingWarmRestarts: LRScheduler {
         self.etaMin = etaMin
         tCur = -1
         tI = t0
-        super.init(groups: ScheduledGroups(optimizer))
-        try finishConstruction()
+        try super.init(groups: ScheduledGroups(optimizer))
     }
 
+    /// Advances one epoch, restarting at the base rate when the period ends.
     public override func step() throws {
         let saved = (tCur, tI, lastEpoch)
         if lastEpoch < 0 {

@@ -15,7 +15,9 @@ public final class SWALR: LRScheduler {
 
     /// How the rate moves from its value to `swaLR`.
     public enum Annealing: String, Sendable {
+        /// Along half a cosine: f(t) = (1 − cos πt) / 2.
         case cos
+        /// Linearly: f(t) = t.
         case linear
 
         func callAsFunction(_ t: Double) -> Double {
@@ -26,8 +28,11 @@ public final class SWALR: LRScheduler {
         }
     }
 
+    /// Each group's rate after annealing (torch: `swa_lr`).
     public let swaLearningRates: [Double]
+    /// Epochs of the annealing (torch: `anneal_epochs`, default 10).
     public let annealEpochs: Int
+    /// How the rate moves (torch: `anneal_strategy`, default `cos`).
     public let annealing: Annealing
 
     /// `swaLR` holds one rate for every group, or one per group.
@@ -41,10 +46,10 @@ public final class SWALR: LRScheduler {
         try swaLearningRates.forEach { try OptionCheck.finite($0, "swa_lr") }
         self.annealEpochs = annealEpochs
         self.annealing = annealing
-        super.init(groups: groups)
-        try finishConstruction()
+        try super.init(groups: groups)
     }
 
+    /// Anneals every group of `optimizer` to `swaLR`.
     public convenience init<O: Optimizer>(_ optimizer: O, swaLR: Double, annealEpochs: Int = 10,
                                           annealing: Annealing = .cos) throws {
         try self.init(optimizer, swaLR: [swaLR], annealEpochs: annealEpochs, annealing: annealing)

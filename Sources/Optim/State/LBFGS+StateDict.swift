@@ -1,4 +1,5 @@
 extension LBFGS.Options: TorchNamedOptions {
+    /// The options by torch's names (`max_iter`, `max_eval`, `line_search_fn`, …).
     public var torchValues: [String: StateValue] {
         [
             "lr": .number(lr), "max_iter": .integer(maxIter),
@@ -10,6 +11,7 @@ extension LBFGS.Options: TorchNamedOptions {
         ]
     }
 
+    /// These options with every option `values` names; throws when a value has the wrong type.
     public func applying(torchValues values: [String: StateValue]) throws -> Self {
         func integer(_ name: String) throws -> Int? {
             guard let value = values[name] else { return nil }

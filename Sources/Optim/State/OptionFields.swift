@@ -7,6 +7,7 @@ public enum OptionField<Options>: @unchecked Sendable {
     case number(String, WritableKeyPath<Options, Double>, OptionRequirement<Double> = .any)
     /// A whole number (a step count, a number of iterations).
     case integer(String, WritableKeyPath<Options, Int>, OptionRequirement<Int> = .any)
+    /// A flag (`amsgrad`, `maximize`).
     case flag(String, WritableKeyPath<Options, Bool>)
     /// Two numbers (torch's `betas`, `etas`, `step_sizes`).
     case pair(String, WritableKeyPath<Options, Pair>, OptionRequirement<Pair> = .any)
@@ -39,6 +40,7 @@ public struct OptionRequirement<Value>: Sendable {
     /// Throws when `value`, the option named `name`, is out of range.
     public let check: @Sendable (_ value: Value, _ name: String) throws -> Void
 
+    /// A requirement that `check` enforces by throwing an ``OptimError``.
     public init(_ check: @escaping @Sendable (_ value: Value, _ name: String) throws -> Void) {
         self.check = check
     }
@@ -84,14 +86,18 @@ extension OptionRequirement where Value == Pair {
 /// Two numbers that torch gives as a tuple (`betas`, `etas`, `step_sizes`): a value that
 /// compares, so that options holding it get their equality for free.
 public struct Pair: Equatable, Sendable, CustomStringConvertible {
+    /// The first number (β₁ of `betas`).
     public var first: Double
+    /// The second number (β₂ of `betas`).
     public var second: Double
 
+    /// The pair `(first, second)`.
     public init(_ first: Double, _ second: Double) {
         self.first = first
         self.second = second
     }
 
+    /// The pair as Python writes a tuple: `(0.9, 0.999)`.
     public var description: String { "(\(first), \(second))" }
 }
 
@@ -188,8 +194,11 @@ public protocol TorchFieldOptions: TorchNamedOptions {
 }
 
 extension TorchFieldOptions {
+    /// The options by the field table's names.
     public var torchValues: [String: StateValue] { Self.torchFields.torchValues(of: self) }
 
+    /// These options with every field `values` names set; other keys are ignored. Throws when a
+    /// value has the wrong type.
     public func applying(torchValues values: [String: StateValue]) throws -> Self {
         try Self.torchFields.options(from: values, base: self)
     }
@@ -206,5 +215,6 @@ extension TorchFieldOptions {
 /// Options whose `init()` gives their defaults (a struct whose stored properties all have
 /// default values gets it for free).
 public protocol DefaultOptions {
+    /// The default options.
     init()
 }

@@ -8,9 +8,13 @@
 /// references; Docs/checkpoints.md shows the conversion to and from a torch checkpoint).
 /// Non-finite numbers need the encoder's non-conforming float strategy.
 public struct OptimizerStateDict: Equatable, Sendable, Codable {
+    /// Per parameter index (counted over the groups in order), its state by torch's names.
     public var state: [Int: [String: StateValue]]
+    /// Per group, its options by torch's names and `params`, its parameters' indices (torch:
+    /// `param_groups`).
     public var paramGroups: [[String: StateValue]]
 
+    /// A state dict of these entries (one converted from torch's, say).
     public init(state: [Int: [String: StateValue]], paramGroups: [[String: StateValue]]) {
         self.state = state
         self.paramGroups = paramGroups
@@ -25,14 +29,21 @@ public struct OptimizerStateDict: Equatable, Sendable, Codable {
 /// A value of a state dict: what torch keeps there, a number, a flag, a name, nothing, a list
 /// or a tensor.
 public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
+    /// Python's `None`.
     case null
+    /// A flag.
     case bool(Bool)
+    /// A whole number (a step count, `params` indices).
     case integer(Int)
+    /// A number.
     case number(Double)
+    /// A name (`line_search_fn`, `adjust_lr_fn`).
     case string(String)
+    /// A list (`betas`, `params`, LBFGS's history).
     indirect case list([StateValue])
     /// A nested dictionary (the states of a composite scheduler's schedulers).
     indirect case dictionary([String: StateValue])
+    /// A tensor, in its own dtype.
     case tensor(TensorValue)
 
     /// The value as a number, for an integer, a number or a tensor of one element.
@@ -45,6 +56,7 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
         }
     }
 
+    /// The value as Python prints it: `None`, `True`, `0.9`, `'name'`, `[...]`.
     public var description: String {
         switch self {
         case .null: "None"
@@ -67,6 +79,8 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
         init?(intValue: Int) { nil }
     }
 
+    /// Reads a JSON value: null, a flag, an integer, a number, a string, a list, an object
+    /// `{"tensor": ...}` or another object.
     public init(from decoder: any Decoder) throws {
         if let keyed = try? decoder.container(keyedBy: AnyKey.self) {
             if keyed.allKeys.map(\.stringValue) == ["tensor"],
@@ -99,6 +113,7 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
         }
     }
 
+    /// Writes the value as ``init(from:)`` reads it.
     public func encode(to encoder: any Encoder) throws {
         switch self {
         case .tensor(let value):
@@ -133,7 +148,9 @@ public enum StateValue: Equatable, Sendable, Codable, CustomStringConvertible {
 /// change. It reads as `Double`s through ``data`` (every dtype converts to `Double` exactly)
 /// and travels through Codable as `{"dtype", "shape", "data"}`.
 public struct TensorValue: Sendable, Codable, Equatable {
+    /// The element type the values are held in.
     public let dtype: DType
+    /// The extent of each dimension; empty for a 0-dimensional tensor.
     public let shape: [Int]
     /// The elements, in `dtype`. Never written once the value exists, except for a value that
     /// borrows an optimizer's live state, which exists only while a checkpoint save holds the
@@ -199,6 +216,7 @@ public struct TensorValue: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey { case dtype, shape, data }
 
+    /// Reads `{"dtype", "shape", "data"}`, rounding the data to `dtype`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(dtype: try container.decode(DType.self, forKey: .dtype),
@@ -206,6 +224,7 @@ public struct TensorValue: Sendable, Codable, Equatable {
                   data: try container.decode([Double].self, forKey: .data))
     }
 
+    /// Writes `{"dtype", "shape", "data"}`, the data as numbers.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(dtype, forKey: .dtype)
@@ -226,10 +245,16 @@ extension DType: Codable {}
 /// Literals for option dictionaries: `["lr": 0.1, "betas": [0.9, 0.99], "amsgrad": true]`.
 extension StateValue: ExpressibleByFloatLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByNilLiteral {
+    /// ``number(_:)``.
     public init(floatLiteral value: Double) { self = .number(value) }
+    /// ``integer(_:)``.
     public init(integerLiteral value: Int) { self = .integer(value) }
+    /// ``bool(_:)``.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// ``string(_:)``.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// ``list(_:)``.
     public init(arrayLiteral elements: StateValue...) { self = .list(elements) }
+    /// ``null``.
     public init(nilLiteral: ()) { self = .null }
 }

@@ -2,9 +2,13 @@
 /// and `bfloat16` storage (half types are widened on load and rounded to nearest-even on
 /// store, as torch's fused CPU kernels do) and in `Double` for `float64`.
 public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// IEEE binary32, 4 bytes.
     case float32
+    /// IEEE binary64, 8 bytes; its math runs in `Double`.
     case float64
+    /// IEEE binary16, 2 bytes: 11 significant bits, largest finite value 65,504.
     case float16
+    /// bfloat16, 2 bytes: float32's exponent range with 8 significant bits.
     case bfloat16
 
     /// Bytes per element.
@@ -16,6 +20,7 @@ public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// torch's name without `torch.`: `float32`, `float64`, `float16`, `bfloat16`.
     public var description: String { rawValue }
 
     /// `value` as an element of this dtype holds it: rounded to nearest, ties to even.
@@ -24,7 +29,9 @@ public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
 
 /// Where a tensor's storage lives. Only CPU memory is supported.
 public enum Device: String, Sendable, CustomStringConvertible {
+    /// CPU memory.
     case cpu
 
+    /// `cpu`.
     public var description: String { rawValue }
 }

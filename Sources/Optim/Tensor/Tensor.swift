@@ -98,7 +98,7 @@ public final class Tensor: @unchecked Sendable {
                              "shape \(shape) holds \(count) elements but \(values.count) values were given")
         }
         let storage = try TensorStorage(allocatingBytes: Tensor.byteCount(shape, dtype))
-        let doubles = values as? [Double] ?? values.map(Double.init)
+        let doubles = values as? [Double] ?? values.map { Double($0) }
         doubles.withUnsafeBufferPointer { Kernels.convert(from: $0, to: storage.base, dtype: dtype) }
         self.init(shape: shape, dtype: dtype, storage: storage)
     }
@@ -205,6 +205,7 @@ public final class Tensor: @unchecked Sendable {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// The dtype and shape, as in `Tensor(float32, shape: [2, 2])`; not the values.
     public var description: String { "Tensor(\(dtype), shape: \(shape))" }
 }
 
