@@ -45,7 +45,7 @@ public final class ASGD: ElementwiseOptimizer<ASGD.Options>, ElementwiseAlgorith
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(ASGD.self) }
 
     /// η and μ, rounded to Float as torch keeps them.
     struct TensorState: RuleScalarState {

@@ -38,7 +38,7 @@ public final class Adadelta: ElementwiseOptimizer<Adadelta.Options>, Elementwise
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Adadelta.self) }
 
     static let rule = KernelRule.adadelta
     static let stateNames = ["square_avg", "acc_delta"]

@@ -43,7 +43,7 @@ public final class Adagrad: ElementwiseOptimizer<Adagrad.Options>, ElementwiseAl
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Adagrad.self) }
     static let sparseGradients = SparseGradientSupport.accepted
     static let sparseRule: KernelRule<Scalars>? = .sparseAdagrad
 

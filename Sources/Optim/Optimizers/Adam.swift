@@ -51,7 +51,7 @@ public final class Adam: ElementwiseOptimizer<Adam.Options>, ElementwiseAlgorith
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Adam.self) }
 
     static let rule = KernelRule.adam
     static let stateNames = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
@@ -88,7 +88,7 @@ public final class AdamW: ElementwiseOptimizer<AdamW.Options>, ElementwiseAlgori
     /// AdamW's defaults: Adam's, with `weightDecay` 1e-2 and `decoupledWeightDecay` true.
     public static let defaultOptions = Options(weightDecay: 1e-2, decoupledWeightDecay: true)
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(AdamW.self) }
 
     // Adam's rule with AdamW's check: every group, at construction, through `setOptions` or from
     // a state dict, decouples its weight decay.

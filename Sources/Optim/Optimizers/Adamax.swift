@@ -38,7 +38,7 @@ public final class Adamax: ElementwiseOptimizer<Adamax.Options>, ElementwiseAlgo
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Adamax.self) }
 
     static let rule = KernelRule.adamax
     static let stateNames = ["exp_avg", "exp_inf"]

@@ -82,7 +82,10 @@ public class ElementwiseOptimizer<Options: OptimizerOptions>: Optimizer, @unchec
         self.defaults = defaults
     }
 
-    /// How a subclass builds its engine; the base class has none and builds nothing.
+    /// How a subclass builds its engine; the base class has none and builds nothing. A subclass
+    /// names its algorithm by its type (`.elementwise(Adam.self)`), not as `Self`: in a class,
+    /// `Self` is the dynamic type, so the engine would run unspecialized, a microsecond more per
+    /// step (measured on one tensor of 100 elements).
     class var recipe: EngineRecipe<Options>? { nil }
 
     /// The optimizer over parameter groups, each with its changes to `defaults`. `execution`

@@ -50,7 +50,7 @@ public final class NAdam: ElementwiseOptimizer<NAdam.Options>, ElementwiseAlgori
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(NAdam.self) }
 
     /// The running product of the momentum coefficients, rounded to Float as torch keeps it.
     struct TensorState: RuleScalarState {

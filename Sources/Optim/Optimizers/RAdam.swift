@@ -47,7 +47,7 @@ public final class RAdam: ElementwiseOptimizer<RAdam.Options>, ElementwiseAlgori
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(RAdam.self) }
 
     static let rule = KernelRule.radam
     static let stateNames = ["exp_avg", "exp_avg_sq"]

@@ -47,7 +47,7 @@ public final class RMSprop: ElementwiseOptimizer<RMSprop.Options>, ElementwiseAl
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(RMSprop.self) }
 
     static let rule = KernelRule.rmsprop
     static let stateNames = ["square_avg", "momentum_buffer", "grad_avg"]

@@ -37,7 +37,7 @@ public final class Rprop: ElementwiseOptimizer<Rprop.Options>, ElementwiseAlgori
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(Rprop.self) }
 
     static let rule = KernelRule.rprop
     static let stateNames = ["prev", "step_size"]

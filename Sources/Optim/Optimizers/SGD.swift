@@ -46,7 +46,7 @@ public final class SGD: ElementwiseOptimizer<SGD.Options>, ElementwiseAlgorithm,
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(SGD.self) }
 
     static let rule = KernelRule.sgd
     static let stateNames = ["momentum_buffer"]

@@ -37,7 +37,7 @@ public final class SparseAdam: ElementwiseOptimizer<SparseAdam.Options>, Element
     /// The options of a group built without changes.
     public static let defaultOptions = Options()
 
-    override class var recipe: EngineRecipe<Options>? { .elementwise(Self.self) }
+    override class var recipe: EngineRecipe<Options>? { .elementwise(SparseAdam.self) }
 
     // The dense rule is never run: every gradient must be sparse.
     static let rule = KernelRule.sparseAdam
