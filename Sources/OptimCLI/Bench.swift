@@ -110,7 +110,7 @@ struct Bench: ParsableCommand {
 
     func measure(_ entry: OptimizerEntry, workload: Workload, dtype: DType, execution: Execution,
                          implementation: Implementation) throws -> BenchRow {
-        let parameters = try Workload.makeParameters(shapes: workload.shapes(steppedBy: entry), dtype: dtype)
+        let parameters = try workload.makeParameters(steppedBy: entry, dtype: dtype)
         let optimizer = try entry.make(parameters, options: entry.benchmarkOptions, execution: execution,
                                        implementation: implementation)
         if entry.sparseGradients == .required { try Workload.moveGradientsToRowSparse(parameters) }

@@ -45,7 +45,7 @@ struct BenchCheckpoint: ParsableCommand {
         print("optimizer  workload   dtype     state MB  operation    ms median  ms min     GB/s    peak MB")
         for entry in optimizer.values.flatMap(\.entries) {
             for workload in workload.values {
-                let parameters = try Workload.makeParameters(shapes: workload.shapes(steppedBy: entry), dtype: dtype)
+                let parameters = try workload.makeParameters(steppedBy: entry, dtype: dtype)
                 let optimizer = try entry.make(parameters, options: entry.benchmarkOptions)
                 if entry.sparseGradients == .required { try Workload.moveGradientsToRowSparse(parameters) }
                 if entry.engine == .closure { _ = try optimizer.step { 1 } } else { try optimizer.step() }

@@ -10,6 +10,10 @@ public enum Workload: String, CaseIterable, Sendable {
     /// tiny10k's million elements in one tensor: beside tiny10k, what its 10,000 tensors cost
     /// beyond their elements.
     case flat1m
+    /// tiny10k's tensors cut one after another from one buffer, and their gradients from
+    /// another (``Tensor/packedZeros(_:dtype:)``): what a step costs per tensor when the engine
+    /// can step adjacent tensors as one. Same values, so same checksums, as tiny10k.
+    case tiny10kPacked = "tiny10k-packed"
     /// ResNet-50's parameters (``resnet50Shapes``).
     case resnet50
     /// GPT-2 small's parameters (``gpt2SmallShapes``).
@@ -21,7 +25,7 @@ public enum Workload: String, CaseIterable, Sendable {
     public var shapes: [[Int]] {
         switch self {
         case .one100: [[100]]
-        case .tiny10k: Array(repeating: [100], count: 10_000)
+        case .tiny10k, .tiny10kPacked: Array(repeating: [100], count: 10_000)
         case .flat1m: [[1_000_000]]
         case .big64m: [[67_108_864]]
         case .resnet50: Workload.resnet50Shapes
@@ -69,14 +73,30 @@ public enum Workload: String, CaseIterable, Sendable {
         entry.needsMatrices ? shapes.filter { $0.count >= 2 } : shapes
     }
 
+    /// Whether the workload cuts its parameters from one buffer and its gradients from another.
+    public var packsTensors: Bool { self == .tiny10kPacked }
+
+    /// The parameters and gradients `entry` steps on this workload (``shapes(steppedBy:)``),
+    /// packed or not as the workload says.
+    public func makeParameters(steppedBy entry: OptimizerEntry, dtype: DType = .float32) throws -> [Tensor] {
+        try Workload.makeParameters(shapes: shapes(steppedBy: entry), dtype: dtype, packed: packsTensors)
+    }
+
     /// Parameters of the given shapes, uniform in [-1, 1), each with a dense gradient uniform in
     /// [-0.01, 0.01), all drawn from one generator: every parameter first, then every gradient.
+    /// `packed` cuts the parameters one after another from one buffer and the gradients from
+    /// another; the values are the same either way.
     public static func makeParameters(shapes: [[Int]], dtype: DType = .float32,
-                                      seed: UInt64 = Workload.seed) throws -> [Tensor] {
+                                      seed: UInt64 = Workload.seed, packed: Bool = false) throws -> [Tensor] {
         var generator = SplitMix64(seed: seed)
-        let parameters = try shapes.map { try randomTensor($0, dtype: dtype, scale: 1, &generator) }
-        for parameter in parameters {
-            parameter.grad = try randomTensor(parameter.shape, dtype: dtype, scale: 1e-2, &generator)
+        func zeros(_ shapes: [[Int]]) throws -> [Tensor] {
+            packed ? try Tensor.packedZeros(shapes, dtype: dtype) : try shapes.map { try Tensor.zeros($0, dtype: dtype) }
+        }
+        let parameters = try zeros(shapes)
+        for parameter in parameters { try fillRandom(parameter, scale: 1, &generator) }
+        for (parameter, grad) in zip(parameters, try zeros(shapes)) {
+            try fillRandom(grad, scale: 1e-2, &generator)
+            parameter.grad = grad
         }
         return parameters
     }
@@ -115,13 +135,13 @@ public struct SplitMix64: Sendable {
     public mutating func nextSigned() -> Double { Double(Int64(bitPattern: next()) >> 11) * 0x1p-52 }
 }
 
-private func randomTensor(_ shape: [Int], dtype: DType, scale: Double, _ generator: inout SplitMix64) throws -> Tensor {
-    let tensor = try Tensor.zeros(shape, dtype: dtype)
-    if dtype == .float32 {
+/// Fills `tensor` with draws uniform in [-scale, scale), rounded to its dtype.
+private func fillRandom(_ tensor: Tensor, scale: Double, _ generator: inout SplitMix64) throws {
+    if tensor.dtype == .float32 {
         let values = tensor.baseAddress.bindMemory(to: Float.self, capacity: tensor.count)
         for index in 0..<tensor.count { values[index] = Float(generator.nextSigned() * scale) }
-        return tensor
+        return
     }
     let values = (0..<tensor.count).map { _ in generator.nextSigned() * scale }
-    return try Tensor(values, shape: shape, dtype: dtype)
+    try tensor.copy(from: Tensor(values, shape: tensor.shape, dtype: tensor.dtype))
 }

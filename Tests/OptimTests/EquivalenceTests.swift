@@ -13,17 +13,39 @@ import Testing
     /// A random training situation: tensor sizes (empty, one element, odd, around vector and
     /// chunk boundaries), dtypes, parameter groups with random valid options, and gradients
     /// that go missing, get replaced or change in place between steps.
+    /// With `packed`, each stretch of parameters of one dtype is cut from one buffer
+    /// (``Tensor/packedZeros(_:dtype:)``), and so is each step's set of new gradients: the engine
+    /// then runs adjacent tensors as one, and splits the run again where a gradient kept from an
+    /// earlier step, or a missing one, breaks it. The values are those of the unpacked scenario.
     struct Scenario: Sendable, CustomStringConvertible {
         let seed: UInt64
         let tensorCount: Int
         let chunk: Int
+        let packed: Bool
 
-        var description: String { "Scenario(seed: \(seed), tensors: \(tensorCount), chunk: \(chunk))" }
+        var description: String {
+            "Scenario(seed: \(seed), tensors: \(tensorCount), chunk: \(chunk)\(packed ? ", packed" : ""))"
+        }
     }
 
     static let scenarios = zip(Gen<UInt64>.value(in: 0...UInt64.max), Gen.int(in: 0...9),
-                               Gen.element(of: [16, 100, 1000, 4096, 65_536]))
-        .map { Scenario(seed: $0, tensorCount: $1, chunk: $2!) }
+                               Gen.element(of: [16, 100, 1000, 4096, 65_536]), Gen.bool)
+        .map { Scenario(seed: $0, tensorCount: $1, chunk: $2!, packed: $3) }
+
+    /// Zeroed tensors of these shapes and dtypes: each stretch of one dtype cut from one buffer
+    /// when `packed`, each allocated on its own otherwise.
+    static func zeros(_ specs: [(shape: [Int], dtype: DType)], packed: Bool) throws -> [Tensor] {
+        guard packed else { return try specs.map { try Tensor.zeros($0.shape, dtype: $0.dtype) } }
+        var tensors: [Tensor] = []
+        var start = 0
+        while start < specs.count {
+            var end = start + 1
+            while end < specs.count && specs[end].dtype == specs[start].dtype { end += 1 }
+            tensors += try Tensor.packedZeros(specs[start..<end].map(\.shape), dtype: specs[start].dtype)
+            start = end
+        }
+        return tensors
+    }
 
     /// Eight steps: RAdam's variance becomes tractable after a few (with β₂ 0.8), so both of
     /// its branches run.
@@ -31,14 +53,20 @@ import Testing
 
     /// Runs a scenario and returns every parameter's and state tensor's bytes.
     static func run(_ scenario: Scenario, entry: OptimizerEntry, execution: Execution,
-                    implementation: Implementation) throws -> [[UInt8]] {
+                    implementation: Implementation, packed: Bool? = nil) throws -> [[UInt8]] {
+        let packed = packed ?? scenario.packed
         var random = TestRandom(seed: scenario.seed)
         let chunk = scenario.chunk
         let sizeChoices = [0, 1, 2, 15, 16, 17, 31, 100, 1023, chunk - 1, chunk, chunk + 1, 2 * chunk + 5]
-        let parameters = try (0..<scenario.tensorCount).map { _ -> Tensor in
+        let initial = (0..<scenario.tensorCount).map { _ -> (shape: [Int], dtype: DType, values: [Double]) in
             let size = max(0, sizeChoices[random.below(sizeChoices.count)])
             let dtype = DType.allCases[random.below(DType.allCases.count)]
-            return try Tensor(random.values(size), shape: [size], dtype: dtype)
+            return ([size], dtype, random.values(size))
+        }
+        let specs = initial.map { ($0.shape, $0.dtype) }
+        let parameters = try zeros(specs, packed: packed)
+        for (parameter, start) in zip(parameters, initial) {
+            try parameter.copy(from: Tensor(start.values, shape: start.shape, dtype: start.dtype))
         }
         let groupCount = 1 + random.below(3)
         var members = Array(repeating: [Tensor](), count: groupCount)
@@ -54,13 +82,15 @@ import Testing
         }
         let optimizer = try entry.make(groups: groups, execution: execution, implementation: implementation)
         for step in 0..<steps {
-            for parameter in parameters {
+            let newGradients = try zeros(specs, packed: packed)
+            for (parameter, newGradient) in zip(parameters, newGradients) {
                 if random.below(5) == 0 {
                     parameter.grad = nil
                 } else if let grad = parameter.grad, random.below(2) == 0 {
                     try grad.copy(from: Tensor(random.values(parameter.count), shape: parameter.shape, dtype: parameter.dtype))
                 } else {
-                    parameter.grad = try Tensor(random.values(parameter.count), shape: parameter.shape, dtype: parameter.dtype)
+                    try newGradient.copy(from: Tensor(random.values(parameter.count), shape: parameter.shape, dtype: parameter.dtype))
+                    parameter.grad = newGradient
                 }
             }
             try optimizer.step()
@@ -81,7 +111,7 @@ import Testing
         await propertyCheck(count: propertyChecks(12), input: Self.scenarios) { scenario in
             let reference = try Self.run(scenario, entry: entry,
                                          execution: Execution(threads: 1, backend: .serial, instructionSet: .baseline),
-                                         implementation: .forLoop)
+                                         implementation: .forLoop, packed: false)
             var configurations: [(Int, Backend, InstructionSet, Implementation)] = []
             for threads in 1...8 {
                 for backend in [Backend.dispatch, .openMP] {

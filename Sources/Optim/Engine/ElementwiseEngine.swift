@@ -278,25 +278,31 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
     /// nor its address would prove it, since a tensor released by the caller can be replaced
     /// by a new one at the same address).
     private func reuseLaunch() -> Bool {
+        // Sparse gradients change rows at every step: a step with one rebuilds.
+        guard sparseActive.isEmpty else { return false }
         // Parameters are objects of their own, scattered in memory: a step over many small
-        // tensors waits on one cache miss per parameter unless it asks ahead.
+        // tensors waits on one cache miss per parameter unless it asks ahead. The loop reads one
+        // field of each, through buffers rather than the arrays, whose every access would be
+        // checked for exclusivity and uniqueness: tens of nanoseconds a tensor.
         let lookahead = 8
-        for index in parameters.indices {
-            if index + lookahead < parameters.count { Kernels.prefetchFields(of: parameters[index + lookahead]) }
-            let parameter = parameters[index]
-            // Sparse gradients change rows at every step: a step with one rebuilds.
-            if parameter.sparseGrad != nil { return false }
-            if parameter.gradAssignments == checkedGradAssignments[index] { continue }
-            checkedGradAssignments[index] = parameter.gradAssignments
-            guard let grad = parameter.grad else {
-                if inLaunch[index] { return false } else { continue }
+        let unchanged = parameters.withUnsafeBufferPointer { parameters in
+            checkedGradAssignments.withUnsafeMutableBufferPointer { checked in
+                for index in parameters.indices {
+                    if index + lookahead < parameters.count { Kernels.prefetchFields(of: parameters[index + lookahead]) }
+                    let assignments = parameters[index].gradAssignments
+                    if assignments == checked[index] { continue }
+                    checked[index] = assignments
+                    guard repointGradient(of: parameters[index], index) else { return false }
+                }
+                return true
             }
-            guard inLaunch[index], grad.dtype == parameter.dtype, grad.shape == parameter.shape else { return false }
-            let base = UnsafeRawPointer(grad.storage.base)
-            let position = launchPositions[index]
-            if buffers.descriptors[position].grad != base { buffers.descriptors[position].grad = base }
         }
-        for index in active { stepCounts[index] += 1 }
+        guard unchanged else { return false }
+        active.withUnsafeBufferPointer { active in
+            stepCounts.withUnsafeMutableBufferPointer { stepCounts in
+                for index in active { stepCounts[index] += 1 }
+            }
+        }
         let stride = MemoryLayout<Algorithm.Scalars>.stride
         let keepsTensorState = Algorithm.TensorState.self != NoTensorState.self
         for number in blocks.indices {
@@ -311,6 +317,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
                     let index = active[position]
                     buffers.descriptors[position].kernel = tables[parameters[index].dtype.ordinal][Int(block.flags)]
                 }
+                runsAreStale = true
             }
             if keepsTensorState {
                 for position in block.positions { tensorStates[active[position]] = block.stateAfter }
@@ -319,8 +326,31 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
         hadFreshState = false
         sparseActive.removeAll(keepingCapacity: true)
+        if runsAreStale {
+            buffers.coalesceRuns(count: active.count, stateSlots: slotCount, chunkElements: execution.chunkElements)
+            runsAreStale = false
+        }
         return true
     }
+
+    /// Points the launch at the gradient now assigned to parameter `index`, or returns false
+    /// when the launch must be rebuilt: the parameter gained or lost a gradient, has a sparse
+    /// one, or one of another shape or dtype.
+    private func repointGradient(of parameter: Tensor, _ index: Int) -> Bool {
+        if parameter.sparseGrad != nil { return false }
+        guard let grad = parameter.grad else { return !inLaunch[index] }
+        guard inLaunch[index], grad.dtype == parameter.dtype, grad.shape == parameter.shape else { return false }
+        let base = UnsafeRawPointer(grad.storage.base)
+        let position = launchPositions[index]
+        if buffers.descriptors[position].grad != base {
+            buffers.descriptors[position].grad = base
+            runsAreStale = true
+        }
+        return true
+    }
+
+    /// Whether a descriptor changed since the launch's runs were made.
+    private var runsAreStale = false
 
     /// Checks every gradient, creates missing state, and fills the launch's descriptors.
     private func buildLaunch() throws {
@@ -421,6 +451,7 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             descriptor.scalars = UnsafeRawPointer(buffers.scalars + (blocks.count - 1) * stride)
             descriptor.kernel = tables[parameter.dtype.ordinal][Int(flags)]
             buffers.descriptors[position] = descriptor
+            buffers.elementBytes[position] = parameter.dtype.byteWidth
 
             inLaunch[index] = true
             launchPositions[index] = position
@@ -429,7 +460,8 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
         }
         launchTotal = total
         if perGroup { advanceGroups() }
-        buffers.preparePlan(count: active.count, chunkElements: execution.chunkElements)
+        buffers.coalesceRuns(count: active.count, stateSlots: slotCount, chunkElements: execution.chunkElements)
+        runsAreStale = false
         launchIsCurrent = true
     }
 
@@ -471,12 +503,27 @@ final class ElementwiseEngine<Algorithm: ElementwiseAlgorithm> {
             let needing = indices.filter {
                 slots[$0 * slotCount + slot] == nil && Algorithm.usesSlot(slot, groups[groupOf[$0]].options)
             }
-            let tensors = try Tensor.zerosSharingOneAllocation(needing.map { (parameters[$0].shape, parameters[$0].dtype) })
+            let tensors = try stateTensors(for: needing)
             let value = Algorithm.initialValue(slot: slot, defaults)
             if value != 0, !tensors.isEmpty { try Foreach.add(tensors, scalar: value, execution: execution) }
             for (index, tensor) in zip(needing, tensors) { fresh[index * slotCount + slot] = tensor }
         }
         return fresh
+    }
+
+    /// Zeroed state tensors for the parameters at `indices` (in increasing order), one for each,
+    /// cut from one allocation. Where two of the parameters follow one another in memory (cut
+    /// from one buffer, ``Tensor/packedZeros(_:dtype:)``), so do their state tensors, and the
+    /// launch runs them as one; elsewhere each starts on a cache line.
+    func stateTensors(for indices: [Int]) throws -> [Tensor] {
+        var previous: (end: UnsafeMutableRawPointer, dtype: DType)?
+        let specs = indices.map { index in
+            let parameter = parameters[index]
+            defer { previous = (parameter.baseAddress + parameter.byteCount, parameter.dtype) }
+            let follows = previous.map { $0.end == parameter.baseAddress && $0.dtype == parameter.dtype } ?? false
+            return (parameter.shape, parameter.dtype, followsPrevious: follows)
+        }
+        return try Tensor.zerosSharingOneAllocation(specs)
     }
 
     /// Each sparse gradient with its rows distinct and increasing, summing repeated rows.

@@ -25,6 +25,12 @@ public final class LaunchTally: Sendable {
         /// Pieces of a tensor within one chunk whose length is not a multiple of 8: their loop
         /// ends in a partial vector at every vector width (8 doubles, 16 floats).
         public var piecesEndingInPartialVectors = 0
+        /// Tensors with elements in a launch, summed over launches.
+        public var tensors = 0
+        /// Runs the kernels were called on for those tensors: the engine joins tensors that
+        /// continue one another in memory (``Tensor/packedZeros(_:dtype:)``) into one run, so
+        /// fewer runs than tensors shows that it did.
+        public var runs = 0
 
         /// Counts of zero.
         public init() {}
@@ -33,7 +39,7 @@ public final class LaunchTally: Sendable {
         public var description: String {
             "\(launches) launches, \(threadedLaunches) on more than one thread (\(sharedLaunches) split between "
                 + "threads), \(chunks) chunks, \(boundariesInsideTensors) chunk boundaries inside a tensor, "
-                + "\(piecesEndingInPartialVectors) pieces ending in a partial vector"
+                + "\(piecesEndingInPartialVectors) pieces ending in a partial vector, \(tensors) tensors in \(runs) runs"
         }
     }
 
@@ -53,6 +59,8 @@ public final class LaunchTally: Sendable {
             counts.chunks += launch.chunks
             counts.boundariesInsideTensors += launch.boundariesInsideTensors
             counts.piecesEndingInPartialVectors += launch.piecesEndingInPartialVectors
+            counts.tensors += launch.tensors
+            counts.runs += launch.runs
         }
     }
 }

@@ -81,6 +81,17 @@ extension ElementwiseEngine {
             if !Algorithm.countsStepsPerGroup { newTensorStates[index] = Algorithm.TensorState(values: values) }
         }
 
+        // The loaded values go into state laid out as the engine lays it out itself, so that
+        // packed parameters still run as one after a checkpoint is loaded.
+        for slot in 0..<slotCount {
+            let loaded = parameters.indices.filter { newSlots[$0 * slotCount + slot] != nil }
+            for (index, tensor) in zip(loaded, try stateTensors(for: loaded)) {
+                guard let values = newSlots[index * slotCount + slot] else { continue }
+                try tensor.copy(from: values)
+                newSlots[index * slotCount + slot] = tensor
+            }
+        }
+
         var newGroupSteps = groupSteps
         var newGroupStates = groupStates
         if Algorithm.countsStepsPerGroup {

@@ -27,15 +27,16 @@ public final class Tensor: @unchecked Sendable {
     /// The gradient an optimizer step reads; `nil` when the parameter has none. It must have
     /// this tensor's shape and dtype.
     public var grad: Tensor? { didSet { gradAssignments &+= 1 } }
-    /// How many times `grad` was assigned. An optimizer that recorded the count when it last
-    /// checked the gradient knows, from this object alone, that `grad` is still that tensor
-    /// (whose shape, dtype and storage never change): it need not reach the gradient object,
-    /// a cache miss per tensor per step, and it keeps no reference that would hold the gradient
-    /// alive.
-    private(set) var gradAssignments: UInt64 = 0
+    /// How many times `grad` or `sparseGrad` was assigned. An optimizer that recorded the count
+    /// when it last checked the gradients knows, from this one field, that they are still those
+    /// tensors (whose shape, dtype and storage never change): it need not reach the gradient
+    /// object, a cache miss per tensor per step, and it keeps no reference that would hold the
+    /// gradient alive. Unchecked for exclusivity: a tensor is not synchronized anyway (see
+    /// above), and the check cost a runtime call per tensor per step.
+    @exclusivity(unchecked) private(set) var gradAssignments: UInt64 = 0
     /// A row-sparse gradient (an embedding's, say), for the optimizers that accept one
     /// (Adagrad, SparseAdam). A parameter has a dense `grad` or a `sparseGrad`, not both.
-    public var sparseGrad: RowSparseGradient?
+    public var sparseGrad: RowSparseGradient? { didSet { gradAssignments &+= 1 } }
 
     let storage: TensorStorage
 
@@ -60,27 +61,46 @@ public final class Tensor: @unchecked Sendable {
         return Tensor(shape: shape, dtype: dtype, storage: storage)
     }
 
-    /// Tensors of zeros with these shapes and dtypes, one after another in one allocation, each
-    /// starting on a 64-byte boundary; the allocation lives as long as any of them. Throws when
-    /// a shape is invalid, the total size overflows, or the memory cannot be allocated.
-    static func zerosSharingOneAllocation(_ specs: [(shape: [Int], dtype: DType)]) throws -> [Tensor] {
+    /// Tensors of zeros with these shapes, one after another in one buffer with nothing between
+    /// them (the first on a 64-byte boundary); the buffer lives as long as any of them.
+    ///
+    /// Cut a model's many small parameters from one buffer, and their gradients from another,
+    /// and an optimizer steps each stretch of them as one tensor: its state follows the same
+    /// layout, and the engine joins tensors that continue one another in every array into one
+    /// run, with nothing spent per small tensor in the kernels. The results are the same, bit
+    /// for bit, as for the same tensors allocated one by one. Throws when a shape is invalid,
+    /// the total size overflows, or the memory cannot be allocated.
+    public static func packedZeros(_ shapes: [[Int]], dtype: DType = .float32) throws -> [Tensor] {
+        try zerosSharingOneAllocation(shapes.map { ($0, dtype, true) })
+    }
+
+    /// Tensors of zeros with these shapes and dtypes in one allocation, one after another; each
+    /// starts on a 64-byte boundary unless it `followsPrevious`, when it starts where the one
+    /// before it ends (the elements of both must then have one width). The allocation lives as
+    /// long as any of them. Throws when a shape is invalid, the total size overflows, or the
+    /// memory cannot be allocated.
+    static func zerosSharingOneAllocation(_ specs: [(shape: [Int], dtype: DType, followsPrevious: Bool)]) throws -> [Tensor] {
         var offsets: [Int] = []
         offsets.reserveCapacity(specs.count)
         var total = 0
         for spec in specs {
-            // An empty tensor gets a line too, so that every tensor has an address of its own.
-            let bytes = max(try Tensor.byteCount(spec.shape, spec.dtype), 1)
-            let (padded, paddingOverflow) = bytes.addingReportingOverflow(TensorStorage.alignment - 1)
-            let (end, totalOverflow) = total.addingReportingOverflow(padded / TensorStorage.alignment * TensorStorage.alignment)
-            guard !paddingOverflow, !totalOverflow else {
-                throw OptimError(.invalidArgument, "the tensors together exceed the address space")
+            let bytes = try Tensor.byteCount(spec.shape, spec.dtype)
+            var start = total
+            if !spec.followsPrevious || offsets.isEmpty {
+                // A tensor on a boundary of its own gets a line even when empty, so that it has an
+                // address of its own.
+                let (padded, overflow) = total.addingReportingOverflow(TensorStorage.alignment - 1)
+                guard !overflow else { throw OptimError(.invalidArgument, "the tensors together exceed the address space") }
+                start = padded / TensorStorage.alignment * TensorStorage.alignment
             }
-            offsets.append(total)
+            let (end, overflow) = start.addingReportingOverflow(spec.followsPrevious ? bytes : max(bytes, 1))
+            guard !overflow else { throw OptimError(.invalidArgument, "the tensors together exceed the address space") }
+            offsets.append(start)
             total = end
         }
         guard !specs.isEmpty else { return [] }
         let allocation = try TensorStorage(allocatingBytes: total)
-        allocation.base.initializeMemory(as: UInt8.self, repeating: 0, count: total)
+        allocation.base.initializeMemory(as: UInt8.self, repeating: 0, count: max(total, 1))
         return zip(specs, offsets).map { spec, offset in
             Tensor(shape: spec.shape, dtype: spec.dtype,
                    storage: TensorStorage(borrowing: allocation.base + offset, onRelease: { withExtendedLifetime(allocation) {} }))

@@ -18,7 +18,7 @@ var noAllocation: [BenchmarkMetric: BenchmarkThresholds] {
 func configuration(for workload: Workload) -> Benchmark.Configuration {
     let (iterations, seconds): (Int, Int) = switch workload {
     case .one100: (2_000, 1)
-    case .tiny10k, .flat1m: (100, 1)
+    case .tiny10k, .tiny10kPacked, .flat1m: (100, 1)
     case .resnet50: (30, 2)
     case .gpt2small, .big64m: (10, 3)
     }
@@ -33,7 +33,7 @@ final class SteppedOptimizer: @unchecked Sendable {
     let optimizer: any Optimizer
 
     init(_ entry: OptimizerEntry, _ workload: Workload) throws {
-        parameters = try Workload.makeParameters(shapes: workload.shapes(steppedBy: entry), dtype: .float32)
+        parameters = try workload.makeParameters(steppedBy: entry)
         optimizer = try entry.make(parameters, options: entry.benchmarkOptions)
         if entry.sparseGradients == .required { try Workload.moveGradientsToRowSparse(parameters) }
         try optimizer.step()
@@ -56,7 +56,7 @@ let benchmarks: @Sendable () -> Void = {
     // The catalog decides which optimizers run: every one that steps through the element-wise
     // engine, built in or written in Swift.
     let elementwise = OptimizerCatalog.entries.filter { $0.engine == .builtInRule || $0.engine == .swiftRule }
-    for workload in [Workload.one100, .tiny10k] {
+    for workload in [Workload.one100, .tiny10k, .tiny10kPacked] {
         for entry in elementwise { stepBenchmark(entry, workload) }
     }
     if let adam = OptimizerCatalog.entry(named: "Adam") { stepBenchmark(adam, .resnet50) }
