@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Many small tensors against one: float32 Adam at 2 threads over tiny10k (10,000 tensors of 100
-# elements) and flat1m (the same million elements in one tensor), the engine's bandwidth probe
+# elements, each allocated on its own), tiny10k-packed (the same tensors cut one after another
+# from one buffer, their gradients from another) and flat1m (the same million elements in one tensor), the engine's bandwidth probe
 # over one million elements (Adam's traffic, no arithmetic), and the C floor
 # (peers/tensor_floor.c: a vectorized loop over one array and over 10,000 separate arrays, with
 # nothing else, asking ahead for the next tensors' lines or not), in alternating rounds in one
@@ -22,7 +23,7 @@ raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 for round in $(seq "$rounds"); do
     echo "# round $round" | tee -a "$raw"
-    "$optim" bench --optimizer adam --workload tiny10k,flat1m --threads 2 --backend dispatch,openmp \
+    "$optim" bench --optimizer adam --workload tiny10k,tiny10k-packed,flat1m --threads 2 --backend dispatch,openmp \
         --implementation foreach --steps 100 --warmup 5 --no-probe --format json | grep '^{' | tee -a "$raw"
     for backend in dispatch openmp; do
         "$optim" probe --elements 1000000 --threads 2 --backend "$backend" --repetitions 100 |
@@ -56,12 +57,13 @@ for k, v in groups.items():
     print(f"| {k} | {median[k]:.3f} | {min(v):.3f} | {max(v):.3f} | {len(v)} |")
 print()
 for backend in ("dispatch", "openmp"):
-    tiny, flat = median.get(f"optim adam tiny10k {backend}"), median.get(f"optim adam flat1m {backend}")
-    probe = median.get(f"optim probe 1M {backend}")
-    if tiny and flat and probe:
-        print(f"{backend}: tiny10k / probe = {tiny / probe:.2f}x, tiny10k / flat1m = {tiny / flat:.2f}x, "
-              f"flat1m / probe = {flat / probe:.2f}x, (tiny10k - flat1m) / 10,000 tensors = "
-              f"{(tiny - flat) * 1e6 / 10000:.0f} ns per tensor")
+    flat, probe = median.get(f"optim adam flat1m {backend}"), median.get(f"optim probe 1M {backend}")
+    for name in ("tiny10k", "tiny10k-packed"):
+        tiny = median.get(f"optim adam {name} {backend}")
+        if tiny and flat and probe:
+            print(f"{backend}: {name} / probe = {tiny / probe:.2f}x, {name} / flat1m = {tiny / flat:.2f}x, "
+                  f"flat1m / probe = {flat / probe:.2f}x, ({name} - flat1m) / 10,000 tensors = "
+                  f"{(tiny - flat) * 1e6 / 10000:.0f} ns per tensor")
 one = median.get("C floor, one array")
 for key, many in median.items():
     if one and key.startswith("C floor, tensors"):
