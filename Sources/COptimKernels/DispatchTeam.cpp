@@ -86,22 +86,26 @@ extern "C" void optim_team_run(optim_team *team, optim_plan *plan, int32_t threa
         finished_before[offers] = __atomic_load_n(&s.finished, __ATOMIC_RELAXED);
         // The plan, reset by the caller, happens before the helper's work on it.
         __atomic_store_n(&s.offer, plan, __ATOMIC_RELEASE);
+        // Store, then load, ordered: a helper going to sleep switches its presence, then looks
+        // for an offer (optim_team_serve), so either it sees this offer or this launch sees it
+        // asleep. Without the fence x86 may load before the store is visible, and both miss.
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
         int32_t presence = __atomic_load_n(&s.presence, __ATOMIC_ACQUIRE);
         // A helper present takes the offer as it is; a sleeping one is woken; an absent one is
-        // started. Either change may lose to the helper's own (it went to sleep, or left): then
-        // this launch goes without it, and its offer is withdrawn below.
-        if (presence == HELPER_ABSENT) {
+        // started. A switch that loses to the helper's own (it went to sleep, or its sleep ended
+        // and it left) is tried again from the state the helper left: each of its switches goes
+        // one way (present, asleep, absent), so this ends after a few tries.
+        while (presence != HELPER_PRESENT) {
+            const int32_t before = presence;
             if (__atomic_compare_exchange_n(&s.presence, &presence, HELPER_PRESENT, false, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_RELAXED))
-                start_helper(team, slot);
-        }
+                                            __ATOMIC_RELAXED)) {
+                if (before == HELPER_ABSENT) start_helper(team, slot);
 #if defined(__linux__)
-        else if (presence == HELPER_PARKED) {
-            if (__atomic_compare_exchange_n(&s.presence, &presence, HELPER_PRESENT, false, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_RELAXED))
-                futex_wake(&s.presence);
-        }
+                else futex_wake(&s.presence);
 #endif
+                break;
+            }
+        }
         offered[offers++] = slot;
     }
     optim_plan_work(plan);
@@ -143,9 +147,19 @@ extern "C" void optim_team_serve(optim_team *team, int32_t slot_index) {
             // taken by the helper the next launch wakes or starts.
             int32_t present = HELPER_PRESENT;
 #if defined(__linux__)
-            if (!__atomic_compare_exchange_n(&s.presence, &present, HELPER_PARKED, false, __ATOMIC_ACQ_REL,
+            if (!__atomic_compare_exchange_n(&s.presence, &present, HELPER_PARKED, false, __ATOMIC_SEQ_CST,
                                              __ATOMIC_ACQUIRE))
                 continue;  // not possible: only this helper leaves the present state
+            // An offer made before the switch was seen by its launch as present, and is taken
+            // here: back to present, unless that launch (or another) already switched it.
+            if (__atomic_load_n(&s.offer, __ATOMIC_SEQ_CST)) {
+                int32_t parked = HELPER_PARKED;
+                __atomic_compare_exchange_n(&s.presence, &parked, HELPER_PRESENT, false, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE);
+                idle_since = now_nanoseconds();
+                spins = 0;
+                continue;
+            }
             const int64_t parked_at = now_nanoseconds();
             for (;;) {
                 const int64_t left = team->park_nanoseconds - (now_nanoseconds() - parked_at);
